@@ -1,0 +1,305 @@
+// Package devstack runs a real Temporal server and its Web UI inside the cardwarden process,
+// file-backed on SQLite, for `cardwarden dev`. It is the only package of the binary that links
+// go.temporal.io/server, which is large and slow to build.
+package devstack
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+)
+
+// SearchAttributes are the custom search attributes cardwarden's workflows set. They are
+// registered on the namespace when the database is created.
+func SearchAttributes() map[string]enumspb.IndexedValueType {
+	return map[string]enumspb.IndexedValueType{
+		"AgentId":    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		"CardStatus": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		"Issuer":     enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	}
+}
+
+// Config says where the embedded server keeps its state and listens.
+type Config struct {
+	Dir          string // state directory; the database is Dir/temporal.db
+	Host         string // IP to bind, 127.0.0.1 by default
+	Port         int    // frontend gRPC port (7233)
+	UIPort       int    // Web UI port (8233); 0 disables the UI
+	Namespace    string // "default"
+	CodecURL     string // codec server endpoint the UI uses to decode payloads, optional
+	LogLevel     string // server log level written to Dir/temporal.log: debug|info|warn|error
+	InMemoryOnly bool   // keep nothing on disk (tests)
+}
+
+// PortInUseError says which port could not be bound, so callers can name the flag.
+type PortInUseError struct {
+	Port int
+	What string
+	Err  error
+}
+
+func (e *PortInUseError) Error() string {
+	return fmt.Sprintf("port %d (%s) is already in use: %v", e.Port, e.What, e.Err)
+}
+
+// Stack is a running embedded Temporal server with its UI.
+type Stack struct {
+	server  temporal.Server
+	ui      *uiserver.Server
+	address string
+	uiURL   string
+}
+
+// Address is the frontend's host:port for SDK clients.
+func (s *Stack) Address() string { return s.address }
+
+// UIURL is the Web UI's base URL, empty when the UI is disabled.
+func (s *Stack) UIURL() string { return s.uiURL }
+
+// Start creates the schema and namespace on first run and starts the server and the UI. It
+// returns once the frontend accepts connections.
+func Start(cfg Config) (*Stack, error) {
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = "default"
+	}
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "error"
+	}
+	if err := CheckPortFree(cfg.Host, cfg.Port, "Temporal frontend"); err != nil {
+		return nil, err
+	}
+	if cfg.UIPort != 0 {
+		if err := CheckPortFree(cfg.Host, cfg.UIPort, "Temporal Web UI"); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.InMemoryOnly {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("state directory %s: %w", cfg.Dir, err)
+		}
+	}
+
+	conf, err := serverConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	logger := serverLogger(cfg)
+	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
+	if err != nil {
+		return nil, fmt.Errorf("temporal authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&conf.Global.Authorization, logger)
+	if err != nil {
+		return nil, fmt.Errorf("temporal claim mapper: %w", err)
+	}
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for _, svc := range []primitives.ServiceName{primitives.FrontendService, primitives.MatchingService, primitives.HistoryService, primitives.WorkerService} {
+		hosts[svc] = static.SingleLocalHost(net.JoinHostPort(cfg.Host, strconv.Itoa(conf.Services[string(svc)].RPC.GRPCPort)))
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(conf),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
+			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():       true,
+			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                  8096,
+			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+			dynamicconfig.FrontendPersistenceMaxQPS.Key():                     10000,
+			dynamicconfig.HistoryPersistenceMaxQPS.Key():                      45000,
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("build temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("start temporal server: %w", err)
+	}
+	st := &Stack{server: srv, address: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))}
+	if cfg.UIPort != 0 {
+		st.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+			Host:                cfg.Host,
+			Port:                cfg.UIPort,
+			TemporalGRPCAddress: st.address,
+			EnableUI:            true,
+			DefaultNamespace:    cfg.Namespace,
+			Codec:               uiconfig.Codec{Endpoint: cfg.CodecURL},
+			CORS:                uiconfig.CORS{CookieInsecure: true},
+			HideLogs:            true,
+			DisableNewsFetch:    true,
+		}))
+		uiErr := make(chan error, 1)
+		go func() { uiErr <- st.ui.Start() }()
+		st.uiURL = "http://" + net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.UIPort))
+		if err := waitListening(net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.UIPort)), 10*time.Second, uiErr); err != nil {
+			st.Stop()
+			return nil, fmt.Errorf("start temporal web UI: %w", err)
+		}
+	}
+	if err := waitListening(st.address, 30*time.Second, nil); err != nil {
+		st.Stop()
+		return nil, fmt.Errorf("temporal frontend: %w", err)
+	}
+	return st, nil
+}
+
+// Stop shuts the UI and the server down.
+func (s *Stack) Stop() {
+	if s.ui != nil {
+		s.ui.Stop()
+	}
+	if s.server != nil {
+		_ = s.server.Stop()
+	}
+}
+
+// CheckPortFree returns a PortInUseError when host:port cannot be bound.
+func CheckPortFree(host string, port int, what string) error {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return &PortInUseError{Port: port, What: what, Err: err}
+	}
+	return l.Close()
+}
+
+func waitListening(addr string, timeout time.Duration, failed <-chan error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return c.Close()
+		}
+		select {
+		case ferr := <-failed:
+			if ferr != nil {
+				return ferr
+			}
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening after %s: %w", addr, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func serverLogger(cfg Config) log.Logger {
+	lc := log.Config{Level: cfg.LogLevel, Format: "json"}
+	if !cfg.InMemoryOnly {
+		lc.OutputFile = filepath.Join(cfg.Dir, "temporal.log")
+	}
+	return log.NewZapLogger(log.BuildZapLogger(lc))
+}
+
+func serverConfig(cfg Config) (*config.Config, error) {
+	sqlConf := config.SQL{PluginName: sqliteplugin.PluginName}
+	if cfg.InMemoryOnly {
+		sqlConf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
+		sqlConf.DatabaseName = fmt.Sprintf("cardwarden-%d", time.Now().UnixNano())
+	} else {
+		dbFile := filepath.Join(cfg.Dir, "temporal.db")
+		sqlConf.ConnectAttributes = map[string]string{"mode": "rwc"}
+		sqlConf.DatabaseName = dbFile
+		if _, err := os.Stat(dbFile); errors.Is(err, os.ErrNotExist) {
+			if err := sqliteschema.SetupSchema(&sqlConf); err != nil {
+				return nil, fmt.Errorf("set up temporal schema in %s: %w", dbFile, err)
+			}
+		}
+	}
+	if cfg.InMemoryOnly {
+		if err := sqliteschema.SetupSchema(&sqlConf); err != nil {
+			return nil, fmt.Errorf("set up temporal schema: %w", err)
+		}
+	}
+	const clusterName = "active"
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, cfg.Namespace, false, SearchAttributes())
+	if err != nil {
+		return nil, fmt.Errorf("namespace %s: %w", cfg.Namespace, err)
+	}
+	if err := sqliteschema.CreateNamespaces(&sqlConf, ns); err != nil {
+		return nil, fmt.Errorf("create namespace %s: %w", cfg.Namespace, err)
+	}
+
+	frontend := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	httpPort, err := freePort(cfg.Host)
+	if err != nil {
+		return nil, err
+	}
+	var conf config.Config
+	conf.Global.Membership.MaxJoinDuration = 30 * time.Second
+	conf.Global.Membership.BroadcastAddress = cfg.Host
+	conf.Persistence.DefaultStore = "sqlite-default"
+	conf.Persistence.VisibilityStore = "sqlite-default"
+	conf.Persistence.NumHistoryShards = 1
+	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite-default": {SQL: &sqlConf}}
+	conf.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			clusterName: {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             frontend,
+				HTTPAddress:            net.JoinHostPort(cfg.Host, strconv.Itoa(httpPort)),
+				ClusterID:              "cardwarden-dev",
+			},
+		},
+	}
+	conf.DCRedirectionPolicy.Policy = "noop"
+	conf.Services = map[string]config.Service{}
+	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+		var svc config.Service
+		svc.RPC.BindOnIP = cfg.Host
+		if name == "frontend" {
+			svc.RPC.GRPCPort = cfg.Port
+			svc.RPC.HTTPPort = httpPort
+		} else {
+			p, err := freePort(cfg.Host)
+			if err != nil {
+				return nil, err
+			}
+			svc.RPC.GRPCPort = p
+		}
+		conf.Services[name] = svc
+	}
+	conf.Archival.History.State = "disabled"
+	conf.Archival.Visibility.State = "disabled"
+	conf.NamespaceDefaults.Archival.History.State = "disabled"
+	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	conf.PublicClient.HostPort = frontend
+	return &conf, nil
+}
+
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
