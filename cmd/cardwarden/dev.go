@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cardwarden/cardwarden/internal/api"
+	"github.com/cardwarden/cardwarden/internal/config"
+	"github.com/cardwarden/cardwarden/internal/devstack"
+	"github.com/cardwarden/cardwarden/internal/issuersim"
+)
+
+type devFlags struct {
+	dir          string
+	host         string
+	temporalPort int
+	uiPort       int
+	headless     bool
+	listen       string
+	simListen    string
+	issuer       issuerFlags
+	dbURL        string
+	logs         logFlags
+}
+
+func newDevCmd() *cobra.Command {
+	var f devFlags
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole system in one process: Temporal + Web UI, worker, API, issuer simulator",
+		Long: `Run cardwarden on its embedded default, in one process:
+
+  - a real Temporal server, file-backed on SQLite under --dir, with the Web UI
+  - the worker, polling the cardwarden and cardwarden-issuer task queues
+  - the HTTP API (health, webhooks, management API)
+  - the issuer simulator, unless --issuer-url points at one running elsewhere
+
+State (Temporal's database, the application database, the vault key, the simulator's cards)
+lives under --dir, so stopping with Ctrl-C and starting again finds everything as it was.`,
+		Example: `  cardwarden dev
+  cardwarden dev --headless --temporal-port 17233 --listen 127.0.0.1:18080 --sim-listen 127.0.0.1:18090`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(cmd, f) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.dir, "dir", config.Env("CARDWARDEN_DIR", config.DefaultDataDir), "state directory (env CARDWARDEN_DIR)")
+	fs.StringVar(&f.host, "host", "127.0.0.1", "IP the embedded Temporal server and Web UI bind to")
+	fs.IntVar(&f.temporalPort, "temporal-port", 7233, "embedded Temporal frontend gRPC port")
+	fs.IntVar(&f.uiPort, "ui-port", 8233, "Temporal Web UI port")
+	fs.BoolVar(&f.headless, "headless", false, "do not start the Temporal Web UI")
+	fs.StringVar(&f.listen, "listen", config.Env("CARDWARDEN_LISTEN", config.DefaultHTTPListen), "cardwarden HTTP API listen address (env CARDWARDEN_LISTEN)")
+	fs.StringVar(&f.simListen, "sim-listen", config.DefaultSimListen, "issuer simulator listen address (ignored with --issuer-url)")
+	fs.StringVar(&f.dbURL, "database-url", config.Env("CARDWARDEN_DATABASE_URL", ""), "application database (env CARDWARDEN_DATABASE_URL); default sqlite under --dir")
+	bindIssuerFlags(fs, &f.issuer)
+	bindLogFlags(fs, &f.logs, "text")
+	return cmd
+}
+
+func runDev(cmd *cobra.Command, f devFlags) error {
+	started := time.Now()
+	logger, err := f.logs.logger(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	// Bind every port we own first, so a clash is reported before anything starts.
+	apiSrv, err := listenHTTP(f.listen, "listen", nil)
+	if err != nil {
+		return err
+	}
+	defer apiSrv.ln.Close()
+	runSim := f.issuer.simURL == ""
+	var simLn net.Listener
+	if runSim {
+		if simLn, err = net.Listen("tcp", f.simListen); err != nil {
+			return portError(f.simListen, "sim-listen", err)
+		}
+		defer simLn.Close()
+		f.issuer.simURL = "http://" + simLn.Addr().String()
+	}
+	// The simulator also speaks AI Payment Proxy's dialect, so policies with
+	// "issuer": "aipaymentproxy" work in dev too.
+	if f.issuer.aippURL == "" && f.issuer.aippAPIKey == "" {
+		f.issuer.aippURL, f.issuer.aippAPIKey = f.issuer.simURL, f.issuer.simAPIKey
+	}
+	uiPort := f.uiPort
+	if f.headless {
+		uiPort = 0
+	}
+	stack, err := devstack.Start(devstack.Config{Dir: filepath.Join(f.dir, "temporal"), Host: f.host, Port: f.temporalPort, UIPort: uiPort})
+	if err != nil {
+		var pe *devstack.PortInUseError
+		if errors.As(err, &pe) {
+			flag := "temporal-port"
+			if pe.Port == uiPort && pe.Port != f.temporalPort {
+				flag = "ui-port"
+			}
+			return fmt.Errorf("%w (choose another with --%s)", err, flag)
+		}
+		return err
+	}
+	defer stack.Stop()
+
+	dbURL := f.dbURL
+	if dbURL == "" {
+		dbURL = "sqlite://" + filepath.Join(f.dir, "cardwarden.db")
+	}
+	st, err := openStore(ctx, dbURL, true, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	vlt, err := loadVault(filepath.Join(f.dir, "vault.key"))
+	if err != nil {
+		return err
+	}
+
+	if runSim {
+		sim, err := issuersim.NewServer(issuersim.Config{
+			APIKey:        f.issuer.simAPIKey,
+			WebhookURL:    "http://" + apiSrv.ln.Addr().String() + "/v1/webhooks/sim",
+			WebhookSecret: f.issuer.simWebhookSecret,
+			StatePath:     filepath.Join(f.dir, "issuer-sim.json"),
+			Logger:        logger.With("component", "issuer-sim"),
+		})
+		if err != nil {
+			return fmt.Errorf("issuer simulator: %w", err)
+		}
+		defer sim.Close()
+		go func() {
+			if err := sim.Serve(ctx, simLn); err != nil && ctx.Err() == nil {
+				logger.Error("issuer simulator stopped", "error", err)
+			}
+		}()
+	}
+
+	temporal := config.Temporal{Address: stack.Address(), Namespace: config.DefaultNamespace}
+	c, err := temporal.Dial(ctx, logger.With("component", "temporal-sdk"), 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	workers, err := startWorkers(ctx, c, st, vlt, f.issuer, logger)
+	if err != nil {
+		return err
+	}
+	defer workers.Stop()
+
+	apiSrv.srv.Handler = api.New(api.Deps{Store: st, Temporal: c, Logger: logger})
+	apiSrv.serve(logger, "http server")
+
+	printBanner(cmd.OutOrStdout(), stack, apiSrv.ln.Addr().String(), f.issuer.simURL, runSim, f.dir, time.Since(started))
+	<-ctx.Done()
+	fmt.Fprintln(cmd.OutOrStdout(), "\nshutting down…")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	apiSrv.shutdown(shutdownCtx)
+	return nil
+}
+
+func printBanner(w io.Writer, stack *devstack.Stack, apiAddr, simURL string, simEmbedded bool, dir string, took time.Duration) {
+	ui := stack.UIURL()
+	if ui == "" {
+		ui = "(headless)"
+	}
+	sim := simURL
+	if !simEmbedded {
+		sim += " (external)"
+	}
+	fmt.Fprintf(w, `
+cardwarden dev is ready (%s)
+
+  Temporal         %s   namespace default
+  Temporal Web UI  %s
+  cardwarden API   http://%s   (/healthz, /readyz)
+  issuer simulator %s
+  state            %s
+
+Try it: start an agent with the Temporal CLI
+  temporal workflow start --type AgentCard --task-queue cardwarden --workflow-id agent/demo \
+    --input '{"agent_id":"demo","daily_limit_usd":25}'
+
+Ctrl-C stops everything; the next start finds the same state.
+`, took.Round(10*time.Millisecond), stack.Address(), ui, apiAddr, sim, dir)
+}

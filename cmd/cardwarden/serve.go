@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cardwarden/cardwarden/internal/api"
+	"github.com/cardwarden/cardwarden/internal/config"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		temporal config.Temporal
+		dbURL    string
+		listen   string
+		logs     logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the HTTP API: issuer webhooks, management API, credential pull, health",
+		Long: `Run cardwarden's HTTP server against any Temporal service. Run as many replicas as needed
+behind a load balancer; they keep no state in memory. /healthz answers while the process
+runs, /readyz only while the database and Temporal are reachable.`,
+		Example: `  TEMPORAL_ADDRESS=temporal:7233 CARDWARDEN_DATABASE_URL=postgres://... cardwarden serve --listen :8080`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := logs.logger(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			s, err := openStore(ctx, dbURL, false, logger)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			c, err := temporal.Dial(ctx, logger, 30*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			srv, err := listenHTTP(listen, "listen", api.New(api.Deps{Store: s, Temporal: c, Logger: logger}))
+			if err != nil {
+				return err
+			}
+			srv.serve(logger, "http server")
+			logger.Info("serving", "listen", listen, "temporal", temporal.Address, "namespace", temporal.Namespace)
+			<-ctx.Done()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.shutdown(shutdownCtx)
+			return nil
+		},
+	}
+	config.BindTemporal(cmd.Flags(), &temporal)
+	bindDatabaseURL(cmd.Flags(), &dbURL)
+	cmd.Flags().StringVar(&listen, "listen", config.Env("CARDWARDEN_LISTEN", config.DefaultHTTPListen), "HTTP listen address (env CARDWARDEN_LISTEN)")
+	bindLogFlags(cmd.Flags(), &logs, "json")
+	return cmd
+}

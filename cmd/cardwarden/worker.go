@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/cardwarden/cardwarden/internal/config"
+)
+
+// issuerFlags configure the issuer adapters.
+type issuerFlags struct {
+	simURL              string
+	simAPIKey           string
+	simWebhookSecret    string
+	stripeAPIKey        string
+	stripeURL           string
+	stripeWebhookSecret string
+	aippURL             string
+	aippAPIKey          string
+	rateLimit           float64
+}
+
+func bindIssuerFlags(fs *pflag.FlagSet, f *issuerFlags) {
+	fs.StringVar(&f.simURL, "issuer-url", config.Env("CARDWARDEN_ISSUER_SIM_URL", ""), "base URL of the issuer simulator (env CARDWARDEN_ISSUER_SIM_URL)")
+	fs.StringVar(&f.simAPIKey, "sim-api-key", config.Env("CARDWARDEN_SIM_API_KEY", config.DefaultSimAPIKey), "issuer simulator API key (env CARDWARDEN_SIM_API_KEY)")
+	fs.StringVar(&f.simWebhookSecret, "sim-webhook-secret", config.Env("CARDWARDEN_SIM_WEBHOOK_SECRET", "whsec_Y2FyZHdhcmRlbi1kZXYtd2ViaG9vay1zZWNyZXQ="), "secret that signs the simulator's webhooks (env CARDWARDEN_SIM_WEBHOOK_SECRET)")
+	fs.StringVar(&f.stripeAPIKey, "stripe-api-key", config.Env("CARDWARDEN_STRIPE_API_KEY", ""), "Stripe secret key; enables the stripe issuer (env CARDWARDEN_STRIPE_API_KEY)")
+	fs.StringVar(&f.stripeURL, "stripe-url", config.Env("CARDWARDEN_STRIPE_URL", ""), "Stripe API base URL, e.g. a stripe-mock (env CARDWARDEN_STRIPE_URL)")
+	fs.StringVar(&f.stripeWebhookSecret, "stripe-webhook-secret", config.Env("CARDWARDEN_STRIPE_WEBHOOK_SECRET", ""), "Stripe webhook signing secret (env CARDWARDEN_STRIPE_WEBHOOK_SECRET)")
+	fs.StringVar(&f.aippURL, "aipp-url", config.Env("CARDWARDEN_AIPP_URL", ""), "AI Payment Proxy base URL; enables the aipaymentproxy issuer (env CARDWARDEN_AIPP_URL)")
+	fs.StringVar(&f.aippAPIKey, "aipp-api-key", config.Env("CARDWARDEN_AIPP_API_KEY", ""), "AI Payment Proxy API key (env CARDWARDEN_AIPP_API_KEY)")
+	fs.Float64Var(&f.rateLimit, "issuer-rate-limit", config.EnvFloat("CARDWARDEN_ISSUER_RATE_LIMIT", 0),
+		"issuer API calls per second across all workers of the namespace; 0 means no limit (env CARDWARDEN_ISSUER_RATE_LIMIT)")
+}
+
+func newWorkerCmd() *cobra.Command {
+	var (
+		temporal config.Temporal
+		dbURL    string
+		issuer   issuerFlags
+		health   string
+		logs     logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run the workflows and activities against any Temporal service",
+		Long: `Poll the cardwarden (workflows, store activities) and cardwarden-issuer (issuer activities)
+task queues of the Temporal service at --address. Run as many replicas as needed; the
+issuer queue is rate limited server-side to --issuer-rate-limit calls per second in total,
+so a fleet-wide reset never trips the issuer's 429s.
+
+Requires CARDWARDEN_VAULT_KEY (32-byte AES key, 64 hex characters) to seal card credentials.`,
+		Example: `  CARDWARDEN_VAULT_KEY=$(openssl rand -hex 32) cardwarden worker --address temporal:7233 \
+    --database-url postgres://cardwarden@db/cardwarden --issuer-url http://issuer-sim:8090 --issuer-rate-limit 100`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := logs.logger(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			vlt, err := loadVault("")
+			if err != nil {
+				return err
+			}
+			st, err := openStore(ctx, dbURL, false, logger)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			c, err := temporal.Dial(ctx, logger, 30*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var healthSrv *httpServer
+			if health != "" {
+				if healthSrv, err = listenHTTP(health, "health-listen", healthHandler()); err != nil {
+					return err
+				}
+				healthSrv.serve(logger, "health server")
+			}
+			workers, err := startWorkers(ctx, c, st, vlt, issuer, logger)
+			if err != nil {
+				return err
+			}
+			logger.Info("worker running", "temporal", temporal.Address, "namespace", temporal.Namespace, "issuer_rate_limit", issuer.rateLimit)
+			<-ctx.Done()
+			workers.Stop()
+			if healthSrv != nil {
+				shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				healthSrv.shutdown(shutdownCtx)
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	config.BindTemporal(fs, &temporal)
+	bindDatabaseURL(fs, &dbURL)
+	bindIssuerFlags(fs, &issuer)
+	fs.StringVar(&health, "health-listen", config.Env("CARDWARDEN_WORKER_HEALTH_LISTEN", "127.0.0.1:9091"), "address for the worker's /healthz; empty disables it (env CARDWARDEN_WORKER_HEALTH_LISTEN)")
+	bindLogFlags(fs, &logs, "json")
+	return cmd
+}

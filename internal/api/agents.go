@@ -1,0 +1,201 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cardwarden/cardwarden/starter"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// maxManagementBody bounds a management request; a policy is well under a kilobyte.
+const maxManagementBody = 64 << 10
+
+// updateTimeout bounds how long a management call waits for the agent's workflow. An update
+// that issues a card waits for the issuer; without a worker it would otherwise hang.
+const updateTimeout = 60 * time.Second
+
+// readBody reads a bounded request body, answering 413 itself when it is too large.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large",
+				"request body is larger than "+strconv.FormatInt(limit, 10)+" bytes", "")
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", "could not read the request body", "")
+		return nil, false
+	}
+	return b, true
+}
+
+type createResponse struct {
+	Agent starter.Agent `json:"agent"`
+	// Token is the agent's credential-pull token: shown only in the response that created it.
+	Token     string `json:"token,omitempty"`
+	TokenNote string `json:"token_note,omitempty"`
+}
+
+// createAgent: POST /v1/agents with the policy as the body. 201 when started, 200 when the
+// agent already runs with this policy, 409 when it runs with another one.
+func (s *server) createAgent(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, maxManagementBody)
+	if !ok {
+		return
+	}
+	p, err := workflows.ParsePolicy(body)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_policy", err.Error(), starter.FieldOf(err))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
+	defer cancel()
+	a, tok, err := s.ctl.CreateAgent(ctx, p, adminActor)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	resp := createResponse{Agent: a, Token: tok}
+	if tok == "" {
+		resp.TokenNote = "the agent already has a credential-pull token; replace it with POST /v1/agents/" + a.AgentID + "/token"
+	}
+	status := http.StatusOK
+	if a.Created {
+		status = http.StatusCreated
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, status, resp)
+}
+
+// listAgents: GET /v1/agents?status=frozen&issuer=sim&include_closed=true&limit=100.
+func (s *server) listAgents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	o := starter.ListOptions{Status: workflows.Status(q.Get("status")), Issuer: q.Get("issuer")}
+	if v := q.Get("include_closed"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, "invalid_request", "include_closed must be true or false", "include_closed")
+			return
+		}
+		o.IncludeClosed = b
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusUnprocessableEntity, "invalid_request", "limit must be a non-negative integer", "limit")
+			return
+		}
+		o.Limit = n
+	}
+	agents, err := s.ctl.ListAgents(r.Context(), o)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if agents == nil {
+		agents = []starter.AgentSummary{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": agents})
+}
+
+// getAgent: GET /v1/agents/{id} returns the state view (never card numbers).
+func (s *server) getAgent(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
+	defer cancel()
+	st, err := s.ctl.State(ctx, r.PathValue("id"))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// reasonUpdate: POST /v1/agents/{id}/rotate|freeze|unfreeze|retire with an optional
+// {"reason": "…", "actor": "…"} body. Answers the state after the change.
+func (s *server) reasonUpdate(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, ok := readBody(w, r, maxManagementBody)
+		if !ok {
+			return
+		}
+		var req workflows.ReasonRequest
+		if len(body) > 0 {
+			if err := json.Unmarshal(body, &req); err != nil {
+				writeError(w, http.StatusUnprocessableEntity, "invalid_request", "request body is not a JSON object: "+err.Error(), "request")
+				return
+			}
+		}
+		if req.Actor == "" {
+			req.Actor = adminActor
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
+		defer cancel()
+		id := r.PathValue("id")
+		var st workflows.StateView
+		var err error
+		switch name {
+		case "rotate":
+			st, err = s.ctl.Rotate(ctx, id, req)
+		case "freeze":
+			st, err = s.ctl.Freeze(ctx, id, req)
+		case "unfreeze":
+			st, err = s.ctl.Unfreeze(ctx, id, req)
+		case "retire":
+			st, err = s.ctl.Retire(ctx, id, req)
+		}
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	}
+}
+
+// setBudget: POST /v1/agents/{id}/budget with {"daily_limit_usd": "40", "monthly_limit_usd":
+// "600", "clear_monthly_limit": false, "reason": "…"}.
+func (s *server) setBudget(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, maxManagementBody)
+	if !ok {
+		return
+	}
+	var req workflows.BudgetRequest
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeError(w, http.StatusUnprocessableEntity, "invalid_request", "request body is not a JSON object: "+err.Error(), "request")
+			return
+		}
+	}
+	if req.Actor == "" {
+		req.Actor = adminActor
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
+	defer cancel()
+	st, err := s.ctl.SetBudget(ctx, r.PathValue("id"), req)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// rotateToken: POST /v1/agents/{id}/token replaces the agent's credential-pull token and
+// returns the new one, once.
+func (s *server) rotateToken(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
+	defer cancel()
+	tok, err := s.ctl.RotateToken(ctx, id, adminActor)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]string{"agent_id": id, "token": tok})
+}

@@ -1,0 +1,191 @@
+// Package api is cardwarden's HTTP surface: health and readiness probes, issuer webhooks, the
+// management API, agents' credential pull and, when a codec key is configured, the codec
+// endpoint for the Temporal Web UI. docs/control.md is its reference.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/cardwarden/cardwarden/internal/codec"
+	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/internal/vault"
+	"github.com/cardwarden/cardwarden/starter"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// Deps are what the handlers need. Everything but Store is optional; a missing dependency
+// disables the endpoints that need it (documented on each field) rather than failing start-up.
+type Deps struct {
+	Store    *store.Store
+	Temporal client.Client // nil in a process that has no client yet: /readyz then says so
+	Logger   *slog.Logger
+
+	// AdminToken guards the management API under /v1/agents (Authorization: Bearer <token>).
+	// Set it from CARDWARDEN_ADMIN_TOKEN; `cardwarden dev` keeps one in .cardwarden/admin.token
+	// (LoadOrCreateAdminToken). Empty disables the management API: every call is 401.
+	AdminToken string
+	// Issuers verifies webhooks at POST /v1/webhooks/{issuer} (adapters.New). Nil: every
+	// webhook is 404.
+	Issuers *issuer.Registry
+	// Vault opens card credentials for GET /v1/agents/{id}/card. Nil: that endpoint is 503.
+	Vault *vault.Vault
+	// Codec, when set (codec.FromEnv, CARDWARDEN_CODEC_KEY), mounts the Temporal codec endpoint
+	// at /codec (POST /codec/encode, /codec/decode) for the Web UI, and must be the codec of
+	// the Temporal client too.
+	Codec *codec.Codec
+	// CodecOrigins are the browser origins allowed to call /codec (codec.OriginsFromEnv);
+	// codec.DefaultOrigins (the dev Web UI) when empty.
+	CodecOrigins []string
+
+	// Control is the agents' control client; built from Temporal and Store when nil. Tests
+	// substitute a fake.
+	Control Control
+	// RevealLimit credential reveals per agent are allowed per RevealWindow: 10 per minute when
+	// zero. Counted in the audit log, so the limit holds across replicas.
+	RevealLimit  int
+	RevealWindow time.Duration
+	// Now is the clock for webhook signature freshness; time.Now when nil.
+	Now func() time.Time
+}
+
+// Control is what the handlers do to agents: *starter.Client.
+type Control interface {
+	CreateAgent(ctx context.Context, p workflows.Policy, actor string) (starter.Agent, string, error)
+	ListAgents(ctx context.Context, o starter.ListOptions) ([]starter.AgentSummary, error)
+	State(ctx context.Context, agentID string) (workflows.StateView, error)
+	Rotate(ctx context.Context, agentID string, req workflows.ReasonRequest) (workflows.StateView, error)
+	Freeze(ctx context.Context, agentID string, req workflows.ReasonRequest) (workflows.StateView, error)
+	Unfreeze(ctx context.Context, agentID string, req workflows.ReasonRequest) (workflows.StateView, error)
+	Retire(ctx context.Context, agentID string, req workflows.ReasonRequest) (workflows.StateView, error)
+	SetBudget(ctx context.Context, agentID string, req workflows.BudgetRequest) (workflows.StateView, error)
+	RotateToken(ctx context.Context, agentID, actor string) (string, error)
+	VerifyToken(ctx context.Context, agentID, token string) error
+	ReportEvent(ctx context.Context, issuerName string, ev issuer.Event) (starter.EventResult, error)
+	RedeliverPending(ctx context.Context, grace time.Duration, limit int) (int, error)
+}
+
+var _ Control = (*starter.Client)(nil)
+
+// server is Deps with the defaults filled in.
+type server struct {
+	Deps
+	ctl Control
+}
+
+func (d Deps) withDefaults() *server {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.RevealLimit <= 0 {
+		d.RevealLimit = 10
+	}
+	if d.RevealWindow <= 0 {
+		d.RevealWindow = time.Minute
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	s := &server{Deps: d, ctl: d.Control}
+	if s.ctl == nil && d.Temporal != nil {
+		var names []string
+		if d.Issuers != nil {
+			names = d.Issuers.Names()
+		}
+		s.ctl = starter.New(d.Temporal, starter.Options{Store: d.Store, Logger: d.Logger, Issuers: names,
+			DataConverter: codec.DataConverter(d.Codec)})
+	}
+	return s
+}
+
+// New returns the HTTP handler for `cardwarden serve` and `cardwarden dev`.
+func New(d Deps) http.Handler {
+	s := d.withDefaults()
+	if s.AdminToken == "" {
+		s.Logger.Warn("management API disabled: no admin token (set CARDWARDEN_ADMIN_TOKEN)")
+	} else if len(s.AdminToken) < 16 {
+		s.Logger.Warn("admin token is short; use at least 32 random characters")
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+
+	mux.HandleFunc("POST /v1/webhooks/{issuer}", s.webhook)
+
+	mux.HandleFunc("POST /v1/agents", s.admin(s.createAgent))
+	mux.HandleFunc("GET /v1/agents", s.admin(s.listAgents))
+	mux.HandleFunc("GET /v1/agents/{id}", s.admin(s.getAgent))
+	mux.HandleFunc("POST /v1/agents/{id}/rotate", s.admin(s.reasonUpdate("rotate")))
+	mux.HandleFunc("POST /v1/agents/{id}/freeze", s.admin(s.reasonUpdate("freeze")))
+	mux.HandleFunc("POST /v1/agents/{id}/unfreeze", s.admin(s.reasonUpdate("unfreeze")))
+	mux.HandleFunc("POST /v1/agents/{id}/retire", s.admin(s.reasonUpdate("retire")))
+	mux.HandleFunc("POST /v1/agents/{id}/budget", s.admin(s.setBudget))
+	mux.HandleFunc("POST /v1/agents/{id}/token", s.admin(s.rotateToken))
+	mux.HandleFunc("GET /v1/agents/{id}/card", s.revealCard)
+
+	if s.Codec != nil {
+		mux.Handle("/codec/", http.StripPrefix("/codec", codec.Handler(s.Codec, codec.HandlerOptions{AllowedOrigins: s.CodecOrigins})))
+	}
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path, "")
+	})
+	return s.recoverer(mux)
+}
+
+// recoverer turns a handler panic into a JSON 500 instead of a dropped connection; the panic
+// value is logged, never echoed, in case it holds anything sensitive.
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.Logger.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readyz reports ready only when both the database and Temporal answer, so a load balancer
+// sends no webhook to a replica that could not record and signal it.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	if err := s.Store.Ping(ctx); err != nil {
+		checks["database"], ok = err.Error(), false
+	} else {
+		checks["database"] = "ok"
+	}
+	if s.Temporal == nil {
+		checks["temporal"], ok = "no client", false
+	} else if _, err := s.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		checks["temporal"], ok = err.Error(), false
+	} else {
+		checks["temporal"] = "ok"
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+		s.Logger.Warn("not ready", "checks", checks)
+	}
+	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,68 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/cardwarden/cardwarden/starter"
+)
+
+// errorBody is every error response: {"error": {"code", "message", "field"}}.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg, field string) {
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, Field: field}})
+}
+
+// writeErr answers with the status and code that match a control error. Unexpected errors are
+// logged and answered with a generic 500, so nothing internal leaks to the caller.
+func (s *server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := classify(err)
+	if status == http.StatusInternalServerError {
+		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		writeError(w, status, code, "internal error", "")
+		return
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeError(w, status, code, err.Error(), starter.FieldOf(err))
+}
+
+// classify maps control errors to HTTP: 404 missing agent, 409 refused in the agent's current
+// state or already existing with another policy, 422 invalid input, 502 the workflow could not
+// carry out an accepted change, 503 Temporal unreachable, 504 no worker answered.
+func classify(err error) (int, string) {
+	switch {
+	case errors.Is(err, starter.ErrAgentNotFound):
+		return http.StatusNotFound, "agent_not_found"
+	case errors.Is(err, starter.ErrScheduleNotFound):
+		return http.StatusNotFound, "schedule_not_found"
+	case errors.Is(err, starter.ErrInvalidPolicy):
+		return http.StatusUnprocessableEntity, "invalid_policy"
+	case errors.Is(err, starter.ErrInvalidRequest):
+		return http.StatusUnprocessableEntity, "invalid_request"
+	case errors.Is(err, starter.ErrAgentExists):
+		return http.StatusConflict, "agent_exists"
+	case errors.Is(err, starter.ErrRejected):
+		return http.StatusConflict, "rejected"
+	case errors.Is(err, starter.ErrUnauthorized):
+		return http.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, starter.ErrUpdateFailed):
+		return http.StatusBadGateway, "update_failed"
+	case errors.Is(err, starter.ErrUnavailable):
+		return http.StatusServiceUnavailable, "temporal_unavailable"
+	case errors.Is(err, starter.ErrTimeout):
+		return http.StatusGatewayTimeout, "timeout"
+	default:
+		return http.StatusInternalServerError, "internal"
+	}
+}

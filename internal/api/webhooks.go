@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/starter"
+)
+
+// MaxWebhookBody is the largest webhook body accepted (413 above it). Issuer events are a few
+// kilobytes; the cap stops a slow or huge body from tying up memory.
+const MaxWebhookBody = 1 << 20
+
+// webhookTimeout bounds recording and signalling one delivery, so the issuer hears 503 and
+// retries rather than timing out on its side.
+const webhookTimeout = 20 * time.Second
+
+type webhookResponse struct {
+	Received   int `json:"received"`
+	New        int `json:"new"`
+	Duplicates int `json:"duplicates"`
+	Orphaned   int `json:"orphaned"`
+}
+
+// webhook: POST /v1/webhooks/{issuer}. The delivery is verified by that issuer's adapter
+// (signature in constant time, timestamp within 5 minutes), each event is recorded in the
+// ledger and signalled to its agent's workflow, and only then is it acknowledged: an
+// acknowledged event is never lost. A replay is acknowledged and not counted again. If
+// Temporal is down the answer is 503, so the issuer retries; the event waits in the ledger for
+// the redelivery loop either way.
+func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("issuer")
+	if s.Issuers == nil {
+		writeError(w, http.StatusNotFound, "unknown_issuer", "no issuers are configured on this server", "")
+		return
+	}
+	ad, err := s.Issuers.Get(name)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "unknown_issuer", err.Error(), "")
+		return
+	}
+	body, ok := readBody(w, r, MaxWebhookBody)
+	if !ok {
+		return
+	}
+	events, err := ad.VerifyWebhook(r.Header, body, s.Now())
+	if err != nil {
+		var ie *issuer.Error
+		if errors.As(err, &ie) && ie.Kind == issuer.KindUnauthorized {
+			s.Logger.Warn("webhook rejected", "issuer", name, "reason", ie.Message, "remote", remoteIP(r))
+			writeError(w, http.StatusUnauthorized, "invalid_signature", "webhook signature is invalid or stale", "")
+			return
+		}
+		s.Logger.Warn("webhook not understood", "issuer", name, "error", err)
+		writeError(w, http.StatusBadRequest, "invalid_event", err.Error(), "")
+		return
+	}
+	if s.ctl == nil {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "temporal_unavailable", "no Temporal client configured", "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), webhookTimeout)
+	defer cancel()
+	resp := webhookResponse{Received: len(events)}
+	for _, ev := range events {
+		res, err := s.ctl.ReportEvent(ctx, name, ev)
+		if err != nil {
+			if errors.Is(err, starter.ErrUnavailable) || errors.Is(err, starter.ErrTimeout) {
+				s.Logger.Warn("webhook event recorded but not delivered; the issuer will retry and redelivery will catch up",
+					"issuer", name, "event_id", ev.ID, "error", err)
+				w.Header().Set("Retry-After", "5")
+				writeError(w, http.StatusServiceUnavailable, "temporal_unavailable", "event recorded but Temporal is unreachable; retry later", "")
+				return
+			}
+			s.Logger.Error("webhook event failed", "issuer", name, "event_id", ev.ID, "error", err)
+			writeError(w, http.StatusInternalServerError, "internal", "could not record the event", "")
+			return
+		}
+		switch {
+		case res.Orphaned:
+			resp.Orphaned++
+		case res.New:
+			resp.New++
+		default:
+			resp.Duplicates++
+		}
+		s.Logger.Info("webhook event", "issuer", name, "event_id", ev.ID, "kind", ev.Kind, "card_id", ev.CardID,
+			"agent_id", res.AgentID, "new", res.New, "orphaned", res.Orphaned, "signalled", res.Signalled)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
