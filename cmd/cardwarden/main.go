@@ -52,7 +52,9 @@ Start here:  cardwarden dev      (the whole system in one process, state under .
 		newServeCmd(),
 		newMigrateCmd(),
 		newIssuerSimCmd(),
+		newAgentCmd(), newScheduleCmd(),
 		newVersionCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

@@ -74,10 +74,10 @@ func (s *server) createAgent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, resp)
 }
 
-// listAgents: GET /v1/agents?status=frozen&issuer=sim&include_closed=true&limit=100.
+// listAgents: GET /v1/agents?status=frozen&issuer=sim&agent_id=x&include_closed=true&limit=100.
 func (s *server) listAgents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	o := starter.ListOptions{Status: workflows.Status(q.Get("status")), Issuer: q.Get("issuer")}
+	o := starter.ListOptions{Status: workflows.Status(q.Get("status")), Issuer: q.Get("issuer"), AgentID: q.Get("agent_id")}
 	if v := q.Get("include_closed"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

@@ -519,4 +519,3 @@ func TestLoadOrCreateAdminToken(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, tok, again)
 }
-

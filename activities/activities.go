@@ -1,0 +1,57 @@
+// Package activities is the only place that does I/O for the AgentCard workflow: issuer calls,
+// the credential vault, ledger and audit writes, and alert delivery. Each exported method of
+// *Activities is one activity, named as in workflows/contract.go; issuer failures are mapped
+// to retryable or non-retryable Temporal errors (errors.go).
+package activities
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/cardwarden/cardwarden/internal/alerts"
+	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/internal/vault"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// Activities holds what the activities need. Every field but HTTPClient and Logger is required.
+type Activities struct {
+	Issuers *issuer.Registry
+	Store   *store.Store
+	Vault   *vault.Vault
+	// HTTPClient delivers alert webhooks; nil means a client with a 10 s timeout.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	// Alerts routes alerts (alerts.NewNotifier: Slack, signed webhook); nil sends only to
+	// policies' own webhook_url.
+	Alerts *alerts.Notifier
+}
+
+var defaultHTTPClient = &http.Client{Timeout: 10 * time.Second}
+
+func (a *Activities) log() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}
+
+func (a *Activities) httpClient() *http.Client {
+	if a.HTTPClient != nil {
+		return a.HTTPClient
+	}
+	return defaultHTTPClient
+}
+
+// issuer returns the named adapter; an unconfigured issuer is a permanent failure.
+func (a *Activities) issuer(name string) (issuer.Issuer, error) {
+	iss, err := a.Issuers.Get(name)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeIssuerNotConfigured, nil)
+	}
+	return iss, nil
+}

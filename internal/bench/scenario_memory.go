@@ -1,0 +1,303 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cardwarden/cardwarden/internal/config"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+const (
+	floorMemoryQueue = "bench-floor-memory"
+	floorWFIdle      = "BenchFloorIdle"
+)
+
+// floorIdleWorkflow is the memory floor: an entity that waits for a signal or a daily timer,
+// like an idle agent, and holds nothing.
+func floorIdleWorkflow(ctx workflow.Context) error {
+	ch := workflow.GetSignalChannel(ctx, floorSignalName)
+	for {
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+		sel.AddFuture(workflow.NewTimer(ctx, 24*time.Hour), func(workflow.Future) {})
+		sel.Select(ctx)
+	}
+}
+
+// RunFloorWorker runs the memory scenario's floor worker until ctx is done: a process that
+// polls one task queue and runs only floorIdleWorkflow, to be measured beside `cardwarden
+// worker`. `cardwarden bench floor-worker` calls it in a child process.
+func RunFloorWorker(ctx context.Context, t config.Temporal) error {
+	c, err := t.Dial(ctx, nil, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w := sdkworker.New(c, floorMemoryQueue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(floorIdleWorkflow, workflow.RegisterOptions{Name: floorWFIdle})
+	if err := w.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}
+
+// child is a worker process whose memory is measured.
+type child struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan error
+}
+
+func startChild(ctx context.Context, logPath string, env []string, name string, args ...string) (*child, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	c := &child{cmd: cmd, logPath: logPath, done: make(chan error, 1)}
+	go func() { c.done <- cmd.Wait(); f.Close() }()
+	go func() {
+		select {
+		case <-ctx.Done():
+			c.stop()
+		case <-c.done:
+		}
+	}()
+	return c, nil
+}
+
+func (c *child) stop() {
+	if c.cmd.ProcessState != nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+	}
+}
+
+// procStatus reads VmRSS and VmHWM (kB) of a process.
+func procStatus(pid int) (rssKB, hwmKB int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rssKB = v
+		case "VmHWM:":
+			hwmKB = v
+		}
+	}
+	if rssKB == 0 {
+		return 0, 0, errors.New("no VmRSS in /proc status")
+	}
+	return rssKB, hwmKB, nil
+}
+
+var gcLine = regexp.MustCompile(`^gc \d+ .* (\d+)->(\d+)->(\d+) MB`)
+
+// liveHeapMB is the live heap after the last GC the child reported (GODEBUG=gctrace=1).
+func liveHeapMB(logPath string) float64 {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	last := 0.0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if m := gcLine.FindStringSubmatch(sc.Text()); m != nil {
+			last, _ = strconv.ParseFloat(m[3], 64)
+		}
+	}
+	return last
+}
+
+// settledRSS waits for the child's RSS to stop falling (idle workers return freed memory to
+// the OS over a few seconds) and returns it.
+func settledRSS(ctx context.Context, pid int, wait time.Duration) (int64, int64, error) {
+	var rss, hwm int64
+	deadline := time.Now().Add(wait)
+	for {
+		r, h, err := procStatus(pid)
+		if err != nil {
+			return 0, 0, err
+		}
+		rss, hwm = r, h
+		if time.Now().After(deadline) {
+			return rss, hwm, nil
+		}
+		select {
+		case <-ctx.Done():
+			return rss, hwm, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// runMemory: resident memory of `cardwarden worker`, run as its own process, holding N idle
+// agents, per agent; the floor is a worker process holding N idle minimal entity workflows.
+func runMemory(ctx context.Context, o Options, r *Result) error {
+	r.Title = "worker memory: RSS per idle agent (worker in its own process)"
+	n := o.size(10000, 500)
+	const warm = 20
+	r.Params["agents"] = n
+	if o.WorkerCommand == "" {
+		r.Skipped = "no cardwarden binary to run as the worker process (Options.WorkerCommand)"
+		return nil
+	}
+	s, err := newStack(ctx, o, stackConfig{name: "memory"})
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	env := []string{"CARDWARDEN_VAULT_KEY=" + s.vaultKey, "GODEBUG=gctrace=1"}
+	temporalArgs := []string{"--address", s.temporal.Address, "--namespace", s.temporal.Namespace}
+	cwLog := filepath.Join(o.OutDir, "memory-worker.log")
+	worker, err := startChild(ctx, cwLog, env, o.WorkerCommand, append([]string{"worker", "--database-url", s.dbURL,
+		"--issuer-url", s.simURL, "--sim-api-key", simAPIKey, "--sim-webhook-secret", webhookSecret,
+		"--health-listen", "", "--log-level", "warn"}, temporalArgs...)...)
+	if err != nil {
+		return err
+	}
+	defer worker.stop()
+	flLog := filepath.Join(o.OutDir, "memory-floor-worker.log")
+	floorWorker, err := startChild(ctx, flLog, []string{"GODEBUG=gctrace=1"}, o.WorkerCommand, append([]string{"bench", "floor-worker"}, temporalArgs...)...)
+	if err != nil {
+		return err
+	}
+	defer floorWorker.stop()
+
+	policy := func(id string) workflows.Policy {
+		p := basePolicy(id, "25")
+		return p
+	}
+	startFloor := func(first, count int) error {
+		return parallel(ctx, count, startConcurrency, func(ctx context.Context, i int) error {
+			_, err := s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench-floor-idle-%s-%06d", s.prefix, first+i), TaskQueue: floorMemoryQueue}, floorWFIdle)
+			return err
+		})
+	}
+	// The floor has no side effect to wait for: its workflows are idle once their first task
+	// completed, which DescribeWorkflowExecution shows as a history of more than 2 events.
+	floorIdle := func(first, count int) error {
+		return parallel(ctx, count, startConcurrency, func(ctx context.Context, i int) error {
+			id := fmt.Sprintf("bench-floor-idle-%s-%06d", s.prefix, first+i)
+			return waitFor(ctx, 5*time.Minute, 50*time.Millisecond, func() (bool, error) {
+				d, err := s.tc.DescribeWorkflowExecution(ctx, id, "")
+				if err != nil {
+					return false, err
+				}
+				return d.GetWorkflowExecutionInfo().GetHistoryLength() >= 5, nil
+			})
+		})
+	}
+
+	// Baselines: each worker with a few agents, so every code path is loaded.
+	if err := s.startAgents(ctx, 0, warm, policy); err != nil {
+		return err
+	}
+	if _, err := s.waitProvisioned(ctx, warm, 2*time.Minute, nil); err != nil {
+		return fmt.Errorf("worker process (log %s): %w", cwLog, err)
+	}
+	if err := startFloor(0, warm); err != nil {
+		return err
+	}
+	if err := floorIdle(0, warm); err != nil {
+		return fmt.Errorf("floor worker process (log %s): %w", flLog, err)
+	}
+	settle := 10 * time.Second
+	if o.Quick {
+		settle = 4 * time.Second
+	}
+	cwBase, _, err := settledRSS(ctx, worker.cmd.Process.Pid, settle)
+	if err != nil {
+		return err
+	}
+	flBase, _, err := procStatus(floorWorker.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	cwHeap0, flHeap0 := liveHeapMB(cwLog), liveHeapMB(flLog)
+	o.progress("memory: baseline RSS worker %d MB, floor worker %d MB; starting %d agents", cwBase/1024, flBase/1024, n)
+
+	t0 := time.Now()
+	startErr := make(chan error, 1)
+	go func() { startErr <- s.startAgents(ctx, warm, n, policy) }()
+	if _, err := s.waitProvisioned(ctx, warm+n, 20*time.Minute, nil); err != nil {
+		return fmt.Errorf("worker process (log %s): %w", cwLog, err)
+	}
+	if err := <-startErr; err != nil {
+		return err
+	}
+	o.progress("memory: %d agents provisioned by the worker process in %.0fs; starting %d floor workflows", n, time.Since(t0).Seconds(), n)
+	f0 := time.Now()
+	if err := startFloor(warm, n); err != nil {
+		return err
+	}
+	if err := floorIdle(warm, n); err != nil {
+		return err
+	}
+	o.progress("memory: %d floor workflows idle in %.0fs; letting both workers settle", n, time.Since(f0).Seconds())
+	cwRSS, cwHWM, err := settledRSS(ctx, worker.cmd.Process.Pid, 2*settle)
+	if err != nil {
+		return err
+	}
+	flRSS, flHWM, err := procStatus(floorWorker.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	cwHeap, flHeap := liveHeapMB(cwLog), liveHeapMB(flLog)
+
+	cwPer := float64(cwRSS-cwBase) / float64(n)
+	flPer := float64(flRSS-flBase) / float64(n)
+	r.metric("RSS per idle agent", "KB", cwPer).withFloor(flPer).target("cardwarden < 100 KB", cwPer < 100)
+	r.metric("RSS with all agents", "MB", float64(cwRSS)/1024).withFloor(float64(flRSS) / 1024)
+	r.metric("RSS baseline", "MB", float64(cwBase)/1024).withFloor(float64(flBase) / 1024)
+	r.metric("peak RSS (VmHWM)", "MB", float64(cwHWM)/1024).withFloor(float64(flHWM) / 1024)
+	if cwHeap > 0 && flHeap > 0 {
+		r.metric("live heap per agent (gctrace)", "KB", (cwHeap-cwHeap0)*1024/float64(n)).withFloor((flHeap - flHeap0) * 1024 / float64(n))
+	}
+	r.note("per agent = (RSS with all agents − RSS with %d warm-up agents) ÷ %d, read from /proc/<pid>/status of `cardwarden worker` run as a child process; the SDK's sticky cache (10,000 workflows by default) keeps idle agents in memory", warm, n)
+	r.note("floor: a child worker process running only an idle entity workflow (a signal channel and a 24h timer), %d of them", n)
+	r.note("live heap: the last GODEBUG=gctrace=1 line of each child (MB granularity)")
+	r.chart = func(r *Result) string {
+		return barChart("Worker memory", fmt.Sprintf("%d idle agents; RSS of the worker process", n), "MB",
+			[]string{"baseline", "with all agents", "peak"}, []string{"cardwarden worker", "floor worker"},
+			[][]float64{{float64(cwBase) / 1024, float64(cwRSS) / 1024, float64(cwHWM) / 1024}, {float64(flBase) / 1024, float64(flRSS) / 1024, float64(flHWM) / 1024}})
+	}
+	return nil
+}

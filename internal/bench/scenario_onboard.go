@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// runOnboard: agents fully provisioned per second (workflow started, card issued, secrets
+// vaulted, card recorded); the floor is a workflow with one no-op activity, started the same
+// way at the same concurrency.
+func runOnboard(ctx context.Context, o Options, r *Result) error {
+	r.Title = "onboarding: agents fully provisioned per second"
+	n := o.size(1000, 100)
+	r.Params["agents"], r.Params["start_concurrency"] = n, startConcurrency
+
+	s, err := newStack(ctx, o, stackConfig{name: "onboard", inProcessWorker: true})
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	policy := func(id string) workflows.Policy { return basePolicy(id, "25") }
+
+	// Warm both paths up (connections, caches, the first workflow tasks).
+	const warm = 10
+	if err := s.startAgents(ctx, 0, warm, policy); err != nil {
+		return err
+	}
+	if _, err := s.waitProvisioned(ctx, warm, time.Minute, nil); err != nil {
+		return err
+	}
+	floorDone := &doneTimes{}
+	s.floor.onNoop(floorDone.add)
+	if err := runFloorNoops(ctx, s, "warm", warm); err != nil {
+		return err
+	}
+	if err := floorDone.wait(ctx, warm, time.Minute); err != nil {
+		return err
+	}
+
+	// Floor.
+	floorDone.reset()
+	f0 := time.Now()
+	if err := runFloorNoops(ctx, s, "run", n); err != nil {
+		return err
+	}
+	if err := floorDone.wait(ctx, n, 5*time.Minute); err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
+	fTimes := floorDone.snapshot()
+	f1 := latest(fTimes)
+	floorRate := float64(n) / f1.Sub(f0).Seconds()
+	o.progress("onboard: floor %d workflows in %.1fs (%.0f/s)", n, f1.Sub(f0).Seconds(), floorRate)
+
+	// cardwarden.
+	tl := newTimeline(time.Now())
+	c0 := time.Now()
+	startErr := make(chan error, 1)
+	go func() { startErr <- s.startAgents(ctx, warm, n, policy) }()
+	c1, err := s.waitProvisioned(ctx, warm+n, 10*time.Minute, tl)
+	if err != nil {
+		return err
+	}
+	if err := <-startErr; err != nil {
+		return err
+	}
+	cwRate := float64(n) / c1.Sub(c0).Seconds()
+	o.progress("onboard: cardwarden %d agents in %.1fs (%.0f/s)", n, c1.Sub(c0).Seconds(), cwRate)
+
+	r.metric("rate", "agents/s", cwRate).withFloor(floorRate).target("ratio >= 0.5", cwRate/floorRate >= 0.5)
+	r.metric("time for all", "s", c1.Sub(c0).Seconds()).withFloor(f1.Sub(f0).Seconds())
+
+	// Every step of provisioning happened exactly once.
+	cards, _ := s.count(ctx, `SELECT count(*) FROM cards WHERE agent_id LIKE ?`, s.prefix+"-%")
+	vaulted, _ := s.count(ctx, `SELECT count(*) FROM card_vault v JOIN cards c ON v.issuer = c.issuer AND v.issuer_card_id = c.issuer_card_id WHERE c.agent_id LIKE ?`, s.prefix+"-%")
+	agentsRows, _ := s.count(ctx, `SELECT count(*) FROM agents WHERE agent_id LIKE ?`, s.prefix+"-%")
+	issuedAudit, _ := s.count(ctx, `SELECT count(*) FROM audit_log WHERE action = 'card-issued' AND agent_id LIKE ?`, s.prefix+"-%")
+	simCards := s.sim.Stats().CardsCreated
+	total := n + warm
+	r.check("one card per agent", cards == total && int(simCards) == total+1, "%d agents, %d cards recorded, %d created at the simulator (1 is the floor's)", total, cards, simCards)
+	r.check("secrets vaulted", vaulted == total, "%d vault entries", vaulted)
+	r.check("agents and audit recorded", agentsRows == total && issuedAudit == total, "%d agent rows, %d card-issued audit entries", agentsRows, issuedAudit)
+	r.note("provisioned = card row and vault entry in the application database (polled every 50 ms); cardwarden starts through starter.StartAgent (describe + start), %d at a time", startConcurrency)
+	r.note("floor: ExecuteWorkflow of a workflow whose only activity is a no-op, %d at a time; done when the activity ran", startConcurrency)
+	if s.floor != nil {
+		r.Series = []Series{{Name: "cardwarden (provisioned)", Points: tl.snapshot()}, {Name: "floor (no-op activity done)", Points: cumulative(f0, fTimes, 200)}}
+	}
+	for i := range r.Series[0].Points {
+		r.Series[0].Points[i][1] -= warm
+	}
+	r.chart = func(r *Result) string {
+		return lineChart("Onboarding", fmt.Sprintf("%d agents, %d concurrent starts; cardwarden %.0f/s, floor %.0f/s", n, startConcurrency, cwRate, floorRate),
+			"seconds", "agents done", r.Series, nil)
+	}
+	return nil
+}
+
+func runFloorNoops(ctx context.Context, s *stack, tag string, n int) error {
+	return parallel(ctx, n, startConcurrency, func(ctx context.Context, i int) error {
+		_, err := s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench-floor-noop-%s-%s-%d", s.prefix, tag, i), TaskQueue: floorQueue}, floorWFNoop)
+		return err
+	})
+}
+
+// doneTimes collects completion times reported by floor activities.
+type doneTimes struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (d *doneTimes) add(t time.Time) {
+	d.mu.Lock()
+	d.times = append(d.times, t)
+	d.mu.Unlock()
+}
+
+func (d *doneTimes) reset() {
+	d.mu.Lock()
+	d.times = nil
+	d.mu.Unlock()
+}
+
+func (d *doneTimes) snapshot() []time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]time.Time(nil), d.times...)
+}
+
+func (d *doneTimes) wait(ctx context.Context, n int, timeout time.Duration) error {
+	return waitFor(ctx, timeout, 20*time.Millisecond, func() (bool, error) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.times) >= n, nil
+	})
+}
+
+func latest(ts []time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
+}

@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/cardwarden/cardwarden/internal/issuersim"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// simLog records the simulator's API traffic during a window.
+type simLog struct {
+	mu       sync.Mutex
+	starts   []time.Time            // every API request (not /v1/sim/*)
+	limited  int                    // answered 429
+	limits   map[string][]time.Time // card → limit updates answered 200
+	listings map[string][]time.Time // card → reconciliation listings answered 200
+}
+
+func newSimLog() *simLog {
+	return &simLog{limits: map[string][]time.Time{}, listings: map[string][]time.Time{}}
+}
+
+func (l *simLog) record(e reqEvent) {
+	if strings.HasPrefix(e.Path, "/v1/sim/") {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.starts = append(l.starts, e.Start)
+	if e.Status == http.StatusTooManyRequests {
+		l.limited++
+	}
+	if id, action, ok := cardAction(e.Path); ok && e.Status == http.StatusOK {
+		switch {
+		case action == "limits" && e.Method == http.MethodPost:
+			l.limits[id] = append(l.limits[id], e.End)
+		case action == "authorizations" && e.Method == http.MethodGet:
+			l.listings[id] = append(l.listings[id], e.End)
+		}
+	}
+}
+
+// peakPerSecond is the most requests that started within any one-second window.
+func peakPerSecond(ts []time.Time) int {
+	s := slices.Clone(ts)
+	slices.SortFunc(s, func(a, b time.Time) int { return a.Compare(b) })
+	best, j := 0, 0
+	for i := range s {
+		for s[i].Sub(s[j]) >= time.Second {
+			j++
+		}
+		best = max(best, i-j+1)
+	}
+	return best
+}
+
+// runReset: 2,000 agents whose daily reset falls on the same instant, the issuer limited to
+// 100 requests/s: how long until every card has today's limit, against N / rate, and how many
+// 429s the simulator answered (must be 0). The floor is the same number of simulator calls
+// scheduled at once on a task queue rate limited to the same rate.
+func runReset(ctx context.Context, o Options, r *Result) error {
+	r.Title = "fleet reset: N agents reset at one instant, issuer limit 100 req/s"
+	n := o.size(2000, 200)
+	const rate = 100
+	r.Params["agents"], r.Params["issuer_rate_limit"] = n, rate
+
+	s, err := newStack(ctx, o, stackConfig{name: "reset", inProcessWorker: true, issuerRate: rate, floorRate: rate})
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	// Cron has minute resolution: the reset instant is the first minute boundary after the
+	// agents can all be provisioned (issue activities are rate limited too).
+	margin := time.Duration(float64(n)/rate*1.5*float64(time.Second)) + 15*time.Second
+	if o.Quick {
+		margin = time.Duration(float64(n)/rate*1.5*float64(time.Second)) + 8*time.Second
+	}
+	at := time.Now().Add(margin).UTC().Truncate(time.Minute).Add(time.Minute)
+	r.Params["reset_at"] = at
+	policy := func(id string) workflows.Policy {
+		p := basePolicy(id, "25")
+		p.ResetCron = fmt.Sprintf("%d %d * * *", at.Minute(), at.Hour())
+		p.RotateCron = workflows.RotateOff
+		return p
+	}
+	o.progress("reset: starting %d agents whose reset is at %s (in %.0fs)", n, at.Format(time.TimeOnly), time.Until(at).Seconds())
+	p0 := time.Now()
+	if err := s.startAgents(ctx, 0, n, policy); err != nil {
+		return err
+	}
+	if _, err := s.waitProvisioned(ctx, n, time.Until(at)-2*time.Second, nil); err != nil {
+		return fmt.Errorf("agents not provisioned before the reset instant: %w", err)
+	}
+	o.progress("reset: %d agents provisioned in %.1fs; waiting %.0fs for the reset", n, time.Since(p0).Seconds(), time.Until(at).Seconds())
+	cards, err := s.cardIDs(ctx, 0, n)
+	if err != nil {
+		return err
+	}
+	// From here on the simulator enforces the issuer's limit.
+	if err := s.sim.SetFaults(issuersim.Faults{RateLimit: rate}); err != nil {
+		return err
+	}
+	log := newSimLog()
+	s.simRec.set(log.record)
+	defer s.simRec.set(nil)
+	limited0 := s.sim.Stats().RateLimited
+
+	deadline := time.Until(at) + 4*time.Duration(n/rate)*time.Second + 2*time.Minute
+	if err := waitFor(ctx, deadline, 200*time.Millisecond, func() (bool, error) {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		return len(log.limits) >= n, nil
+	}); err != nil {
+		log.mu.Lock()
+		got := len(log.limits)
+		log.mu.Unlock()
+		return fmt.Errorf("%d of %d cards got their reset limit: %w", got, n, err)
+	}
+	time.Sleep(2 * time.Second) // anything doubled shows up now
+	log.mu.Lock()
+	var firstUpdates, listings []time.Time
+	doubled, relisted := 0, 0
+	for _, c := range cards {
+		u := log.limits[c]
+		if len(u) > 0 {
+			firstUpdates = append(firstUpdates, slices.MinFunc(u, func(a, b time.Time) int { return a.Compare(b) }))
+		}
+		if len(u) > 1 {
+			doubled++
+		}
+		l := log.listings[c]
+		listings = append(listings, l...)
+		if len(l) > 1 {
+			relisted++
+		}
+	}
+	cwLimited := log.limited
+	cwPeak := peakPerSecond(log.starts)
+	cwRequests := len(log.starts)
+	log.mu.Unlock()
+	limitedStats := s.sim.Stats().RateLimited - limited0
+	finish := latest(firstUpdates).Sub(at)
+	listed := latest(listings).Sub(at)
+	ideal := time.Duration(float64(n) / rate * float64(time.Second))
+	o.progress("reset: cardwarden reset %d cards in %.1fs (N/rate %.0fs), %d requests, %d × 429", n, finish.Seconds(), ideal.Seconds(), cwRequests, limitedStats)
+
+	// Floor: N simulator calls scheduled at once on a task queue limited to the same rate.
+	time.Sleep(time.Second)
+	flog := newSimLog()
+	s.simRec.set(flog.record)
+	floorDone := &doneTimes{}
+	s.floor.onGet(floorDone.add)
+	fLimited0 := s.sim.Stats().RateLimited
+	f0 := time.Now()
+	for i := 0; i < n; i += 500 {
+		batch := cards[i:min(i+500, n)]
+		if _, err := s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench-floor-reset-%s-%d", s.prefix, i), TaskQueue: floorQueue}, floorWFBatch, batch); err != nil {
+			return err
+		}
+	}
+	if err := floorDone.wait(ctx, n, 4*time.Duration(n/rate)*time.Second+time.Minute); err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
+	fTimes := floorDone.snapshot()
+	floorTime := latest(fTimes).Sub(f0)
+	flog.mu.Lock()
+	floorPeak := peakPerSecond(flog.starts)
+	flog.mu.Unlock()
+	floorLimited := s.sim.Stats().RateLimited - fLimited0
+	o.progress("reset: floor %d rate-limited calls in %.1fs, %d × 429", n, floorTime.Seconds(), floorLimited)
+
+	r.metric("time to reset all vs N/rate", "s", finish.Seconds()).withFloor(ideal.Seconds()).target("ratio <= 1.2", finish.Seconds() <= 1.2*ideal.Seconds())
+	r.metric("time to reset all vs measured floor", "s", finish.Seconds()).withFloor(floorTime.Seconds())
+	r.metric("issuer requests", "count", float64(cwRequests)).withFloor(float64(n))
+	r.metric("issuer 429s", "count", float64(limitedStats)).withFloor(float64(floorLimited)).target("cardwarden = 0", limitedStats == 0)
+	r.metric("peak requests in any 1s", "req", float64(cwPeak)).withFloor(float64(floorPeak))
+	r.metric("reconciliation listings done", "s", listed.Seconds())
+	r.check("no reset skipped", len(firstUpdates) == n, "%d of %d cards got today's limit", len(firstUpdates), n)
+	r.check("no reset doubled", doubled == 0 && relisted == 0, "%d cards with more than one limit update, %d listed more than once", doubled, relisted)
+	r.check("zero 429s", limitedStats == 0 && cwLimited == 0, "simulator counted %d, recorder %d", limitedStats, cwLimited)
+	// The workflows agree: a sample of agents report exactly one reset.
+	sample := min(n, 200)
+	wrong := 0
+	for i := 0; i < n; i += max(1, n/sample) {
+		st, err := s.starter.State(ctx, s.agentID(i))
+		if err != nil || st.Resets != 1 {
+			wrong++
+		}
+	}
+	r.check("workflows report one reset", wrong == 0, "%d of %d sampled agents report a reset count other than 1", wrong, sample)
+	r.note("each reset makes two issuer calls, each its own activity on the rate-limited issuer queue: the reconciliation listing (GET /v1/cards/{id}/authorizations) and the limit update; %d requests in all, so the best possible time is %.0fs = 2N/rate", cwRequests, float64(cwRequests)/rate)
+	r.note("floor: %d simulator calls (GET card) scheduled at once by %d workflows on a task queue with TaskQueueActivitiesPerSecond=%d", n, (n+499)/500, rate)
+	r.Series = []Series{
+		{Name: "cardwarden: cards with today's limit", Points: cumulative(at, firstUpdates, 300)},
+		{Name: "floor: rate-limited calls done", Points: cumulative(f0, fTimes, 300)},
+		{Name: "N / rate", Points: [][2]float64{{0, 0}, {ideal.Seconds(), float64(n)}}},
+	}
+	r.chart = func(r *Result) string {
+		return lineChart("Fleet reset", fmt.Sprintf("%d agents reset at the same instant; issuer limit %d req/s; 429s: cardwarden %d, floor %d", n, rate, limitedStats, floorLimited),
+			"seconds after the reset instant", "cards done", r.Series, nil)
+	}
+	return nil
+}

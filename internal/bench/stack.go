@@ -1,0 +1,343 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/cardwarden/cardwarden/activities"
+	"github.com/cardwarden/cardwarden/internal/api"
+	"github.com/cardwarden/cardwarden/internal/config"
+	"github.com/cardwarden/cardwarden/internal/devstack"
+	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/issuer/adapters"
+	"github.com/cardwarden/cardwarden/internal/issuer/sim"
+	"github.com/cardwarden/cardwarden/internal/issuersim"
+	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/internal/vault"
+	"github.com/cardwarden/cardwarden/starter"
+	"github.com/cardwarden/cardwarden/worker"
+)
+
+// webhookSecret signs the simulator's webhooks and verifies them at the API.
+var webhookSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("cardwarden-bench-webhook-secret"))
+
+const simAPIKey = "sim_bench_key"
+
+// stackConfig says what one scenario needs from its stack.
+type stackConfig struct {
+	name string
+	// inProcessWorker runs cardwarden's workers in this process; the memory scenario runs
+	// them in a child process instead.
+	inProcessWorker bool
+	// issuerRate is the worker's IssuerRatePerSecond (0: none).
+	issuerRate float64
+	// floorQueues start the floor worker (and a rate-limited floor worker at floorRate).
+	floorRate float64
+}
+
+// stack is one scenario's system: Temporal (embedded or external), the application database,
+// the vault, the issuer simulator, cardwarden's HTTP API and, usually, its workers, plus the
+// floor worker that runs the minimal workflows cardwarden is compared with.
+type stack struct {
+	opts Options
+	cfg  stackConfig
+	dir  string
+	log  *slog.Logger
+
+	dev      *devstack.Stack
+	temporal config.Temporal
+	tc       client.Client
+
+	dbURL    string
+	store    *store.Store
+	vaultKey string
+	vault    *vault.Vault
+
+	sim       *issuersim.Server
+	simURL    string
+	simSrv    *http.Server
+	simRec    *recorder
+	simClient *sim.Adapter
+
+	apiURL string
+	apiSrv *http.Server
+	apiRec *recorder
+
+	issuers *issuer.Registry
+	acts    *activities.Activities
+	starter *starter.Client
+	workers *worker.Workers
+	floor   *floorWorkers
+
+	prefix string // agent id prefix, unique per scenario run
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newStack starts everything a scenario needs. Close it when done.
+func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err error) {
+	s := &stack{opts: o, cfg: cfg, log: o.Logger.With("scenario", cfg.name), prefix: "b" + randomHex(3) + "-" + cfg.name}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.dir, err = os.MkdirTemp(o.TempDir, "cardwarden-bench-"+cfg.name+"-"); err != nil {
+		return nil, err
+	}
+
+	// Temporal.
+	s.temporal = config.Temporal{Address: o.Address, Namespace: o.Namespace}
+	if s.temporal.Namespace == "" {
+		s.temporal.Namespace = config.DefaultNamespace
+	}
+	if o.Address == "" {
+		port, perr := freePort()
+		if perr != nil {
+			return nil, perr
+		}
+		dcfg := devstack.Config{Dir: filepath.Join(s.dir, "temporal"), Port: port, LogLevel: "error"}
+		if s.dev, err = devstack.Start(dcfg); err != nil {
+			return nil, fmt.Errorf("embedded temporal: %w", err)
+		}
+		s.temporal.Address = s.dev.Address()
+	}
+	if s.tc, err = s.temporal.Dial(ctx, o.Logger.With("component", "temporal-sdk"), 30*time.Second); err != nil {
+		return nil, err
+	}
+
+	// Application database.
+	s.dbURL = o.DatabaseURL
+	if s.dbURL == "" {
+		s.dbURL = "sqlite://" + filepath.Join(s.dir, "cardwarden.db")
+	}
+	if s.store, err = store.Open(ctx, s.dbURL); err != nil {
+		return nil, err
+	}
+	if _, err = s.store.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	s.vaultKey = randomHex(32)
+	key, _ := vault.ParseKey(s.vaultKey)
+	if s.vault, err = vault.New(key); err != nil {
+		return nil, err
+	}
+
+	// Listeners first, so the simulator knows where to send webhooks.
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		apiLn.Close()
+		return nil, err
+	}
+	s.apiURL = "http://" + apiLn.Addr().String()
+	s.simURL = "http://" + simLn.Addr().String()
+
+	quiet := o.Logger.With("component", "issuer-sim")
+	if s.sim, err = issuersim.NewServer(issuersim.Config{
+		APIKey: simAPIKey, WebhookURL: s.apiURL + "/v1/webhooks/sim", WebhookSecret: webhookSecret,
+		WebhookRetryInitial: 50 * time.Millisecond, WebhookRetryMax: 2 * time.Second, Logger: quiet,
+	}); err != nil {
+		apiLn.Close()
+		simLn.Close()
+		return nil, err
+	}
+	s.simRec = &recorder{next: s.sim}
+	s.simSrv = &http.Server{Handler: s.simRec, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.simSrv.Serve(simLn) }()
+
+	if s.issuers, err = adapters.New(adapters.Config{Sim: adapters.SimConfig{BaseURL: s.simURL, APIKey: simAPIKey, WebhookSecret: webhookSecret},
+		HTTPClient: sharedHTTPClient}); err != nil {
+		apiLn.Close()
+		return nil, err
+	}
+	if s.simClient, err = sim.New(sim.Config{BaseURL: s.simURL, APIKey: simAPIKey, WebhookSecret: webhookSecret, HTTPClient: sharedHTTPClient}); err != nil {
+		apiLn.Close()
+		return nil, err
+	}
+	s.acts = &activities.Activities{Issuers: s.issuers, Store: s.store, Vault: s.vault, Logger: o.Logger.With("component", "activities")}
+	s.starter = starter.New(s.tc, starter.Options{Store: s.store, Logger: o.Logger.With("component", "starter"), Issuers: s.issuers.Names()})
+
+	handler := api.New(api.Deps{Store: s.store, Temporal: s.tc, Logger: o.Logger.With("component", "api"), Issuers: s.issuers,
+		AdminToken: randomHex(16), Vault: s.vault, Control: s.starter})
+	s.apiRec = &recorder{next: handler}
+	s.apiSrv = &http.Server{Handler: s.apiRec, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.apiSrv.Serve(apiLn) }()
+
+	if cfg.inProcessWorker {
+		s.workers = worker.New(s.tc, s.acts, worker.Config{IssuerRatePerSecond: cfg.issuerRate})
+		if err = s.workers.Start(); err != nil {
+			return nil, err
+		}
+	}
+	if s.floor, err = startFloorWorkers(s.tc, s.simClient, cfg.floorRate); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// sharedHTTPClient keeps enough idle connections for the benchmark's concurrency: the default
+// transport keeps two per host, and reconnecting per request would measure the kernel.
+var sharedHTTPClient = &http.Client{
+	Timeout:   30 * time.Second,
+	Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second},
+}
+
+func (s *stack) close() {
+	if s.floor != nil {
+		s.floor.stop()
+	}
+	if s.workers != nil {
+		s.workers.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if s.apiSrv != nil {
+		_ = s.apiSrv.Shutdown(ctx)
+	}
+	if s.sim != nil {
+		_ = s.sim.Close()
+	}
+	if s.simSrv != nil {
+		_ = s.simSrv.Shutdown(ctx)
+	}
+	if s.tc != nil {
+		s.tc.Close()
+	}
+	if s.dev != nil {
+		s.dev.Stop()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+	if s.dir != "" && !s.opts.KeepTemp {
+		_ = os.RemoveAll(s.dir)
+	}
+}
+
+func (s *stack) agentID(i int) string { return fmt.Sprintf("%s-%05d", s.prefix, i) }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// recorder wraps a handler and reports every request it served (method, path, status,
+// start and end) to the scenario's hook, for latencies measured where they happen.
+type recorder struct {
+	next http.Handler
+	hook atomic.Pointer[func(e reqEvent)]
+}
+
+type reqEvent struct {
+	Method, Path string
+	Header       http.Header
+	Status       int
+	Start, End   time.Time
+}
+
+func (r *recorder) set(f func(reqEvent)) {
+	if f == nil {
+		r.hook.Store(nil)
+		return
+	}
+	r.hook.Store(&f)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	h := r.hook.Load()
+	if h == nil {
+		r.next.ServeHTTP(w, req)
+		return
+	}
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	r.next.ServeHTTP(sw, req)
+	(*h)(reqEvent{Method: req.Method, Path: req.URL.Path, Header: req.Header, Status: sw.status, Start: start, End: time.Now()})
+}
+
+// cardAction extracts the card id from /v1/cards/{id}/{action}.
+func cardAction(path string) (id, action string, ok bool) {
+	rest, found := strings.CutPrefix(path, "/v1/cards/")
+	if !found {
+		return "", "", false
+	}
+	id, action, ok = strings.Cut(rest, "/")
+	return id, action, ok
+}
+
+// waitFor polls cond every interval until it holds or ctx/timeout ends.
+func waitFor(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("timed out after " + timeout.String())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// count runs a SELECT count(*) on the application database.
+func (s *stack) count(ctx context.Context, q string, args ...any) (int, error) {
+	var n int
+	err := s.store.DB().GetContext(ctx, &n, s.store.DB().Rebind(q), args...)
+	return n, err
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,569 @@
+// cardwarden dashboard: a fleet table and an agent page, refreshed by polling the JSON
+// endpoints of internal/dashboard. Plain DOM and SVG, no dependencies, no build step. Every
+// value from the server goes into the page as text (textContent / attributes), never as HTML.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "cardwarden.adminToken";
+  const SVGNS = "http://www.w3.org/2000/svg";
+  const app = document.getElementById("app");
+  const summary = document.getElementById("summary");
+  const updated = document.getElementById("updated");
+  const live = document.getElementById("live");
+
+  let pollMS = 2000;
+  let timer = null;
+  let generation = 0; // bumps on navigation so stale responses are dropped
+  let lastFleet = null;
+  let chartMode = "daily";
+  let lastAgentJSON = "";
+  let timelineSpan = "fit"; // "fit" (zoom to the marks), "24h" or "7d"
+  const SPANS = { "24h": 86400e3, "7d": 7 * 86400e3 };
+
+  // ---------- DOM helpers ----------
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    setAttrs(el, attrs);
+    append(el, children);
+    return el;
+  }
+
+  function s(tag, attrs, ...children) {
+    const el = document.createElementNS(SVGNS, tag);
+    setAttrs(el, attrs);
+    append(el, children);
+    return el;
+  }
+
+  function setAttrs(el, attrs) {
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else if (k === "dataset") Object.assign(el.dataset, v);
+      else el.setAttribute(k, v === true ? "" : String(v));
+    }
+  }
+
+  function append(el, children) {
+    for (const c of children.flat()) {
+      if (c === undefined || c === null || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+  }
+
+  // ---------- formatting ----------
+
+  function money(amount, currency) {
+    if (amount === undefined || amount === null) return "–";
+    return (currency || "USD") === "USD" ? "$" + amount : amount + " " + currency;
+  }
+
+  function ago(iso) {
+    if (!iso) return "";
+    const d = (Date.now() - new Date(iso).getTime()) / 1000;
+    if (d < 0) return "in " + span(-d);
+    return span(d) + " ago";
+  }
+
+  function span(sec) {
+    if (sec < 60) return Math.floor(sec) + "s";
+    if (sec < 3600) return Math.floor(sec / 60) + "m";
+    if (sec < 86400) return Math.floor(sec / 3600) + "h";
+    return Math.floor(sec / 86400) + "d";
+  }
+
+  function when(iso) {
+    if (!iso || iso.startsWith("0001-")) return "–";
+    const d = new Date(iso);
+    return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  }
+
+  function cents(amount) {
+    // Decimal strings to integer cents for chart geometry only; money is never added up here.
+    if (!amount) return 0;
+    const neg = amount.startsWith("-");
+    const [w, f = "0"] = amount.replace("-", "").split(".");
+    const c = parseInt(w, 10) * 100 + parseInt((f + "00").slice(0, 2), 10);
+    return neg ? -c : c;
+  }
+
+  // ---------- token and API ----------
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+  class HTTPError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  async function api(path, opts) {
+    const o = Object.assign({ headers: {} }, opts || {});
+    o.headers = Object.assign({ Accept: "application/json" }, o.headers);
+    if (token()) o.headers.Authorization = "Bearer " + token();
+    const res = await fetch(path, o);
+    let body = null;
+    try { body = await res.json(); } catch (e) { body = null; }
+    if (!res.ok) {
+      const msg = body && body.error ? (body.error.message || body.error) : res.status + " " + res.statusText;
+      throw new HTTPError(res.status, String(msg));
+    }
+    return body;
+  }
+
+  const tokenDialog = document.getElementById("token-dialog");
+  const tokenInput = document.getElementById("token-input");
+  let tokenWaiters = [];
+
+  function askToken(why) {
+    const p = document.getElementById("token-why");
+    if (why) p.dataset.why = why;
+    if (!tokenDialog.open) {
+      tokenInput.value = "";
+      tokenDialog.showModal();
+      tokenInput.focus();
+    }
+    return new Promise((resolve) => tokenWaiters.push(resolve));
+  }
+
+  function settleToken(ok) {
+    const ws = tokenWaiters;
+    tokenWaiters = [];
+    ws.forEach((w) => w(ok));
+  }
+
+  document.getElementById("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const v = tokenInput.value.trim();
+    if (!v) return;
+    sessionStorage.setItem(TOKEN_KEY, v);
+    tokenDialog.close();
+    settleToken(true);
+    refreshNow();
+  });
+  document.getElementById("token-cancel").addEventListener("click", () => { tokenDialog.close(); settleToken(false); });
+  document.getElementById("token-clear").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    tokenDialog.close();
+    settleToken(false);
+    toast("Admin token forgotten");
+    refreshNow();
+  });
+  tokenDialog.addEventListener("cancel", () => settleToken(false));
+  document.getElementById("token-btn").addEventListener("click", () => askToken());
+
+  // ---------- toast ----------
+
+  const toastEl = document.getElementById("toast");
+  let toastTimer = null;
+  function toast(msg, isError) {
+    toastEl.textContent = msg;
+    toastEl.classList.toggle("error", !!isError);
+    toastEl.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { toastEl.hidden = true; }, isError ? 8000 : 4000);
+  }
+
+  // ---------- actions (freeze / unfreeze / rotate) ----------
+
+  const actionDialog = document.getElementById("action-dialog");
+  const actionReason = document.getElementById("action-reason");
+  let pendingAction = null;
+
+  const ACTION_TEXT = {
+    freeze: ["Freeze", "Pause the card at the issuer now. Purchases are declined until someone unfreezes it.", "frozen from the dashboard"],
+    unfreeze: ["Unfreeze", "Resume the card (or issue a new one if it was revoked) with today's remaining budget.", "reviewed; unfrozen from the dashboard"],
+    rotate: ["Rotate", "Issue a new card now; the old one stays open for the rotation grace period, then closes.", "rotated from the dashboard"],
+  };
+
+  async function startAction(action, agentID) {
+    if (!token()) {
+      const ok = await askToken("Actions need the admin token.");
+      if (!ok) return;
+    }
+    const [title, help, reason] = ACTION_TEXT[action];
+    pendingAction = { action, agentID };
+    document.getElementById("action-title").textContent = title + " " + agentID + "?";
+    document.getElementById("action-help").textContent = help;
+    actionReason.value = reason;
+    actionDialog.showModal();
+    actionReason.select();
+  }
+
+  document.getElementById("action-cancel").addEventListener("click", () => { actionDialog.close(); pendingAction = null; });
+  document.getElementById("action-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const p = pendingAction;
+    if (!p) return;
+    pendingAction = null;
+    actionDialog.close();
+    try {
+      await api("/v1/agents/" + encodeURIComponent(p.agentID) + "/" + p.action, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ reason: actionReason.value || ACTION_TEXT[p.action][2], actor: "dashboard" }),
+      });
+      toast(ACTION_TEXT[p.action][0] + ": " + p.agentID + " done");
+    } catch (err) {
+      if (err.status === 401) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        askToken("The admin token was refused.");
+      }
+      toast(ACTION_TEXT[p.action][0] + " " + p.agentID + " failed: " + err.message, true);
+    }
+    refreshNow();
+  });
+
+  function actionButtons(row) {
+    const st = row.status;
+    const btns = [];
+    if (st === "active") btns.push(h("button", { class: "btn", type: "button", dataset: { action: "freeze", agent: row.agent_id }, onclick: () => startAction("freeze", row.agent_id) }, "Freeze"));
+    if (st === "frozen" || st === "revoked") btns.push(h("button", { class: "btn", type: "button", dataset: { action: "unfreeze", agent: row.agent_id }, onclick: () => startAction("unfreeze", row.agent_id) }, "Unfreeze"));
+    if (st !== "retired") btns.push(h("button", { class: "btn", type: "button", dataset: { action: "rotate", agent: row.agent_id }, onclick: () => startAction("rotate", row.agent_id) }, "Rotate"));
+    if (row.workflow_url) btns.push(h("a", { class: "ext", href: row.workflow_url, target: "_blank", rel: "noopener noreferrer", title: "Open the workflow in the Temporal Web UI" }, "Temporal"));
+    return h("div", { class: "actions" }, btns);
+  }
+
+  // ---------- shared pieces ----------
+
+  function badge(status) { return h("span", { class: "badge " + status, dataset: { status } }, status || "unknown"); }
+
+  function spendBar(row) {
+    const p = row.spent_pct || 0;
+    const fill = h("div", { class: "fill" });
+    fill.style.width = Math.min(100, Math.max(0, p)) + "%";
+    const cls = p >= 100 ? "bar over" : p >= 80 ? "bar warn" : "bar";
+    return h("div", {},
+      h("div", { class: cls, title: p + "% of the daily limit", role: "meter", "aria-valuenow": p, "aria-valuemin": 0, "aria-valuemax": 100 }, fill),
+      h("div", { class: "spend-text" }, h("b", {}, money(row.spent_today_usd, row.currency)), " of " + money(row.daily_limit_usd, row.currency) + " · " + p + "%",
+        cents(row.overspend_today_usd) > 0 ? h("span", { class: "stale-note" }, "overspend " + money(row.overspend_today_usd, row.currency)) : null));
+  }
+
+  function renderSummary(f) {
+    summary.replaceChildren();
+    const t = f.totals;
+    summary.append(h("span", { class: "chip" }, h("b", {}, t.agents), "agents"));
+    for (const st of ["active", "frozen", "revoked", "retired"]) {
+      if (t.by_status[st]) summary.append(h("span", { class: "chip " + st, dataset: { status: st } }, h("b", {}, t.by_status[st]), st));
+    }
+    summary.append(h("span", { class: "chip" }, h("b", {}, money(t.spent_today_usd)), "spent today"));
+  }
+
+  function setUpdated(ok, at) {
+    live.classList.toggle("stale", !ok);
+    updated.textContent = ok ? "live · " + new Date(at || Date.now()).toLocaleTimeString() : "not updating";
+  }
+
+  // ---------- fleet view ----------
+
+  function renderFleet(f) {
+    renderSummary(f);
+    let table = document.getElementById("fleet");
+    if (!table) {
+      table = h("table", { id: "fleet", class: "fleet" },
+        h("thead", {}, h("tr", {}, ["Agent", "Status", "Card", "Today's spend", "Rotations", "Last decline", ""].map((c) => h("th", {}, c)))),
+        h("tbody", {}));
+      app.replaceChildren(h("div", { class: "panel" }, table));
+    }
+    const tbody = table.tBodies[0];
+    const rows = f.agents.map((r) => h("tr", { class: r.status, dataset: { agent: r.agent_id, status: r.status } },
+      h("td", { class: "agent" }, h("a", { href: "#/agents/" + encodeURIComponent(r.agent_id) }, r.agent_id),
+        r.label && r.label !== r.agent_id ? h("div", { class: "label" }, r.label) : null),
+      h("td", { class: "status" }, badge(r.status), r.live ? null : h("span", { class: "stale-note", title: "The workflow did not answer; showing the database's view" }, "stored"),
+        r.status_reason && r.status !== "active" ? h("span", { class: "reason", title: r.status_reason }, r.status_reason) : null),
+      h("td", { class: "card mono" }, r.card ? "•••• " + r.card.last4 : "–", r.card ? h("div", { class: "muted" }, "gen " + r.card.generation + " · " + r.card.status) : null),
+      h("td", { class: "spend" }, spendBar(r)),
+      h("td", { class: "num rotations" }, r.rotations),
+      h("td", { class: "decline" }, r.last_decline ? [h("div", {}, r.last_decline.reason), h("div", { class: "muted", title: r.last_decline.at }, ago(r.last_decline.at) + " · " + money(r.last_decline.amount_usd, r.currency))] : h("span", { class: "muted" }, "none")),
+      h("td", {}, actionButtons(r))));
+    if (rows.length === 0) rows.push(h("tr", {}, h("td", { class: "empty", colspan: 7 }, "No agents yet. Create one with `cardwarden agent create` or POST /v1/agents.")));
+    tbody.replaceChildren(...rows);
+  }
+
+  // ---------- agent view ----------
+
+  function statBox(label, value, sub) {
+    return h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), sub ? h("div", { class: "sub" }, sub) : null);
+  }
+
+  function renderAgent(d) {
+    const r = d.agent;
+    const st = d.state;
+    const head = h("div", { class: "agent-head" },
+      h("a", { class: "back", href: "#/" }, "← Fleet"),
+      h("h1", { id: "agent-title" }, r.agent_id), badge(r.status),
+      r.live ? null : h("span", { class: "stale-note" }, "workflow not answering: stored view"),
+      r.status_reason && r.status !== "active" ? h("span", { class: "muted" }, r.status_reason) : null,
+      actionButtons(r));
+
+    const b = st ? st.budget : null;
+    const stats = h("div", { class: "grid" },
+      h("div", { class: "stat" }, h("div", { class: "label" }, "Today (" + (r.day || "") + ")"), spendBar(r)),
+      statBox("Card", r.card ? "•••• " + r.card.last4 : "none", r.card ? "generation " + r.card.generation + " · " + r.card.status : ""),
+      statBox("This month", b ? money(b.spent_month_usd, r.currency) : "–", b && b.monthly_limit_usd ? "of " + money(b.monthly_limit_usd, r.currency) : "no monthly cap"),
+      statBox("Next reset", st ? when(st.next_reset) : "–", d.timezone),
+      statBox("Next rotation", st && st.next_rotation ? when(st.next_rotation) : "–", "rotations " + r.rotations + " · freezes " + r.freezes + " · revocations " + r.revocations));
+
+    const tabs = h("div", { class: "tabs" },
+      h("button", { type: "button", class: chartMode === "daily" ? "on" : "", onclick: () => { chartMode = "daily"; renderAgent(d); } }, "30 days"),
+      h("button", { type: "button", class: chartMode === "hourly" ? "on" : "", onclick: () => { chartMode = "hourly"; renderAgent(d); } }, "Today by hour"));
+    const spend = h("div", { class: "panel", id: "spend-panel" },
+      h("div", { class: "panel-head" }, h("h2", {}, "Spend"), tabs),
+      chartMode === "daily" ? dailyChart(d) : hourlyChart(d),
+      h("div", { class: "legend" }, h("span", { class: "l-spend" }, "spend"), h("span", { class: "l-over" }, "overspend"),
+        chartMode === "hourly" ? h("span", { class: "l-cum" }, "cumulative") : null, h("span", { class: "l-limit" }, "daily limit")));
+
+    const tspan = timelineSpan;
+    const spanTabs = h("div", { class: "tabs", id: "timeline-span" },
+      [["fit", "Zoom to events"], ["24h", "24 hours"], ["7d", "7 days"]].map(([k, label]) =>
+        h("button", { type: "button", class: tspan === k ? "on" : "", dataset: { span: k }, onclick: () => { timelineSpan = k; renderAgent(d); } }, label)));
+    const timeline = h("div", { class: "panel", id: "timeline-panel" },
+      h("div", { class: "panel-head" }, h("h2", {}, "Declines, freezes and revocations"), spanTabs),
+      timelineChart(d, tspan),
+      h("div", { class: "legend" }, h("span", { class: "l-freeze" }, "freeze"), h("span", { class: "l-revoke" }, "revoke"),
+        h("span", { class: "l-unfreeze" }, "unfreeze"), h("span", { class: "l-rotate" }, "rotate / issue"),
+        ...[...new Set(d.timeline.filter((m) => m.type === "decline").map((m) => m.reason))].map((rs) => h("span", { class: "r-" + rs }, "decline: " + rs))));
+
+    const cards = h("div", { class: "panel" }, h("h2", {}, "Card generations"),
+      h("table", { id: "cards" }, h("thead", {}, h("tr", {}, ["Gen", "Card", "Status", "Issued", "Closed", "Lived", "Daily limit"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, d.cards.slice().reverse().map((c) => h("tr", {},
+          h("td", { class: "num" }, c.generation), h("td", { class: "mono", title: c.issuer + " " + c.issuer_card_id }, "•••• " + c.last4),
+          h("td", {}, badge(c.status)), h("td", { title: c.issued_at }, when(c.issued_at)), h("td", { title: c.closed_at || "" }, c.closed_at ? when(c.closed_at) : "–"),
+          h("td", {}, span(((c.closed_at ? new Date(c.closed_at) : new Date()) - new Date(c.issued_at)) / 1000)),
+          h("td", { class: "num" }, money(c.daily_limit_usd, r.currency)))))));
+
+    const alerts = h("div", { class: "panel" }, h("h2", {}, "Alerts"),
+      d.alerts.length === 0 ? h("p", { class: "muted" }, "No alerts.") :
+        h("div", { class: "scroll" }, h("table", { id: "alerts" }, h("thead", {}, h("tr", {}, ["When", "Kind", "Message", "Delivery"].map((c) => h("th", {}, c)))),
+          h("tbody", {}, d.alerts.map((a) => h("tr", {}, h("td", { title: a.created_at }, ago(a.created_at)), h("td", {}, a.kind),
+            h("td", {}, a.message), h("td", {}, badge(a.status), h("span", { class: "muted" }, " " + a.attempts + " attempt" + (a.attempts === 1 ? "" : "s")))))))));
+
+    const events = h("div", { class: "panel" }, h("h2", {}, "Recent issuer events"),
+      d.events.length === 0 ? h("p", { class: "muted" }, "No events.") :
+        h("div", { class: "scroll" }, h("table", { id: "events" }, h("thead", {}, h("tr", {}, ["When", "Kind", "Result", "Amount", "Merchant"].map((c) => h("th", {}, c)))),
+          h("tbody", {}, d.events.map((e) => h("tr", {}, h("td", { title: e.at }, ago(e.at)), h("td", {}, e.kind),
+            h("td", {}, e.approved ? "approved" : h("span", { class: "badge revoked" }, e.reason || "declined")),
+            h("td", { class: "num" }, money(e.amount_usd, r.currency)), h("td", {}, e.merchant || "–")))))));
+
+    const links = r.workflow_url ? h("p", { class: "muted" }, "Workflow ", h("a", { class: "ext", href: r.workflow_url, target: "_blank", rel: "noopener noreferrer" }, "agent/" + r.agent_id), " in the Temporal Web UI.") : null;
+
+    app.replaceChildren(head, stats, spend, timeline, h("div", { class: "two" }, cards, alerts), events, links);
+  }
+
+  // ---------- charts (SVG) ----------
+
+  const W = 960, H = 220, PAD_L = 52, PAD_R = 12, PAD_T = 12, PAD_B = 28;
+
+  function yAxis(svg, max, currency) {
+    for (let i = 0; i <= 4; i++) {
+      const v = (max * i) / 4;
+      const y = PAD_T + (H - PAD_T - PAD_B) * (1 - i / 4);
+      svg.append(s("line", { class: "grid-line", x1: PAD_L, x2: W - PAD_R, y1: y, y2: y }));
+      svg.append(s("text", { x: PAD_L - 6, y: y + 4, "text-anchor": "end" }, money(v % 100 === 0 ? (v / 100).toFixed(0) : (v / 100).toFixed(2), currency)));
+    }
+  }
+
+  function yOf(c, max) { return PAD_T + (H - PAD_T - PAD_B) * (1 - Math.min(c, max) / max); }
+
+  // niceMax rounds a chart's top up to 1, 2, 2.5 or 5 times a power of ten (in cents), so the
+  // axis reads $10, $20, … rather than $14.37.
+  function niceMax(c) {
+    const p = Math.pow(10, Math.floor(Math.log10(Math.max(c, 100))));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= c) return m * p;
+    return 10 * p;
+  }
+
+  function barChart(points, labelOf, limitCents, currency, cumulativeUntil) {
+    const svg = s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img" });
+    const spent = points.map((p) => cents(p.spent_usd));
+    const over = points.map((p) => cents(p.overspend_usd || "0"));
+    const cumulative = cumulativeUntil !== undefined;
+    let cum = 0;
+    const cums = spent.map((v) => (cum = Math.max(0, cum + v)));
+    const max = niceMax(Math.max(limitCents * 1.1, ...spent, ...(cumulative ? cums : []), 100));
+    yAxis(svg, max, currency);
+    const bw = (W - PAD_L - PAD_R) / points.length;
+    points.forEach((p, i) => {
+      const x = PAD_L + i * bw + bw * 0.15;
+      const v = Math.max(0, spent[i]);
+      const y = yOf(v, max);
+      const bar = s("rect", { class: "spend", x, y, width: bw * 0.7, height: Math.max(0, H - PAD_B - y) },
+        s("title", {}, labelOf(p) + ": " + money(p.spent_usd, currency) + (p.declines ? " · " + p.declines + " declines" : "")));
+      svg.append(bar);
+      if (over[i] > 0) {
+        const oy = yOf(v, max);
+        const oh = Math.max(1, H - PAD_B - yOf(over[i], max));
+        svg.append(s("rect", { class: "over", x, y: oy, width: bw * 0.7, height: oh }, s("title", {}, "overspend " + money(p.overspend_usd, currency))));
+      }
+      const every = points.length > 24 ? 5 : 3;
+      if (i % every === 0 || i === points.length - 1) {
+        svg.append(s("text", { x: PAD_L + i * bw + bw / 2, y: H - 8, "text-anchor": "middle" }, labelOf(p)));
+      }
+    });
+    if (cumulative) {
+      const pts = cums.slice(0, cumulativeUntil + 1).map((c, i) => `${PAD_L + i * bw + bw / 2},${yOf(c, max)}`).join(" ");
+      svg.append(s("polyline", { class: "cumulative", points: pts }, s("title", {}, "cumulative spend today")));
+    }
+    if (limitCents > 0) {
+      const ly = yOf(limitCents, max);
+      svg.append(s("line", { class: "limit", x1: PAD_L, x2: W - PAD_R, y1: ly, y2: ly }, s("title", {}, "daily limit " + money((limitCents / 100).toFixed(2), currency))));
+    }
+    svg.append(s("line", { class: "axis", x1: PAD_L, x2: W - PAD_R, y1: H - PAD_B, y2: H - PAD_B }));
+    return svg;
+  }
+
+  function dailyChart(d) {
+    const svg = barChart(d.daily, (p) => p.day.slice(5), cents(d.agent.daily_limit_usd), d.agent.currency);
+    svg.id = "chart-daily";
+    svg.setAttribute("aria-label", "Spend per day, last 30 days");
+    return svg;
+  }
+
+  function hourlyChart(d) {
+    const svg = barChart(d.hourly, (p) => String(p.hour).padStart(2, "0") + "h", cents(d.agent.daily_limit_usd), d.agent.currency, d.now_hour);
+    svg.id = "chart-hourly";
+    svg.setAttribute("aria-label", "Spend per hour today");
+    return svg;
+  }
+
+  const MARK_LABEL = { freeze: "frozen", revoke: "revoked", unfreeze: "unfrozen", rotate: "rotated", issue: "issued", retire: "retired" };
+  const REASON_COLOR = { spending_limit: "#bf8700", card_paused: "#8c959f", card_closed: "#57606a", suspected_fraud: "#a40e26", merchant_blocked: "#8250df", card_expired: "#953800", other: "#d4a72c" };
+
+  // fitWindow is the window, ending now, that shows every mark of the last 7 days with a margin
+  // (at least 30 seconds), so a burst that just happened is not a single pixel at the edge of a
+  // week.
+  function fitWindow(d, to) {
+    if (!d.timeline.length) return SPANS["24h"];
+    const oldest = Math.min(...d.timeline.map((m) => new Date(m.at).getTime()));
+    return Math.max(30e3, (to - oldest) * 1.3 + 10e3);
+  }
+
+  function timelineChart(d, span) {
+    const TH = 150, top = 22, base = 110;
+    const svg = s("svg", { class: "chart", id: "timeline", viewBox: `0 0 ${W} ${TH}`, role: "img", "aria-label": "Decline timeline" });
+    const to = new Date(d.timeline_to).getTime();
+    const width = span === "fit" ? fitWindow(d, to) : SPANS[span];
+    const from = to - width;
+    const marks = d.timeline.filter((m) => new Date(m.at).getTime() >= from);
+    const ticks = span === "7d" ? 7 : span === "24h" ? 8 : 6;
+    const x = (iso) => PAD_L + ((new Date(iso).getTime() - from) / Math.max(1, to - from)) * (W - PAD_L - PAD_R);
+    svg.append(s("line", { class: "axis", x1: PAD_L, x2: W - PAD_R, y1: base, y2: base }));
+    for (let i = 0; i <= ticks; i++) {
+      const t = new Date(from + ((to - from) * i) / ticks);
+      const xx = PAD_L + ((W - PAD_L - PAD_R) * i) / ticks;
+      svg.append(s("line", { class: "grid-line", x1: xx, x2: xx, y1: top, y2: base }));
+      const label = width > 2 * 86400e3 ? t.toLocaleDateString(undefined, { month: "short", day: "numeric" })
+        : width > 3600e3 ? t.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })
+          : t.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+      svg.append(s("text", { x: xx, y: TH - 14, "text-anchor": i === 0 ? "start" : i === ticks ? "end" : "middle" }, label));
+    }
+    // Declines stack upward where they bunch, so a burst reads as a column.
+    const stacks = new Map();
+    for (const m of marks) {
+      if (m.type !== "decline") continue;
+      const xx = x(m.at);
+      const bucket = Math.round(xx / 6);
+      const n = stacks.get(bucket) || 0;
+      stacks.set(bucket, n + 1);
+      svg.append(s("circle", { class: "decline", cx: xx, cy: base - 8 - Math.min(n, 9) * 8, r: 4.5, fill: REASON_COLOR[m.reason] || "#d4a72c", dataset: { reason: m.reason } },
+        s("title", {}, new Date(m.at).toLocaleString() + " · declined: " + m.reason + (m.amount_usd ? " · " + money(m.amount_usd, d.agent.currency) : "") + (m.merchant ? " · " + m.merchant : ""))));
+    }
+    // Lines for every mark; labels where there is room, freezes and revocations first.
+    const PRIORITY = { revoke: 0, freeze: 1, unfreeze: 2, retire: 3, rotate: 4, issue: 5 };
+    const labelled = [];
+    const groups = new Map();
+    for (const m of marks) {
+      if (m.type === "decline") continue;
+      const xx = x(m.at);
+      const g = s("g", { class: "mark mark-" + m.type, dataset: { mark: m.type } },
+        s("line", { class: "mark-line mark-" + m.type, x1: xx, x2: xx, y1: top - 4, y2: base }),
+        s("title", {}, new Date(m.at).toLocaleString() + " · " + (MARK_LABEL[m.type] || m.type) + (m.actor ? " by " + m.actor : "") + (m.reason ? ": " + m.reason : "")));
+      groups.set(g, { m, xx });
+      svg.append(g);
+    }
+    const byPriority = [...groups.entries()].sort((a, b) => (PRIORITY[a[1].m.type] ?? 9) - (PRIORITY[b[1].m.type] ?? 9));
+    for (const [g, { m, xx }] of byPriority) {
+      if (labelled.some((lx) => Math.abs(lx - xx) < 64)) continue;
+      const nearEnd = xx > W - PAD_R - 70;
+      g.append(s("text", { class: "mark-label mark-" + m.type, x: nearEnd ? xx - 4 : xx + 4, y: top + 6, "text-anchor": nearEnd ? "end" : "start" }, MARK_LABEL[m.type] || m.type));
+      labelled.push(xx);
+    }
+    if (marks.length === 0) svg.append(s("text", { x: W / 2, y: 70, "text-anchor": "middle" }, "No declines or freezes in the last " + ({ "24h": "24 hours", "7d": "7 days" }[span] || "7 days") + "."));
+    return svg;
+  }
+
+  // ---------- routing and polling ----------
+
+  function route() {
+    const m = location.hash.match(/^#\/agents\/(.+)$/);
+    return m ? { view: "agent", id: decodeURIComponent(m[1]) } : { view: "fleet" };
+  }
+
+  async function refresh() {
+    const gen = generation;
+    const r = route();
+    try {
+      if (r.view === "agent") {
+        const d = await api("/dashboard/api/agents/" + encodeURIComponent(r.id));
+        if (gen !== generation) return;
+        const js = JSON.stringify(d);
+        // Redrawing identical charts every poll would only make tooltips flicker.
+        if (js !== lastAgentJSON || !document.getElementById("agent-title")) renderAgent(d);
+        lastAgentJSON = js;
+        document.title = r.id + " · cardwarden";
+        if (!lastFleet) {
+          api("/dashboard/api/fleet").then((f) => { lastFleet = f; renderSummary(f); }).catch(() => {});
+        }
+      } else {
+        const f = await api("/dashboard/api/fleet");
+        if (gen !== generation) return;
+        lastFleet = f;
+        pollMS = f.poll_ms || pollMS;
+        renderFleet(f);
+        document.title = "cardwarden";
+      }
+      const stale = document.getElementById("error");
+      if (stale) stale.remove();
+      setUpdated(true);
+    } catch (err) {
+      if (gen !== generation) return;
+      setUpdated(false);
+      if (err.status === 401) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        if (!document.getElementById("fleet") && !document.getElementById("agent-title")) {
+          app.replaceChildren(h("div", { class: "panel" }, h("p", {}, "The dashboard needs the admin token. "), h("button", { class: "btn primary", type: "button", onclick: () => askToken() }, "Enter admin token")));
+        }
+        askToken("The dashboard needs the admin token.");
+        return;
+      }
+      console.error("cardwarden dashboard: refresh failed:", err && err.stack ? err.stack : String(err));
+      const box = h("div", { class: "error-box", id: "error" }, "Cannot refresh: " + err.message);
+      const old = document.getElementById("error");
+      if (old) old.replaceWith(box); else app.prepend(box);
+    }
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      if (!document.hidden && !tokenDialog.open) await refresh();
+      schedule();
+    }, pollMS);
+  }
+
+  async function refreshNow() {
+    clearTimeout(timer);
+    await refresh();
+    schedule();
+  }
+
+  window.addEventListener("hashchange", () => {
+    generation++;
+    lastAgentJSON = "";
+    timelineSpan = "fit";
+    app.replaceChildren(h("p", { class: "muted pad" }, "Loading…"));
+    refreshNow();
+  });
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refreshNow(); });
+
+  refreshNow();
+})();

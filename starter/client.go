@@ -1,0 +1,92 @@
+package starter
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/cardwarden/cardwarden/activities"
+	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// EventRecorder writes one issuer event to the ledger, idempotently on the issuer's event id,
+// and says which agent owns it. *activities.Activities is one; Client uses it over Store when
+// no recorder is given, so the webhook path and the workflow's reconciliation record events
+// with the same code.
+type EventRecorder interface {
+	RecordEvent(ctx context.Context, in workflows.RecordEventInput) (workflows.RecordEventResult, error)
+}
+
+// Options configure a Client. Only the Temporal client is required; the store enables tokens and
+// ReportEvent.
+type Options struct {
+	// Store is the application database: agents' token hashes and the event ledger.
+	Store *store.Store
+	// Recorder writes events to the ledger; activities.Activities over Store when nil.
+	Recorder EventRecorder
+	// DataConverter must be the Temporal client's own (it decodes the schedule's arguments);
+	// the SDK default when nil.
+	DataConverter converter.DataConverter
+	// Issuers, when set, are the configured issuer names: StartAgent rejects a policy naming any
+	// other one before starting a workflow that would fail on it.
+	Issuers []string
+	// SignalTimeout bounds signalling an event to its workflow, so a webhook is answered (503)
+	// while the issuer still waits rather than after it gave up. 10s when zero.
+	SignalTimeout time.Duration
+	// StateTimeout bounds the state query StartAgent uses to compare policies. 5s when zero.
+	StateTimeout time.Duration
+	// Logger receives operational messages, never card data; slog.Default when nil.
+	Logger *slog.Logger
+	// Now is the clock for ledger timestamps; time.Now when nil.
+	Now func() time.Time
+}
+
+// Client drives agents' workflows. It is safe for concurrent use.
+type Client struct {
+	tc       client.Client
+	store    *store.Store
+	recorder EventRecorder
+	dc       converter.DataConverter
+	issuers  []string
+	sigTO    time.Duration
+	stateTO  time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New wraps a Temporal client.
+func New(tc client.Client, opts Options) *Client {
+	c := &Client{
+		tc: tc, store: opts.Store, recorder: opts.Recorder, dc: opts.DataConverter, issuers: opts.Issuers,
+		sigTO: opts.SignalTimeout, stateTO: opts.StateTimeout, log: opts.Logger, now: opts.Now,
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.recorder == nil && c.store != nil {
+		c.recorder = &activities.Activities{Store: c.store, Logger: c.log}
+	}
+	if c.dc == nil {
+		c.dc = converter.GetDefaultDataConverter()
+	}
+	if c.sigTO <= 0 {
+		c.sigTO = 10 * time.Second
+	}
+	if c.stateTO <= 0 {
+		c.stateTO = 5 * time.Second
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// Temporal returns the underlying Temporal client.
+func (c *Client) Temporal() client.Client { return c.tc }
+
+// Store returns the application database, or nil.
+func (c *Client) Store() *store.Store { return c.store }

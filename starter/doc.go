@@ -1,0 +1,14 @@
+// Package starter is the typed Go client for everything a caller does to an agent's card: start
+// an agent, rotate, freeze, unfreeze, change its budget, retire it, read its state, list agents,
+// report an issuer event, and manage the fleet-rotation schedule. The CLI, the HTTP API and any
+// other Go program drive cardwarden through it instead of speaking Temporal by hand.
+//
+// Every method takes a context first and returns typed errors that callers can branch on with
+// errors.Is: ErrAgentNotFound, ErrInvalidPolicy, ErrInvalidRequest, ErrRejected (a workflow
+// validator said no, e.g. freezing a frozen card), ErrAgentExists, ErrUpdateFailed,
+// ErrUnavailable and ErrTimeout. Errors that concern one field (ErrInvalidPolicy,
+// ErrInvalidRequest) carry it: see FieldOf.
+//
+// Nothing here ever sees a card number or CVC: the workflow's state holds only the card's id,
+// last4 and expiry, and credentials are read from the vault by the HTTP API alone.
+package starter

@@ -1,0 +1,158 @@
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// AlertOrphanedEvent is the alert kind recorded for an issuer event on a card no agent owns.
+const AlertOrphanedEvent = "orphaned_event"
+
+// EventResult says what ReportEvent did with an event.
+type EventResult struct {
+	EventID   string `json:"event_id"`
+	AgentID   string `json:"agent_id,omitempty"`
+	New       bool   `json:"new"`       // first time this event id reached the ledger
+	Orphaned  bool   `json:"orphaned"`  // no agent owns the card: recorded and alerted only
+	Signalled bool   `json:"signalled"` // delivered to the agent's workflow by this call
+}
+
+// ReportEvent records an issuer event in the ledger and delivers it to the workflow of the agent
+// that owns the card, in that order, so an event that was acknowledged is never lost: if the
+// signal fails the event stays in the ledger, unsignalled, for RedeliverPending.
+//
+// A replayed event (same issuer and event id) is not recorded or counted again; it is only
+// signalled again if the first delivery never got through. An event for a card that no agent
+// owns is recorded as orphaned and alerted, and never starts a workflow. When Temporal cannot
+// be reached the error matches ErrUnavailable.
+func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev issuer.Event) (EventResult, error) {
+	if c.recorder == nil || c.store == nil {
+		return EventResult{}, &Error{Kind: ErrNoStore, Op: "report event"}
+	}
+	if issuerName != "" {
+		ev.Issuer = issuerName
+	}
+	var errs workflows.FieldErrors
+	if ev.Issuer == "" {
+		errs = append(errs, workflows.FieldError{Field: "event.issuer", Msg: "required"})
+	}
+	if ev.ID == "" {
+		errs = append(errs, workflows.FieldError{Field: "event.id", Msg: "required"})
+	}
+	if ev.CardID == "" {
+		errs = append(errs, workflows.FieldError{Field: "event.card_id", Msg: "required"})
+	}
+	if len(errs) > 0 {
+		return EventResult{}, invalidRequest("report event", "", errs)
+	}
+	res := EventResult{EventID: ev.ID}
+	rec, err := c.recorder.RecordEvent(ctx, workflows.RecordEventInput{Event: ev, Source: store.SourceWebhook})
+	if err != nil {
+		return res, fmt.Errorf("report event %s/%s: %w", ev.Issuer, ev.ID, err)
+	}
+	res.New, res.AgentID, res.Orphaned = rec.New, rec.AgentID, rec.Orphaned
+	if rec.Orphaned {
+		if rec.New {
+			c.alertOrphan(ctx, ev)
+		}
+		return res, nil
+	}
+	if !rec.New {
+		stored, err := c.store.GetEvent(ctx, ev.Issuer, ev.ID)
+		if err != nil {
+			return res, fmt.Errorf("report event %s/%s: %w", ev.Issuer, ev.ID, err)
+		}
+		if stored.SignalledAt.Valid {
+			return res, nil
+		}
+		// Recorded before, but the signal never got through (Temporal was down): deliver now.
+		// The workflow ignores an event id it has seen, so this can never count twice.
+		ev = EventFromLedger(stored)
+		res.AgentID = stored.AgentID
+	}
+	if err := c.signal(ctx, res.AgentID, ev); err != nil {
+		return res, err
+	}
+	res.Signalled = true
+	return res, nil
+}
+
+// signal delivers one recorded event to its agent's workflow and marks it signalled.
+func (c *Client) signal(ctx context.Context, agentID string, ev issuer.Event) error {
+	sctx, cancel := context.WithTimeout(ctx, c.sigTO)
+	defer cancel()
+	err := c.tc.SignalWorkflow(sctx, workflows.WorkflowID(agentID), "", workflows.SignalCardEvent, ev)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		// The agent's workflow has ended (retired): the event belongs in the ledger, but there
+		// is nothing left to deliver it to. Marking it stops redelivery from trying forever.
+		c.log.Warn("card event for an agent whose workflow is not running; recorded in the ledger only",
+			"agent_id", agentID, "issuer", ev.Issuer, "event_id", ev.ID)
+	case err != nil:
+		cerr := c.classify(ctx, "signal", agentID, err)
+		if errors.Is(cerr, ErrTimeout) {
+			cerr = &Error{Kind: ErrUnavailable, Op: "signal", AgentID: agentID, Msg: "Temporal did not answer in time", Err: err}
+		}
+		return cerr
+	}
+	if err := c.store.MarkSignalled(ctx, ev.Issuer, ev.ID, c.now()); err != nil {
+		// The signal got through; a later redelivery of it is a harmless duplicate.
+		return fmt.Errorf("event %s/%s signalled to agent %s but not marked: %w", ev.Issuer, ev.ID, agentID, err)
+	}
+	return nil
+}
+
+// alertOrphan records the "orphaned_event" alert once per event. Nothing in the event is
+// secret (issuer events carry the card's id, never its number).
+func (c *Client) alertOrphan(ctx context.Context, ev issuer.Event) {
+	msg := fmt.Sprintf("issuer %s sent %s event %s (%s %s) for card %s, which no agent owns; recorded in the ledger as orphaned",
+		ev.Issuer, ev.Kind, ev.ID, money.Format(ev.AmountMinor), ev.Currency, ev.CardID)
+	c.log.Warn("orphaned issuer event", "issuer", ev.Issuer, "event_id", ev.ID, "card_id", ev.CardID, "kind", ev.Kind)
+	a, err := c.store.ClaimAlert(ctx, store.Alert{Kind: AlertOrphanedEvent, Period: ev.Issuer + "/" + ev.ID, Message: msg})
+	if err != nil {
+		c.log.Error("record orphaned-event alert", "event_id", ev.ID, "error", err)
+		return
+	}
+	if a.Status == store.AlertPending {
+		// No webhook is configured for fleet-level alerts: recording it is its delivery.
+		if err := c.store.MarkAlertAttempt(ctx, a.AgentID, a.Kind, a.Period, true); err != nil {
+			c.log.Error("mark orphaned-event alert", "event_id", ev.ID, "error", err)
+		}
+	}
+}
+
+// RedeliverPending signals ledger events that were recorded at least grace ago but never reached
+// their workflow (Temporal was down when they arrived), oldest first, at most limit of them. It
+// stops at the first failure that means Temporal is still unreachable and returns how many it
+// delivered.
+func (c *Client) RedeliverPending(ctx context.Context, grace time.Duration, limit int) (int, error) {
+	if c.store == nil {
+		return 0, &Error{Kind: ErrNoStore, Op: "redeliver"}
+	}
+	pending, err := c.store.UnsignalledEvents(ctx, c.now().Add(-grace), limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, le := range pending {
+		if err := c.signal(ctx, le.AgentID, EventFromLedger(le)); err != nil {
+			if errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+				return n, err
+			}
+			c.log.Error("redeliver card event", "agent_id", le.AgentID, "event_id", le.IssuerEventID, "error", err)
+			continue
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,76 @@
+package starter
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/mocks"
+
+	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/internal/testdb"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+func seedCard(t *testing.T, s *store.Store, agentID, cardID, tz string) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, s.UpsertAgent(ctx, store.Agent{AgentID: agentID, Issuer: "sim", Status: "active", Policy: `{"timezone":"` + tz + `"}`}))
+	require.NoError(t, s.RecordCard(ctx, store.Card{AgentID: agentID, Generation: 1, Issuer: "sim", IssuerCardID: cardID,
+		Last4: "4242", ExpMonth: 12, ExpYear: 2030, Status: "active", DailyLimitMinor: 5000}))
+}
+
+func TestReportEventSignalsRecordsAndRedelivers(t *testing.T) {
+	s := testdb.Open(t, testdb.SQLiteURL(t))
+	ctx := context.Background()
+	seedCard(t, s, "a1", "card_1", "UTC")
+	tc := &mocks.Client{}
+	c := New(tc, Options{Store: s})
+	ev := issuer.Event{ID: "ev_1", Kind: issuer.KindAuthorization, CardID: "card_1", Approved: true, AmountMinor: 500, Currency: "USD", OccurredAt: time.Now()}
+
+	// Temporal is down: the event is recorded, not signalled, and the caller learns it.
+	tc.On("SignalWorkflow", mock.Anything, "agent/a1", "", workflows.SignalCardEvent, mock.Anything).
+		Return(serviceerror.NewUnavailable("connection refused")).Once()
+	res, err := c.ReportEvent(ctx, "sim", ev)
+	require.ErrorIs(t, err, ErrUnavailable)
+	require.True(t, res.New)
+	stored, err := s.GetEvent(ctx, "sim", "ev_1")
+	require.NoError(t, err)
+	require.False(t, stored.SignalledAt.Valid)
+
+	// Redelivery catches up once Temporal is back.
+	tc.On("SignalWorkflow", mock.Anything, "agent/a1", "", workflows.SignalCardEvent, mock.MatchedBy(func(e issuer.Event) bool {
+		return e.ID == "ev_1" && e.Issuer == "sim" && e.AmountMinor == 500
+	})).Return(nil).Once()
+	n, err := c.RedeliverPending(ctx, 0, 100)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	stored, err = s.GetEvent(ctx, "sim", "ev_1")
+	require.NoError(t, err)
+	require.True(t, stored.SignalledAt.Valid)
+
+	// A replay of a delivered event is acknowledged without a signal.
+	res, err = c.ReportEvent(ctx, "sim", ev)
+	require.NoError(t, err)
+	require.Equal(t, EventResult{EventID: "ev_1", AgentID: "a1"}, res)
+
+	// An event nobody owns is recorded orphaned and alerted once; no workflow is touched.
+	orphan := ev
+	orphan.ID, orphan.CardID = "ev_2", "card_nobody"
+	res, err = c.ReportEvent(ctx, "sim", orphan)
+	require.NoError(t, err)
+	require.True(t, res.Orphaned)
+	alerts, err := s.ListAlerts(ctx, "", 10)
+	require.NoError(t, err)
+	require.Len(t, alerts, 1)
+	require.Equal(t, AlertOrphanedEvent, alerts[0].Kind)
+	require.Equal(t, store.AlertSent, alerts[0].Status)
+
+	_, err = c.ReportEvent(ctx, "sim", issuer.Event{Kind: issuer.KindAuthorization})
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	tc.AssertExpectations(t)
+}

@@ -1,0 +1,141 @@
+package starter
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// TokenPrefix starts every agent credential-pull token, so a leaked one is recognizable to
+// secret scanners.
+const TokenPrefix = "cwa_"
+
+// NewToken returns a fresh agent token: 256 random bits.
+func NewToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate agent token: %w", err)
+	}
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// HashToken is what the store keeps of a token: its SHA-256, hex. A fast hash is enough for
+// 256-bit random tokens, which cannot be guessed however fast each guess is checked.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// IssueToken gives the agent a token unless it already has one, returning the new token or ""
+// when the agent keeps its existing one. The agent's row is created if the workflow has not
+// recorded it yet. actor is recorded in the audit log.
+func (c *Client) IssueToken(ctx context.Context, p workflows.Policy, actor string) (string, error) {
+	if c.store == nil {
+		return "", &Error{Kind: ErrNoStore, Op: "issue token", AgentID: p.AgentID}
+	}
+	tok, err := NewToken()
+	if err != nil {
+		return "", err
+	}
+	claimed, err := c.store.ClaimAgentToken(ctx, agentRow(p), HashToken(tok))
+	if err != nil {
+		return "", fmt.Errorf("issue token of agent %s: %w", p.AgentID, err)
+	}
+	if !claimed {
+		return "", nil
+	}
+	c.audit(ctx, p.AgentID, actor, "token.issue", "credential-pull token issued")
+	return tok, nil
+}
+
+// RotateToken replaces the agent's token with a new one and returns it; the old token stops
+// working at once. actor is recorded in the audit log.
+func (c *Client) RotateToken(ctx context.Context, agentID, actor string) (string, error) {
+	if err := checkAgentID("rotate token", agentID); err != nil {
+		return "", err
+	}
+	if c.store == nil {
+		return "", &Error{Kind: ErrNoStore, Op: "rotate token", AgentID: agentID}
+	}
+	row, err := c.store.GetAgent(ctx, agentID)
+	if store.IsNotFound(err) {
+		// The workflow may not have recorded the agent yet; its state has everything needed.
+		st, serr := c.State(ctx, agentID)
+		if serr != nil {
+			return "", serr
+		}
+		row = agentRow(st.Policy)
+	} else if err != nil {
+		return "", fmt.Errorf("rotate token of agent %s: %w", agentID, err)
+	}
+	tok, err := NewToken()
+	if err != nil {
+		return "", err
+	}
+	if err := c.store.ReplaceAgentToken(ctx, row, HashToken(tok)); err != nil {
+		return "", err
+	}
+	c.audit(ctx, agentID, actor, "token.rotate", "credential-pull token replaced; the old one no longer works")
+	return tok, nil
+}
+
+// audit records a human action; best effort, the action itself has happened.
+func (c *Client) audit(ctx context.Context, agentID, actor, action, detail string) {
+	if actor == "" {
+		actor = "unknown"
+	}
+	if err := c.store.Audit(ctx, store.AuditEntry{At: c.now(), Actor: actor, Action: action, AgentID: agentID, Detail: detail}); err != nil {
+		c.log.Error("audit", "agent_id", agentID, "action", action, "error", err)
+	}
+}
+
+// dummyHash is compared against when an agent has no token, so a miss takes as long as a hit.
+var dummyHash = HashToken("cardwarden-no-token")
+
+// VerifyToken checks an agent's token in constant time. Unknown agents, agents without a token
+// and wrong tokens all return ErrUnauthorized, so the answer reveals nothing about which agents
+// exist.
+func (c *Client) VerifyToken(ctx context.Context, agentID, token string) error {
+	if c.store == nil {
+		return &Error{Kind: ErrNoStore, Op: "verify token", AgentID: agentID}
+	}
+	want := dummyHash
+	row, err := c.store.GetAgent(ctx, agentID)
+	switch {
+	case err == nil && row.TokenHash != "":
+		want = row.TokenHash
+	case err != nil && !store.IsNotFound(err):
+		return fmt.Errorf("verify token of agent %s: %w", agentID, err)
+	}
+	ok := subtle.ConstantTimeCompare([]byte(HashToken(token)), []byte(want)) == 1
+	if !ok || want == dummyHash || !strings.HasPrefix(token, TokenPrefix) {
+		return &Error{Kind: ErrUnauthorized, Op: "verify token", AgentID: agentID}
+	}
+	return nil
+}
+
+// agentRow is the store's row for an agent the workflow may not have recorded yet.
+func agentRow(p workflows.Policy) store.Agent {
+	pj, err := json.Marshal(p)
+	if err != nil {
+		pj = []byte("{}")
+	}
+	return store.Agent{AgentID: p.AgentID, Label: p.Label, Issuer: orDefault(p.Issuer, workflows.DefaultIssuer),
+		Status: string(workflows.StatusActive), Policy: string(pj)}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

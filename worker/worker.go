@@ -1,0 +1,111 @@
+// Package worker registers cardwarden's workflows and activities on their task queues and
+// runs them: the workflow queue (workflows and the store activities they run locally) and the
+// issuer queue (issuer activities, rate limited to the issuer's own limit).
+package worker
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cardwarden/cardwarden/activities"
+	"github.com/cardwarden/cardwarden/starter"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// Config tunes the workers.
+type Config struct {
+	// IssuerRatePerSecond caps issuer activities per second across every worker polling the
+	// issuer queue (Temporal enforces it server-side), so a fleet-wide reset stays under the
+	// issuer's rate limit. 0 means no cap.
+	IssuerRatePerSecond float64
+	// Main and Issuer are the base options of each worker; the zero value is fine.
+	Main   sdkworker.Options
+	Issuer sdkworker.Options
+}
+
+// Workers are the two workers of one process.
+type Workers struct {
+	Main   sdkworker.Worker // TaskQueue: workflows, store and alert activities
+	Issuer sdkworker.Worker // IssuerTaskQueue: issuer activities
+}
+
+// New creates both workers with everything registered. Call Start to poll.
+func New(c client.Client, acts *activities.Activities, cfg Config) *Workers {
+	main := sdkworker.New(c, workflows.TaskQueue, cfg.Main)
+	RegisterMain(main, acts)
+	starter.RegisterFleetRotation(main, starter.New(c, starter.Options{Store: acts.Store, Logger: acts.Logger}))
+	issuerOpts := cfg.Issuer
+	if cfg.IssuerRatePerSecond > 0 {
+		issuerOpts.TaskQueueActivitiesPerSecond = cfg.IssuerRatePerSecond
+	}
+	iss := sdkworker.New(c, workflows.IssuerTaskQueue, issuerOpts)
+	RegisterIssuer(iss, acts)
+	return &Workers{Main: main, Issuer: iss}
+}
+
+// Start starts polling both queues; if either fails, neither runs.
+func (w *Workers) Start() error {
+	if err := w.Main.Start(); err != nil {
+		return fmt.Errorf("start %s worker: %w", workflows.TaskQueue, err)
+	}
+	if err := w.Issuer.Start(); err != nil {
+		w.Main.Stop()
+		return fmt.Errorf("start %s worker: %w", workflows.IssuerTaskQueue, err)
+	}
+	return nil
+}
+
+// Stop stops both workers, letting running activities finish within their timeouts.
+func (w *Workers) Stop() {
+	w.Issuer.Stop()
+	w.Main.Stop()
+}
+
+// RegisterWorkflows registers the workflows under their public names.
+func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
+	r.RegisterWorkflowWithOptions(workflows.AgentCard, workflow.RegisterOptions{Name: workflows.WorkflowType})
+}
+
+// RegisterMain registers what the workflow queue's worker runs: the workflows, the store
+// activities they run as local activities, alert delivery, and RecordEvent.
+func RegisterMain(r sdkworker.Registry, acts *activities.Activities) {
+	RegisterWorkflows(r)
+	register(r, map[string]any{
+		workflows.ActivityIssuerInfo:     acts.IssuerInfo,
+		workflows.ActivityUpsertAgent:    acts.UpsertAgent,
+		workflows.ActivitySetAgentStatus: acts.SetAgentStatus,
+		workflows.ActivityAudit:          acts.Audit,
+		workflows.ActivitySendAlert:      acts.SendAlert,
+		workflows.ActivityRecordEvent:    acts.RecordEvent,
+	})
+}
+
+// RegisterIssuer registers the issuer activities, for the issuer queue's worker.
+func RegisterIssuer(r sdkworker.ActivityRegistry, acts *activities.Activities) {
+	register(r, map[string]any{
+		workflows.ActivityIssueCard:   acts.IssueCard,
+		workflows.ActivityUpdateLimit: acts.UpdateLimit,
+		workflows.ActivityPauseCard:   acts.PauseCard,
+		workflows.ActivityResumeCard:  acts.ResumeCard,
+		workflows.ActivityCloseCard:   acts.CloseCard,
+		workflows.ActivityReconcile:   acts.Reconcile,
+	})
+}
+
+// Register registers everything on one worker, for tests that run a single queue.
+func Register(r sdkworker.Registry, acts *activities.Activities) {
+	RegisterMain(r, acts)
+	RegisterIssuer(r, acts)
+}
+
+func register(r sdkworker.ActivityRegistry, byName map[string]any) {
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		r.RegisterActivityWithOptions(byName[name], activity.RegisterOptions{Name: name})
+	}
+}

@@ -1,0 +1,66 @@
+package worker_test
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/nexus-rpc/sdk-go/nexus"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cardwarden/cardwarden/activities"
+	"github.com/cardwarden/cardwarden/worker"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// recorder is a worker.Registry that remembers names.
+type recorder struct {
+	workflows, activities []string
+}
+
+func (r *recorder) RegisterWorkflow(any) { panic("register workflows with their public names") }
+func (r *recorder) RegisterWorkflowWithOptions(_ any, o workflow.RegisterOptions) {
+	r.workflows = append(r.workflows, o.Name)
+}
+func (r *recorder) RegisterDynamicWorkflow(any, workflow.DynamicRegisterOptions) {}
+func (r *recorder) RegisterActivity(any)                                         { panic("register activities with their contract names") }
+func (r *recorder) RegisterActivityWithOptions(_ any, o activity.RegisterOptions) {
+	r.activities = append(r.activities, o.Name)
+}
+func (r *recorder) RegisterDynamicActivity(any, activity.DynamicRegisterOptions) {}
+func (r *recorder) RegisterNexusService(*nexus.Service)                          {}
+
+// Every activity the workflow calls is registered under the name it calls it by, on the queue
+// it calls it on.
+func TestRegistrationMatchesTheContract(t *testing.T) {
+	acts := &activities.Activities{}
+	var main, issuer recorder
+	worker.RegisterMain(&main, acts)
+	worker.RegisterIssuer(&issuer, acts)
+	if !slices.Contains(main.workflows, workflows.WorkflowType) {
+		t.Fatalf("workflows: %v", main.workflows)
+	}
+	wantMain := []string{workflows.ActivityIssuerInfo, workflows.ActivityUpsertAgent, workflows.ActivitySetAgentStatus,
+		workflows.ActivityAudit, workflows.ActivitySendAlert, workflows.ActivityRecordEvent}
+	wantIssuer := []string{workflows.ActivityIssueCard, workflows.ActivityUpdateLimit, workflows.ActivityPauseCard,
+		workflows.ActivityResumeCard, workflows.ActivityCloseCard, workflows.ActivityReconcile}
+	for _, n := range wantMain {
+		if !slices.Contains(main.activities, n) {
+			t.Errorf("%s not registered on %s", n, workflows.TaskQueue)
+		}
+	}
+	for _, n := range wantIssuer {
+		if !slices.Contains(issuer.activities, n) {
+			t.Errorf("%s not registered on %s", n, workflows.IssuerTaskQueue)
+		}
+	}
+	// Each registered name is a method of *activities.Activities with that name, so the
+	// names cannot drift from the code.
+	typ := reflect.TypeOf(acts)
+	for _, n := range append(wantMain, wantIssuer...) {
+		if _, ok := typ.MethodByName(n); !ok {
+			t.Errorf("*activities.Activities has no method %s", n)
+		}
+	}
+}

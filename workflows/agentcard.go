@@ -1,0 +1,364 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Continue-as-new thresholds. Signals do not count towards the server's continue-as-new
+// suggestion and are capped at 10,000 per run, so the workflow counts them itself; the
+// history guard uses the larger of the server's count and the run's own estimate, which also
+// works where the server's count is unavailable (the test environment).
+const (
+	MaxSignalsPerRun   = 2000
+	HistoryLengthLimit = 8000
+)
+
+// agentCard is one run of the workflow: the policy, the state, and the run's bookkeeping.
+type agentCard struct {
+	policy      Policy
+	loc         *time.Location
+	resetSched  cron.Schedule
+	rotateSched cron.Schedule // nil when rotate_cron is "off"
+	workflowID  string
+	st          *State
+
+	eventCh workflow.ReceiveChannel
+	cmdCh   workflow.Channel
+
+	seen map[string]struct{}
+
+	timer       workflow.Future
+	timerAt     time.Time
+	cancelTimer workflow.CancelFunc
+
+	signalsThisRun int
+	est            int // this run's estimated history length
+	pendingAlerts  int
+	retiring       bool
+	fresh          bool // the first run of this agent's workflow
+	result         *Result
+}
+
+// AgentCard is the entity workflow that owns one agent's card for the agent's whole life.
+// Start it with workflow id WorkflowID(agent_id) on TaskQueue; its input is the policy.
+func AgentCard(ctx workflow.Context, in Input) (Result, error) {
+	wf, err := newAgentCard(ctx, in)
+	if err != nil {
+		return Result{}, err
+	}
+	return wf.run(ctx)
+}
+
+func invalidPolicy(err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidPolicy, nil)
+}
+
+// newAgentCard validates the input and registers the handlers. A bad policy fails the
+// workflow here, before any activity runs, so no card is ever issued for it.
+func newAgentCard(ctx workflow.Context, in Input) (*agentCard, error) {
+	if in.parseErr != nil {
+		return nil, invalidPolicy(in.parseErr)
+	}
+	p, err := in.Policy.Normalize()
+	if err != nil {
+		return nil, invalidPolicy(err)
+	}
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	if want := WorkflowID(p.AgentID); id != want {
+		return nil, invalidPolicy(FieldErrors{{Field: "policy.agent_id", Msg: fmt.Sprintf("the workflow id must be %q, got %q", want, id)}})
+	}
+	now := workflow.Now(ctx)
+	if in.State == nil && p.RetireAt != nil && !p.RetireAt.After(now) {
+		return nil, invalidPolicy(FieldErrors{{Field: "policy.retire_at", Msg: fmt.Sprintf("%s is in the past", p.RetireAt.Format(time.RFC3339))}})
+	}
+	wf := &agentCard{policy: p, loc: p.Location(), workflowID: id, seen: map[string]struct{}{}}
+	wf.resetSched, _ = ParseCron(p.ResetCron) // Normalize checked both specs
+	if p.RotateCron != RotateOff {
+		wf.rotateSched, _ = ParseCron(p.RotateCron)
+	}
+	if in.State != nil {
+		wf.st = in.State
+	} else {
+		wf.fresh = true
+		wf.st = &State{Status: StatusActive, StartedAt: now, Run: 1}
+	}
+	for _, id := range wf.st.Seen {
+		wf.seen[id] = struct{}{}
+	}
+	wf.est = 4 // started, first workflow task
+	if err := wf.registerHandlers(ctx); err != nil {
+		return nil, err
+	}
+	return wf, nil
+}
+
+func (wf *agentCard) logger(ctx workflow.Context) log.Logger {
+	return log.With(workflow.GetLogger(ctx), "agent_id", wf.policy.AgentID, "generation", wf.st.Generation)
+}
+
+func (wf *agentCard) run(ctx workflow.Context) (Result, error) {
+	if wf.fresh {
+		if err := wf.start(ctx); err != nil {
+			return Result{}, err
+		}
+	} else {
+		wf.resume(ctx)
+	}
+	for wf.result == nil {
+		wf.runDue(ctx)
+		if wf.result != nil {
+			break
+		}
+		if wf.shouldContinueAsNew(ctx) {
+			return wf.continueAsNew(ctx)
+		}
+		wf.waitForWork(ctx)
+		if ctx.Err() != nil {
+			return wf.cancelled(ctx)
+		}
+	}
+	return wf.finish(ctx)
+}
+
+// cancelled handles a cancellation request: an agent whose workflow stops must not keep a
+// live card, so it is retired (on a disconnected context, as cancelled contexts cannot run
+// activities) and the workflow ends as cancelled.
+func (wf *agentCard) cancelled(ctx workflow.Context) (Result, error) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	wf.retire(dctx, "workflow cancelled", "")
+	if _, err := wf.finish(dctx); err != nil {
+		return Result{}, err
+	}
+	return *wf.result, temporal.NewCanceledError("agent retired because its workflow was cancelled")
+}
+
+// start is the first run's setup: check the issuer, record the agent, issue the first card.
+func (wf *agentCard) start(ctx workflow.Context) error {
+	var info IssuerInfo
+	if err := wf.mustLocal(ctx, la.IssuerInfo, IssuerInfoInput{Issuer: wf.policy.Issuer}, &info); err != nil {
+		return invalidPolicy(FieldErrors{{Field: "policy.issuer", Msg: failureMessage(err)}})
+	}
+	wf.st.Capabilities = info.Capabilities
+	var snap AgentSnapshot
+	if err := wf.mustLocal(ctx, la.UpsertAgent, UpsertAgentInput{Policy: wf.policy, Status: StatusActive}, &snap); err != nil {
+		return fmt.Errorf("record agent %s: %w", wf.policy.AgentID, err)
+	}
+	now := workflow.Now(ctx)
+	wf.st.Generation = snap.LastGeneration
+	wf.st.LastReset = now
+	wf.st.NextReset = NextFire(wf.resetSched, wf.loc, now)
+	if wf.rotateSched != nil {
+		wf.st.NextRotation = NextFire(wf.rotateSched, wf.loc, now)
+	}
+	wf.st.LastReconcile = now
+	wf.st.Budget.StartDay(LocalDay(now, wf.loc), LocalMonth(now, wf.loc))
+	wf.syncSearchAttributes(ctx)
+	// Cards an earlier workflow for this agent left open are closed once the new one exists.
+	for _, c := range snap.OpenCards {
+		wf.st.Closing = append(wf.st.Closing, ClosingRef{
+			Card:    CardRef{ID: c.ID, Issuer: c.Issuer, Last4: c.Last4, Generation: c.Generation, Status: c.Status},
+			CloseAt: now, Reason: "left open by an earlier workflow",
+		})
+		wf.addReconcileCard(c.ID)
+	}
+	wf.issue(ctx, reasonInitial)
+	return nil
+}
+
+// resume is a continued run's setup: refresh what the issuer can do (configuration may have
+// changed with a deploy) and make sure the search attributes are current.
+func (wf *agentCard) resume(ctx workflow.Context) {
+	var info IssuerInfo
+	if err := wf.local(ctx, la.IssuerInfo, IssuerInfoInput{Issuer: wf.policy.Issuer}, &info); err == nil {
+		wf.st.Capabilities = info.Capabilities
+	}
+	wf.syncSearchAttributes(ctx)
+}
+
+// nextWake is the earliest instant something is due. Every deadline listed here is either
+// acted on or moved forward by runDue, so the loop never spins.
+func (wf *agentCard) nextWake() time.Time {
+	ts := []time.Time{wf.st.NextReset, wf.st.NextRotation}
+	if wf.policy.RetireAt != nil {
+		ts = append(ts, *wf.policy.RetireAt)
+	}
+	for _, c := range wf.st.Closing {
+		ts = append(ts, c.CloseAt)
+	}
+	if wf.st.Card != nil && wf.st.Pending == nil && wf.st.Status != StatusRevoked {
+		ts = append(ts, wf.st.Card.RotateAt)
+	}
+	if wf.st.Pending != nil && wf.st.Status == StatusActive {
+		ts = append(ts, wf.st.Pending.RetryAt)
+	}
+	return earliest(ts...)
+}
+
+// waitForWork blocks until a signal, an update or the next deadline, and handles the first
+// of them. The timer is kept across iterations while the deadline is unchanged: creating and
+// cancelling a timer per signal would double the history a decline storm writes.
+func (wf *agentCard) waitForWork(ctx workflow.Context) {
+	wf.armTimer(ctx, wf.nextWake())
+	var (
+		ev      *issuerEvent
+		cmd     *command
+		timerUp bool
+	)
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(wf.eventCh, func(c workflow.ReceiveChannel, _ bool) {
+		var e issuerEvent
+		if c.ReceiveAsync(&e) {
+			ev = &e
+		}
+	})
+	sel.AddReceive(wf.cmdCh, func(c workflow.ReceiveChannel, _ bool) {
+		c.ReceiveAsync(&cmd)
+	})
+	if wf.timer != nil {
+		sel.AddFuture(wf.timer, func(workflow.Future) { timerUp = true })
+	}
+	sel.Select(ctx)
+	wf.est += eventsPerWake
+	switch {
+	case ev != nil:
+		wf.onSignal(ctx, *ev)
+	case cmd != nil:
+		wf.execute(ctx, cmd)
+	case timerUp:
+		wf.timer, wf.cancelTimer, wf.timerAt = nil, nil, time.Time{}
+	}
+}
+
+func (wf *agentCard) armTimer(ctx workflow.Context, at time.Time) {
+	if wf.timer != nil && wf.timerAt.Equal(at) {
+		return
+	}
+	if wf.cancelTimer != nil {
+		wf.cancelTimer()
+		wf.est++
+	}
+	wf.timer, wf.cancelTimer, wf.timerAt = nil, nil, time.Time{}
+	if at.IsZero() {
+		return
+	}
+	d := at.Sub(workflow.Now(ctx))
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	wf.timer = workflow.NewTimer(tctx, d)
+	wf.cancelTimer = cancel
+	wf.timerAt = at
+	wf.est += eventsPerTimer
+}
+
+// runDue does everything whose time has come, in a fixed order.
+func (wf *agentCard) runDue(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	if wf.policy.RetireAt != nil && !now.Before(*wf.policy.RetireAt) {
+		wf.retire(ctx, "retire_at reached", "")
+		return
+	}
+	wf.closeDue(ctx, now)
+	if !now.Before(wf.st.NextReset) {
+		wf.reset(ctx, now)
+	}
+	if !wf.st.NextRotation.IsZero() && !now.Before(wf.st.NextRotation) {
+		wf.st.NextRotation = NextFire(wf.rotateSched, wf.loc, now)
+		wf.scheduledRotation(ctx)
+	}
+	if c := wf.st.Card; c != nil && wf.st.Pending == nil && wf.st.Status != StatusRevoked && !workflow.Now(ctx).Before(c.RotateAt) {
+		wf.expire(ctx)
+	}
+	if p := wf.st.Pending; p != nil && wf.st.Status == StatusActive && !workflow.Now(ctx).Before(p.RetryAt) {
+		wf.issue(ctx, p.Input.Reason)
+	}
+}
+
+// shouldContinueAsNew is checked only in the main loop, never in a handler.
+func (wf *agentCard) shouldContinueAsNew(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() ||
+		wf.signalsThisRun >= MaxSignalsPerRun ||
+		max(info.GetCurrentHistoryLength(), wf.est) >= HistoryLengthLimit
+}
+
+// continueAsNew drains every signal and update before handing the whole state to the next
+// run: anything buffered but unread would otherwise be lost with this run.
+func (wf *agentCard) continueAsNew(ctx workflow.Context) (Result, error) {
+	if err := wf.drain(ctx); err != nil {
+		return Result{}, err
+	}
+	if wf.result != nil {
+		return wf.finish(ctx)
+	}
+	if wf.cancelTimer != nil {
+		wf.cancelTimer()
+	}
+	wf.st.Run++
+	wf.logger(ctx).Info("continuing as new", "signals_this_run", wf.signalsThisRun, "estimated_history", wf.est,
+		"history_length", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "next_run", wf.st.Run)
+	return Result{}, workflow.NewContinueAsNewError(ctx, WorkflowType, Input{Policy: wf.policy, State: wf.st})
+}
+
+// drain handles every buffered signal and update until none are left, no update handler is
+// running and no alert is in flight.
+func (wf *agentCard) drain(ctx workflow.Context) error {
+	for {
+		for {
+			var e issuerEvent
+			if !wf.eventCh.ReceiveAsync(&e) {
+				break
+			}
+			wf.onSignal(ctx, e)
+		}
+		var cmd *command
+		if wf.cmdCh.ReceiveAsync(&cmd) {
+			wf.execute(ctx, cmd)
+			continue
+		}
+		if wf.idle(ctx) {
+			return nil
+		}
+		err := workflow.Await(ctx, func() bool {
+			return wf.eventCh.Len() > 0 || wf.cmdCh.Len() > 0 || wf.idle(ctx)
+		})
+		if err != nil {
+			return err
+		}
+		wf.est += eventsPerWake
+	}
+}
+
+func (wf *agentCard) idle(ctx workflow.Context) bool {
+	return wf.eventCh.Len() == 0 && wf.cmdCh.Len() == 0 && wf.pendingAlerts == 0 && workflow.AllHandlersFinished(ctx)
+}
+
+// finish completes a retired agent's workflow once every update handler has answered.
+func (wf *agentCard) finish(ctx workflow.Context) (Result, error) {
+	for {
+		var cmd *command
+		if wf.cmdCh.ReceiveAsync(&cmd) {
+			wf.execute(ctx, cmd) // rejected: the agent is retired
+			continue
+		}
+		if wf.cmdCh.Len() == 0 && wf.pendingAlerts == 0 && workflow.AllHandlersFinished(ctx) {
+			break
+		}
+		if err := workflow.Await(ctx, func() bool {
+			return wf.cmdCh.Len() > 0 || (wf.pendingAlerts == 0 && workflow.AllHandlersFinished(ctx))
+		}); err != nil {
+			return Result{}, err
+		}
+	}
+	if wf.cancelTimer != nil {
+		wf.cancelTimer()
+	}
+	return *wf.result, nil
+}

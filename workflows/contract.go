@@ -1,0 +1,261 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cardwarden/cardwarden/internal/issuer"
+)
+
+// Activity names: the contract between this package and package activities, whose
+// *Activities methods have these names and the signatures documented beside each.
+const (
+	// Local activities on the workflow worker (short store writes and lookups).
+
+	// ActivityIssuerInfo (IssuerInfoInput) (IssuerInfo, error); fails non-retryably for an
+	// issuer that is not configured.
+	ActivityIssuerInfo = "IssuerInfo"
+	// ActivityUpsertAgent (UpsertAgentInput) (AgentSnapshot, error)
+	ActivityUpsertAgent = "UpsertAgent"
+	// ActivitySetAgentStatus (SetAgentStatusInput) error
+	ActivitySetAgentStatus = "SetAgentStatus"
+	// ActivityAudit (AuditInput) error
+	ActivityAudit = "Audit"
+
+	// Regular activity on TaskQueue: alert delivery can take retries and minutes.
+
+	// ActivitySendAlert (AlertInput) (AlertResult, error)
+	ActivitySendAlert = "SendAlert"
+
+	// Activities on IssuerTaskQueue (they call the issuer, so their worker is rate limited).
+
+	// ActivityIssueCard (IssueCardInput) (IssuedCard, error)
+	ActivityIssueCard = "IssueCard"
+	// ActivityUpdateLimit (UpdateLimitInput) error
+	ActivityUpdateLimit = "UpdateLimit"
+	// ActivityPauseCard (CardActionInput) error
+	ActivityPauseCard = "PauseCard"
+	// ActivityResumeCard (CardActionInput) error
+	ActivityResumeCard = "ResumeCard"
+	// ActivityCloseCard (CardActionInput) error; closing a closed card succeeds.
+	ActivityCloseCard = "CloseCard"
+	// ActivityReconcile (ReconcileInput) (ReconcileResult, error)
+	ActivityReconcile = "Reconcile"
+
+	// ActivityRecordEvent (RecordEventInput) (RecordEventResult, error) writes an issuer event
+	// to the ledger. The webhook receiver calls it before signalling the workflow; the
+	// workflow never does, so a burst of events costs no activity per event.
+	ActivityRecordEvent = "RecordEvent"
+)
+
+// IdempotencyKey is the issuer idempotency key of an agent's card generation: a retried or
+// replayed issue of the same generation can never create a second card.
+func IdempotencyKey(workflowID string, generation int) string {
+	return fmt.Sprintf("cardwarden:%s:gen:%d", workflowID, generation)
+}
+
+// IssuerInfoInput names the issuer whose capabilities the workflow needs.
+type IssuerInfoInput struct {
+	Issuer string `json:"issuer"`
+}
+
+// IssuerInfo is what the workflow needs to know about an issuer.
+type IssuerInfo struct {
+	Name         string              `json:"name"`
+	Capabilities issuer.Capabilities `json:"capabilities"`
+}
+
+// UpsertAgentInput records the agent and its policy.
+type UpsertAgentInput struct {
+	Policy Policy `json:"policy"`
+	Status Status `json:"status"`
+}
+
+// AgentSnapshot is what the store knows about an agent's cards when its workflow starts: a
+// workflow started again for a retired agent continues the generation count, and closes any
+// card an earlier workflow left open.
+type AgentSnapshot struct {
+	LastGeneration int         `json:"last_generation"`
+	OpenCards      []StoreCard `json:"open_cards,omitempty"`
+}
+
+// StoreCard is a card as the store has it.
+type StoreCard struct {
+	ID         string `json:"id"`
+	Issuer     string `json:"issuer"`
+	Last4      string `json:"last4"`
+	Generation int    `json:"generation"`
+	Status     string `json:"status"`
+}
+
+// SetAgentStatusInput records the agent's lifecycle status.
+type SetAgentStatusInput struct {
+	AgentID string `json:"agent_id"`
+	Status  Status `json:"status"`
+}
+
+// AuditInput is one audit log entry.
+type AuditInput struct {
+	AgentID string    `json:"agent_id"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`
+	Detail  string    `json:"detail"`
+	At      time.Time `json:"at"`
+}
+
+// AlertInput is one alert. (AgentID, Kind, Period) is sent at most once.
+type AlertInput struct {
+	AgentID    string    `json:"agent_id"`
+	Kind       string    `json:"kind"`
+	Period     string    `json:"period"`
+	Message    string    `json:"message"`
+	WebhookURL string    `json:"webhook_url,omitempty"`
+	At         time.Time `json:"at"`
+}
+
+// AlertResult says what happened to an alert.
+type AlertResult struct {
+	// Delivered is true once the alert is recorded as sent (to the webhook, or to the store
+	// alone when the policy has no webhook).
+	Delivered bool `json:"delivered"`
+	// Duplicate is true when the alert had already been sent for this period.
+	Duplicate bool `json:"duplicate"`
+}
+
+// Alert kinds.
+const (
+	AlertThreshold       = "threshold"        // + "-<pct>": today's spend crossed a threshold
+	AlertOverspend       = "overspend"        // over-capture or force-post today
+	AlertFrozen          = "frozen"           // decline burst froze the card
+	AlertRevoked         = "revoked"          // hard reason or repeated freezes closed the card
+	AlertRotationFailed  = "rotation-failed"  // a new card could not be issued; the old one stays
+	AlertReconcile       = "reconcile"        // reconciliation found missed events or differences
+	AlertReconcileFailed = "reconcile-failed" // reconciliation could not run
+	AlertLimitFailed     = "limit-failed"     // the card's limit could not be updated
+	AlertFreezeFailed    = "freeze-failed"    // a burst was seen but the card could not be frozen
+	AlertCardGone        = "card-gone"        // the issuer says the card is closed or unknown
+)
+
+// IssueCardInput asks for a new card for a generation. The workflow keeps the input of a
+// failed issue and retries with exactly the same one, so the same idempotency key always comes
+// with the same request body.
+type IssueCardInput struct {
+	AgentID         string              `json:"agent_id"`
+	Issuer          string              `json:"issuer"`
+	Label           string              `json:"label"`
+	Currency        string              `json:"currency"`
+	Generation      int                 `json:"generation"`
+	IdempotencyKey  string              `json:"idempotency_key"`
+	Limits          []issuer.SpendLimit `json:"limits"`
+	DailyLimitMinor int64               `json:"daily_limit_minor"`
+	Reason          string              `json:"reason"`
+}
+
+// IssuedCard is everything about a new card the workflow may see: never its number or CVC,
+// which the activity puts in the vault.
+type IssuedCard struct {
+	ID        string    `json:"id"`
+	Last4     string    `json:"last4"`
+	ExpMonth  int       `json:"exp_month"`
+	ExpYear   int       `json:"exp_year"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// UpdateLimitInput sets a card's limits.
+type UpdateLimitInput struct {
+	AgentID         string              `json:"agent_id"`
+	Issuer          string              `json:"issuer"`
+	CardID          string              `json:"card_id"`
+	Limits          []issuer.SpendLimit `json:"limits"`
+	DailyLimitMinor int64               `json:"daily_limit_minor"`
+}
+
+// CardActionInput pauses, resumes or closes a card.
+type CardActionInput struct {
+	AgentID string `json:"agent_id"`
+	Issuer  string `json:"issuer"`
+	CardID  string `json:"card_id"`
+	Reason  string `json:"reason"`
+}
+
+// ReconcileInput asks for the issuer's events on some cards since a time, to be compared with
+// the ledger.
+type ReconcileInput struct {
+	AgentID  string    `json:"agent_id"`
+	Issuer   string    `json:"issuer"`
+	Timezone string    `json:"timezone"`
+	CardIDs  []string  `json:"card_ids"`
+	Since    time.Time `json:"since"`
+	// Until is the reset instant the reconciliation belongs to (informational: the issuer is
+	// asked for everything since Since).
+	Until time.Time `json:"until"`
+}
+
+// ReconcileResult lists what the webhooks missed (now in the ledger with source
+// "reconcile") and events whose amounts differ between the issuer and the ledger.
+type ReconcileResult struct {
+	Checked    int            `json:"checked"`
+	Missed     []issuer.Event `json:"missed,omitempty"`
+	Mismatches []Mismatch     `json:"mismatches,omitempty"`
+}
+
+// Mismatch is an event the ledger and the issuer disagree about.
+type Mismatch struct {
+	EventID             string `json:"event_id"`
+	CardID              string `json:"card_id"`
+	LedgerAmountMinor   int64  `json:"ledger_amount_minor"`
+	IssuerAmountMinor   int64  `json:"issuer_amount_minor"`
+	LedgerApproved      bool   `json:"ledger_approved"`
+	IssuerApproved      bool   `json:"issuer_approved"`
+	LedgerKind          string `json:"ledger_kind"`
+	IssuerKind          string `json:"issuer_kind"`
+	LedgerDeclineReason string `json:"ledger_decline_reason,omitempty"`
+}
+
+// RecordEventInput is an issuer event to write to the ledger.
+type RecordEventInput struct {
+	Event  issuer.Event `json:"event"`
+	Source string       `json:"source"` // store.SourceWebhook or store.SourceReconcile
+}
+
+// RecordEventResult says whether the event was new and whose it is.
+type RecordEventResult struct {
+	New      bool   `json:"new"`
+	AgentID  string `json:"agent_id,omitempty"`
+	Orphaned bool   `json:"orphaned"`
+}
+
+// ApplicationError types of issuer failures, as activities report them.
+const (
+	ErrTypeIssuerNotConfigured = "IssuerNotConfigured"
+	ErrTypeIssuerRateLimited   = "IssuerRateLimited"
+	ErrTypeIssuerTransient     = "IssuerTransient"
+	ErrTypeIssuerInvalid       = "IssuerInvalidRequest"
+	ErrTypeIssuerNotFound      = "IssuerNotFound"
+	ErrTypeIssuerAlreadyClosed = "IssuerAlreadyClosed"
+	ErrTypeIssuerConflict      = "IssuerIdempotencyConflict"
+	ErrTypeIssuerNotSupported  = "IssuerNotSupported"
+	ErrTypeIssuerUnauthorized  = "IssuerUnauthorized"
+)
+
+// IssuerErrorType maps an issuer error kind to its ApplicationError type.
+func IssuerErrorType(kind issuer.ErrorKind) string {
+	switch kind {
+	case issuer.KindRateLimited:
+		return ErrTypeIssuerRateLimited
+	case issuer.KindInvalid:
+		return ErrTypeIssuerInvalid
+	case issuer.KindNotFound:
+		return ErrTypeIssuerNotFound
+	case issuer.KindAlreadyClosed:
+		return ErrTypeIssuerAlreadyClosed
+	case issuer.KindIdempotencyConflict:
+		return ErrTypeIssuerConflict
+	case issuer.KindNotSupported:
+		return ErrTypeIssuerNotSupported
+	case issuer.KindUnauthorized:
+		return ErrTypeIssuerUnauthorized
+	default:
+		return ErrTypeIssuerTransient
+	}
+}

@@ -1,0 +1,192 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Every effect of the workflow goes through these wrappers. They pick the task queue,
+// timeouts and retry policy of each kind of call, and add to the run's estimate of its own
+// history length (see historyBudget).
+
+// Approximate history events per kind of step, counted generously: a wrong guess only makes
+// a continue-as-new come a little early.
+const (
+	eventsPerActivity = 6 // scheduled, started, completed + the workflow task that resumes
+	eventsPerLocal    = 1 // one marker, recorded by the task that ran it
+	eventsPerTimer    = 2 // started, fired or canceled (the wake-up task is counted by the loop)
+	eventsPerWake     = 3 // workflow task scheduled, started, completed
+	eventsPerUpdate   = 2 // accepted, completed
+	eventsPerUpsert   = 1
+)
+
+var issuerRetry = &temporal.RetryPolicy{
+	InitialInterval:    time.Second,
+	BackoffCoefficient: 2,
+	MaximumInterval:    time.Minute,
+}
+
+// issuerCall runs an issuer activity on the issuer task queue. The schedule-to-close bound
+// keeps an issuer outage from blocking the workflow forever: the caller decides what a
+// failure means (keep the old card, retry later, alert).
+func (wf *agentCard) issuerCall(ctx workflow.Context, activity string, startToClose time.Duration, in, out any) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              IssuerTaskQueue,
+		StartToCloseTimeout:    startToClose,
+		ScheduleToCloseTimeout: 15 * time.Minute,
+		RetryPolicy:            issuerRetry,
+	})
+	wf.est += eventsPerActivity
+	err := workflow.ExecuteActivity(ctx, activity, in).Get(ctx, out)
+	if err != nil {
+		wf.logger(ctx).Warn("issuer activity failed", "activity", activity, "error", err)
+	}
+	return err
+}
+
+// local runs a short store activity in the workflow worker. Store outages are retried for a
+// while; the callers of best-effort writes log and move on.
+func (wf *agentCard) local(ctx workflow.Context, activity any, in, out any) error {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    500 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+		},
+	})
+	wf.est += eventsPerLocal
+	err := workflow.ExecuteLocalActivity(ctx, activity, in).Get(ctx, out)
+	if err != nil {
+		wf.logger(ctx).Warn("local activity failed", "error", err)
+	}
+	return err
+}
+
+// mustLocal runs a local activity until it succeeds or fails non-retryably, waiting between
+// rounds: the store writes it is used for (the agent row cards refer to) are prerequisites.
+func (wf *agentCard) mustLocal(ctx workflow.Context, activity any, in, out any) error {
+	for {
+		err := wf.local(ctx, activity, in, out)
+		if err == nil || !isRetryable(err) {
+			return err
+		}
+		wf.est += eventsPerTimer
+		if err := workflow.Sleep(ctx, time.Minute); err != nil {
+			return err
+		}
+	}
+}
+
+// alert sends an alert without waiting for it: delivery may retry for minutes, and a decline
+// burst must not wait for a webhook. Continue-as-new and completion wait for pending alerts.
+func (wf *agentCard) alert(ctx workflow.Context, kind, period, message string) {
+	in := AlertInput{
+		AgentID: wf.policy.AgentID, Kind: kind, Period: period, Message: message,
+		WebhookURL: wf.policy.Alerts.WebhookURL, At: workflow.Now(ctx),
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              TaskQueue,
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    2 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    2 * time.Minute,
+		},
+	})
+	wf.est += eventsPerActivity
+	wf.pendingAlerts++
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		defer func() { wf.pendingAlerts-- }()
+		if err := workflow.ExecuteActivity(actx, ActivitySendAlert, in).Get(gctx, nil); err != nil {
+			wf.logger(gctx).Error("alert not delivered", "kind", kind, "period", period, "error", err)
+		}
+	})
+}
+
+// setStatus changes the lifecycle status and records it everywhere it is visible.
+func (wf *agentCard) setStatus(ctx workflow.Context, s Status, reason string) {
+	changed := wf.st.Status != s
+	wf.st.Status = s
+	wf.st.StatusReason = reason
+	if !changed {
+		return
+	}
+	_ = wf.local(ctx, la.SetAgentStatus, SetAgentStatusInput{AgentID: wf.policy.AgentID, Status: s}, nil)
+	wf.syncSearchAttributes(ctx)
+}
+
+// audit records a human action or a security-relevant automatic one. Best effort: the
+// workflow history is the authoritative record of what the workflow did.
+func (wf *agentCard) audit(ctx workflow.Context, actor, action, detail string) {
+	if actor == "" {
+		actor = "workflow"
+	}
+	in := AuditInput{AgentID: wf.policy.AgentID, Actor: actor, Action: action, Detail: detail, At: workflow.Now(ctx)}
+	_ = wf.local(ctx, la.Audit, in, nil)
+}
+
+// syncSearchAttributes upserts AgentId, CardStatus and Issuer when they differ from what the
+// execution has, so continue-as-new and unchanged states add no events.
+func (wf *agentCard) syncSearchAttributes(ctx workflow.Context) {
+	sa := workflow.GetTypedSearchAttributes(ctx)
+	var updates []temporal.SearchAttributeUpdate
+	want := []struct {
+		key   temporal.SearchAttributeKeyKeyword
+		value string
+	}{
+		{AgentIDKey, wf.policy.AgentID},
+		{CardStatusKey, string(wf.st.Status)},
+		{IssuerKey, wf.policy.Issuer},
+	}
+	for _, w := range want {
+		if v, ok := sa.GetKeyword(w.key); !ok || v != w.value {
+			updates = append(updates, w.key.ValueSet(w.value))
+		}
+	}
+	if len(updates) == 0 {
+		return
+	}
+	wf.est += eventsPerUpsert
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		wf.logger(ctx).Error("upsert search attributes", "error", err)
+	}
+}
+
+// isRetryable reports whether an activity failure might succeed if tried again later.
+func isRetryable(err error) bool {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return !appErr.NonRetryable()
+	}
+	return true
+}
+
+// errorType is the ApplicationError type of an activity failure, or "".
+func errorType(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
+}
+
+// failureMessage is the innermost message of an activity failure, for alerts and update
+// errors: "issuer create_card: invalid_request: …" rather than the wrapping chain.
+func failureMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Error()
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return fmt.Sprintf("timed out (%s)", timeoutErr.TimeoutType())
+	}
+	return err.Error()
+}

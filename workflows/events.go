@@ -1,0 +1,115 @@
+package workflows
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/money"
+)
+
+// issuerEvent is the card-event signal's payload.
+type issuerEvent = issuer.Event
+
+// onSignal counts a card-event signal and handles its event.
+func (wf *agentCard) onSignal(ctx workflow.Context, ev issuerEvent) {
+	wf.st.SignalsTotal++
+	wf.signalsThisRun++
+	wf.est++
+	wf.onEvent(ctx, ev)
+}
+
+// onEvent applies one issuer event, from a signal or from reconciliation: spend, alerts, and
+// the detector. An event id seen before is ignored, so redelivery never counts twice.
+func (wf *agentCard) onEvent(ctx workflow.Context, ev issuerEvent) {
+	if ev.ID == "" {
+		wf.logger(ctx).Warn("card event without an id ignored", "kind", ev.Kind, "card_id", ev.CardID)
+		return
+	}
+	if _, dup := wf.seen[ev.ID]; dup {
+		return
+	}
+	wf.markSeen(ev.ID)
+	d := wf.st.Budget.Apply(ev)
+	if c := wf.cardByID(ev.CardID); c != nil {
+		c.SpentMinor = max(0, c.SpentMinor+d.Spent)
+	}
+	if d.Overspend > 0 && !wf.st.OverspendAlerted {
+		wf.st.OverspendAlerted = true
+		what := "a capture above its authorization"
+		if ev.Kind == issuer.KindForceCapture {
+			what = "a force-post"
+		}
+		wf.alert(ctx, AlertOverspend, wf.st.Budget.Day, fmt.Sprintf(
+			"agent %s overspent by %s USD through %s on card %s (event %s); limits cannot stop this",
+			wf.policy.AgentID, money.Format(d.Overspend), what, ev.CardID, ev.ID))
+	}
+	wf.checkThresholds(ctx)
+	if ev.Kind == issuer.KindAuthorization && !ev.Approved {
+		wf.onDecline(ctx, ev)
+	}
+}
+
+func (wf *agentCard) markSeen(id string) {
+	wf.seen[id] = struct{}{}
+	wf.st.Seen = append(wf.st.Seen, id)
+	if n := len(wf.st.Seen) - maxSeen; n > 0 {
+		for _, old := range wf.st.Seen[:n] {
+			delete(wf.seen, old)
+		}
+		wf.st.Seen = append([]string(nil), wf.st.Seen[n:]...)
+	}
+}
+
+// checkThresholds alerts, once a day each, when today's spend crosses a threshold.
+func (wf *agentCard) checkThresholds(ctx workflow.Context) {
+	daily := wf.policy.DailyLimitUSD.Minor()
+	for _, pct := range wf.st.Budget.CrossedThresholds(daily, wf.policy.Alerts.ThresholdsPct, wf.st.AlertedThresholds) {
+		wf.st.AlertedThresholds = append(wf.st.AlertedThresholds, pct)
+		wf.alert(ctx, fmt.Sprintf("%s-%d", AlertThreshold, pct), wf.st.Budget.Day, fmt.Sprintf(
+			"agent %s has spent %s of its %s USD daily limit (%d%% threshold) on %s",
+			wf.policy.AgentID, money.Format(wf.st.Budget.SpentTodayMinor), wf.policy.DailyLimitUSD, pct, wf.st.Budget.Day))
+	}
+}
+
+// onDecline records a decline and feeds the detector. A burst freezes the card in the same
+// workflow task that saw it: the pause activity is scheduled before the task completes.
+func (wf *agentCard) onDecline(ctx workflow.Context, ev issuerEvent) {
+	wf.st.RecentDeclines = append(wf.st.RecentDeclines, DeclineView{
+		At: ev.OccurredAt, EventID: ev.ID, CardID: ev.CardID, Reason: string(ev.DeclineReason),
+		AmountUSD: money.Amount(ev.AmountMinor), Merchant: ev.MerchantName,
+	})
+	if n := len(wf.st.RecentDeclines) - maxRecentDeclines; n > 0 {
+		wf.st.RecentDeclines = append([]DeclineView(nil), wf.st.RecentDeclines[n:]...)
+	}
+	if wf.st.Status == StatusRetired || wf.retiring {
+		return
+	}
+	at := ev.OccurredAt
+	if at.IsZero() {
+		at = workflow.Now(ctx)
+	}
+	verdict, count := wf.st.Detector.Observe(wf.policy.Anomaly, at, string(ev.DeclineReason))
+	switch verdict {
+	case VerdictHard:
+		wf.st.Detector.Reset()
+		if wf.st.Status != StatusRevoked {
+			_ = wf.revoke(ctx, fmt.Sprintf("decline with hard reason %q (event %s)", ev.DeclineReason, ev.ID), "")
+		}
+	case VerdictBurst:
+		card := wf.st.Card
+		if wf.st.Status != StatusActive || card == nil {
+			wf.st.Detector.Reset()
+			return
+		}
+		card.Freezes++
+		what := fmt.Sprintf("%d weighted declines within %s", count, wf.policy.Anomaly.Window)
+		if card.Freezes >= wf.policy.Anomaly.RevokeAfterFreezes {
+			_ = wf.revoke(ctx, fmt.Sprintf("decline burst (%s), freeze %d of this card (revoke_after_freezes %d)",
+				what, card.Freezes, wf.policy.Anomaly.RevokeAfterFreezes), "")
+			return
+		}
+		_ = wf.freeze(ctx, "decline burst: "+what, "", true)
+	}
+}

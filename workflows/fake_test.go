@@ -1,0 +1,315 @@
+package workflows_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// fake implements every activity of workflows/contract.go in memory, with an issuer that
+// honours idempotency keys like a real one, and records every call for assertions.
+type fake struct {
+	mu   sync.Mutex
+	caps issuer.Capabilities
+
+	cards      map[string]*fakeCard // by id
+	byKey      map[string]*fakeCard
+	issued     []workflows.IssueCardInput // every IssueCard call, failed ones included
+	limits     []limitCall
+	paused     []string
+	resumed    []string
+	closed     []string
+	alerts     []workflows.AlertInput
+	statuses   []workflows.Status
+	audits     []workflows.AuditInput
+	agents     []workflows.UpsertAgentInput
+	reconciles []workflows.ReconcileInput
+
+	failIssue     int            // fail the next n IssueCard calls, non-retryably
+	failIssueType string         // with this error type (default IssuerUnauthorized)
+	missed        []issuer.Event // returned by the next Reconcile
+	notConfigured bool
+	snapshot      workflows.AgentSnapshot
+}
+
+type fakeCard struct {
+	seq    int
+	id     string
+	status issuer.CardStatus
+	limits []issuer.SpendLimit
+	input  workflows.IssueCardInput
+}
+
+type limitCall struct {
+	CardID string
+	Limits []issuer.SpendLimit
+}
+
+func newFake() *fake {
+	return &fake{
+		caps: issuer.Capabilities{
+			LimitIntervals:  []issuer.Interval{issuer.PerAuthorization, issuer.Daily, issuer.AllTime},
+			UpdatableLimits: true, Pause: true, Reveal: true,
+		},
+		cards: map[string]*fakeCard{}, byKey: map[string]*fakeCard{},
+	}
+}
+
+func (f *fake) IssuerInfo(_ context.Context, in workflows.IssuerInfoInput) (workflows.IssuerInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.notConfigured {
+		return workflows.IssuerInfo{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("issuer %q is not configured (configured: sim)", in.Issuer), workflows.ErrTypeIssuerNotConfigured, nil)
+	}
+	return workflows.IssuerInfo{Name: in.Issuer, Capabilities: f.caps}, nil
+}
+
+func (f *fake) UpsertAgent(_ context.Context, in workflows.UpsertAgentInput) (workflows.AgentSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.agents = append(f.agents, in)
+	return f.snapshot, nil
+}
+
+func (f *fake) SetAgentStatus(_ context.Context, in workflows.SetAgentStatusInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statuses = append(f.statuses, in.Status)
+	return nil
+}
+
+func (f *fake) Audit(_ context.Context, in workflows.AuditInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.audits = append(f.audits, in)
+	return nil
+}
+
+func (f *fake) SendAlert(_ context.Context, in workflows.AlertInput) (workflows.AlertResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range f.alerts {
+		if a.Kind == in.Kind && a.Period == in.Period {
+			return workflows.AlertResult{Delivered: true, Duplicate: true}, nil
+		}
+	}
+	f.alerts = append(f.alerts, in)
+	return workflows.AlertResult{Delivered: true}, nil
+}
+
+func (f *fake) IssueCard(_ context.Context, in workflows.IssueCardInput) (workflows.IssuedCard, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.issued = append(f.issued, in)
+	if f.failIssue > 0 {
+		f.failIssue--
+		typ := f.failIssueType
+		if typ == "" {
+			typ = workflows.ErrTypeIssuerUnauthorized
+		}
+		return workflows.IssuedCard{}, temporal.NewNonRetryableApplicationError("issuer create card: simulated failure", typ, nil)
+	}
+	if c, ok := f.byKey[in.IdempotencyKey]; ok {
+		if !reflect.DeepEqual(c.input, in) {
+			return workflows.IssuedCard{}, temporal.NewNonRetryableApplicationError("same idempotency key, different request",
+				workflows.ErrTypeIssuerConflict, nil)
+		}
+		return c.issued(), nil
+	}
+	c := &fakeCard{seq: len(f.cards) + 1, id: fmt.Sprintf("card-%d", len(f.cards)+1), status: issuer.CardActive, limits: in.Limits, input: in}
+	f.cards[c.id] = c
+	f.byKey[in.IdempotencyKey] = c
+	return c.issued(), nil
+}
+
+func (c *fakeCard) issued() workflows.IssuedCard {
+	return workflows.IssuedCard{ID: c.id, Last4: fmt.Sprintf("%04d", 4000+c.seq), ExpMonth: 12, ExpYear: 2031,
+		ExpiresAt: time.Date(2032, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Nanosecond)}
+}
+
+func (f *fake) card(id string) (*fakeCard, error) {
+	c, ok := f.cards[id]
+	if !ok {
+		return nil, temporal.NewNonRetryableApplicationError("no such card "+id, workflows.ErrTypeIssuerNotFound, nil)
+	}
+	return c, nil
+}
+
+func (f *fake) UpdateLimit(_ context.Context, in workflows.UpdateLimitInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.card(in.CardID)
+	if err != nil {
+		return err
+	}
+	if c.status == issuer.CardClosed {
+		return temporal.NewNonRetryableApplicationError("card closed", workflows.ErrTypeIssuerAlreadyClosed, nil)
+	}
+	c.limits = in.Limits
+	f.limits = append(f.limits, limitCall{CardID: in.CardID, Limits: in.Limits})
+	return nil
+}
+
+func (f *fake) PauseCard(_ context.Context, in workflows.CardActionInput) error {
+	return f.setStatus(in.CardID, issuer.CardPaused, &f.paused)
+}
+
+func (f *fake) ResumeCard(_ context.Context, in workflows.CardActionInput) error {
+	return f.setStatus(in.CardID, issuer.CardActive, &f.resumed)
+}
+
+func (f *fake) CloseCard(_ context.Context, in workflows.CardActionInput) error {
+	return f.setStatus(in.CardID, issuer.CardClosed, &f.closed)
+}
+
+func (f *fake) setStatus(id string, to issuer.CardStatus, log *[]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.card(id)
+	if err != nil {
+		return err
+	}
+	if c.status == issuer.CardClosed && to != issuer.CardClosed {
+		return temporal.NewNonRetryableApplicationError("card closed", workflows.ErrTypeIssuerAlreadyClosed, nil)
+	}
+	c.status = to
+	*log = append(*log, id)
+	return nil
+}
+
+func (f *fake) Reconcile(_ context.Context, in workflows.ReconcileInput) (workflows.ReconcileResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reconciles = append(f.reconciles, in)
+	res := workflows.ReconcileResult{Checked: len(f.missed), Missed: f.missed}
+	f.missed = nil
+	return res, nil
+}
+
+// lock runs fn with the fake locked, for reading what it recorded.
+func (f *fake) lock(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn()
+}
+
+func (f *fake) alertKinds() []string {
+	var kinds []string
+	f.lock(func() {
+		for _, a := range f.alerts {
+			kinds = append(kinds, a.Kind)
+		}
+	})
+	return kinds
+}
+
+// harness runs one workflow execution in the SDK's time-skipping test environment.
+type harness struct {
+	t   *testing.T
+	env *testsuite.TestWorkflowEnvironment
+	f   *fake
+}
+
+var quietLogger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+func newHarness(t *testing.T, f *fake, start time.Time) *harness {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(quietLogger)
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.AgentCard, workflow.RegisterOptions{Name: workflows.WorkflowType})
+	env.RegisterActivity(f)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID("demo"), TaskQueue: workflows.TaskQueue})
+	env.SetStartTime(start)
+	return &harness{t: t, env: env, f: f}
+}
+
+// run starts the workflow with a raw JSON input, as `temporal workflow start --input` does.
+func (h *harness) run(input string) {
+	h.env.ExecuteWorkflow(workflows.WorkflowType, rawJSON(input))
+}
+
+// at runs fn when the workflow's clock reaches start+d.
+func (h *harness) at(d time.Duration, fn func()) { h.env.RegisterDelayedCallback(fn, d) }
+
+func (h *harness) signal(ev issuer.Event) { h.env.SignalWorkflow(workflows.SignalCardEvent, ev) }
+
+func (h *harness) state() workflows.StateView {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(workflows.QueryState)
+	if err != nil {
+		h.t.Fatalf("query state: %v", err)
+	}
+	var s workflows.StateView
+	if err := v.Get(&s); err != nil {
+		h.t.Fatalf("decode state: %v", err)
+	}
+	return s
+}
+
+// updateResult is filled in when an update finishes.
+type updateResult struct {
+	done     bool
+	rejected error
+	err      error
+	view     workflows.StateView
+}
+
+func (h *harness) update(name string, arg any) *updateResult {
+	r := &updateResult{}
+	h.env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
+		OnReject: func(err error) { r.done, r.rejected = true, err },
+		OnComplete: func(v any, err error) {
+			r.done, r.err = true, err
+			if sv, ok := v.(workflows.StateView); ok {
+				r.view = sv
+			}
+		},
+	}, arg)
+	return r
+}
+
+func (h *harness) result() workflows.Result {
+	h.t.Helper()
+	if !h.env.IsWorkflowCompleted() {
+		h.t.Fatal("workflow did not complete")
+	}
+	if err := h.env.GetWorkflowError(); err != nil {
+		h.t.Fatalf("workflow failed: %v", err)
+	}
+	var r workflows.Result
+	if err := h.env.GetWorkflowResult(&r); err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+// rawJSON is a workflow argument that is already JSON, like the CLI's --input.
+type rawJSON string
+
+func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(r), nil }
+
+func decline(id, card string, at time.Time, reason issuer.DeclineReason) issuer.Event {
+	return issuer.Event{ID: id, Issuer: "sim", Kind: issuer.KindAuthorization, CardID: card, AuthorizationID: "auth-" + id,
+		Approved: false, DeclineReason: reason, AmountMinor: 500, Currency: "USD", MerchantName: "Model API", OccurredAt: at}
+}
+
+func approved(id, card string, at time.Time, amount int64) issuer.Event {
+	return issuer.Event{ID: id, Issuer: "sim", Kind: issuer.KindAuthorization, CardID: card, AuthorizationID: "auth-" + id,
+		Approved: true, AmountMinor: amount, Currency: "USD", MerchantName: "Model API", OccurredAt: at}
+}

@@ -1,0 +1,558 @@
+package workflows
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/money"
+)
+
+// Policy is an agent's policy: the AgentCard workflow's input (DESIGN.md, "The agent policy").
+// Only agent_id and daily_limit_usd are required; Normalize fills in every default. Money is
+// exact minor units inside and decimal dollars in JSON.
+type Policy struct {
+	AgentID         string        `json:"agent_id"`
+	Label           string        `json:"label,omitempty"`
+	Issuer          string        `json:"issuer,omitempty"`
+	Currency        string        `json:"currency,omitempty"`
+	DailyLimitUSD   money.Amount  `json:"daily_limit_usd"`
+	MonthlyLimitUSD *money.Amount `json:"monthly_limit_usd,omitempty"`
+	Timezone        string        `json:"timezone,omitempty"`
+	ResetCron       string        `json:"reset_cron,omitempty"`
+	RotateCron      string        `json:"rotate_cron,omitempty"`
+	RotationGrace   Duration      `json:"rotation_grace,omitzero"`
+	CardTTL         Duration      `json:"card_ttl,omitzero"`
+	RetireAt        *time.Time    `json:"retire_at,omitempty"`
+	Anomaly         AnomalyPolicy `json:"anomaly,omitzero"`
+	Alerts          AlertPolicy   `json:"alerts,omitzero"`
+}
+
+// AnomalyPolicy configures the decline-burst detector.
+type AnomalyPolicy struct {
+	// Window is the sliding window declines are counted in, by the events' own time.
+	Window Duration `json:"window,omitzero"`
+	// MaxDeclines is the weighted count of declines within Window that freezes the card.
+	MaxDeclines int `json:"max_declines,omitzero"`
+	// HardReasons revoke (close) the card on the first decline with that reason.
+	HardReasons []string `json:"hard_reasons,omitzero"`
+	// RevokeAfterFreezes: the Nth automatic freeze of the same card revokes it instead.
+	RevokeAfterFreezes int `json:"revoke_after_freezes,omitzero"`
+	// ReasonWeights says how much a decline of each reason counts (default 1). Declines the
+	// workflow caused itself (card_paused, card_closed) count 0 unless set.
+	ReasonWeights map[string]int `json:"reason_weights,omitempty"`
+}
+
+// AlertPolicy says where alerts go and when spend alerts fire.
+type AlertPolicy struct {
+	// WebhookURL receives alerts as JSON POSTs. Without it alerts are only recorded.
+	WebhookURL string `json:"webhook_url,omitempty"`
+	// ThresholdsPct are the percentages of the daily limit whose crossing alerts, once a day.
+	ThresholdsPct []int `json:"thresholds_pct,omitzero"`
+}
+
+// Defaults (DESIGN.md).
+const (
+	DefaultIssuer             = "sim"
+	DefaultCurrency           = "USD"
+	DefaultTimezone           = "UTC"
+	DefaultResetCron          = "0 0 * * *"
+	DefaultRotateCron         = "0 3 * * MON"
+	DefaultRotationGrace      = time.Hour
+	DefaultCardTTL            = 720 * time.Hour
+	DefaultAnomalyWindow      = 5 * time.Minute
+	DefaultMaxDeclines        = 5
+	DefaultRevokeAfterFreezes = 3
+	// RotateOff in rotate_cron disables scheduled rotation (card_ttl still rotates).
+	RotateOff = "off"
+)
+
+// DefaultHardReasons revoke a card on the first such decline.
+var DefaultHardReasons = []string{string(issuer.ReasonSuspectedFraud)}
+
+// DefaultThresholdsPct alert at 80% and 100% of the daily limit.
+var DefaultThresholdsPct = []int{80, 100}
+
+// defaultReasonWeights keeps the declines cardwarden causes itself (by pausing or closing a
+// card) from feeding the burst that caused them.
+var defaultReasonWeights = map[string]int{
+	string(issuer.ReasonCardPaused): 0,
+	string(issuer.ReasonCardClosed): 0,
+}
+
+var knownReasons = []string{
+	string(issuer.ReasonSpendingLimit), string(issuer.ReasonCardPaused), string(issuer.ReasonCardClosed),
+	string(issuer.ReasonCardExpired), string(issuer.ReasonMerchantBlocked), string(issuer.ReasonSuspectedFraud),
+	string(issuer.ReasonOther),
+}
+
+var (
+	agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	issuerPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+)
+
+// Upper bounds that catch typos (a 30-year grace period) rather than encode policy.
+const (
+	maxGrace        = 7 * 24 * time.Hour
+	minCardTTL      = time.Hour
+	maxCardTTL      = 5 * 366 * 24 * time.Hour
+	maxWindow       = 24 * time.Hour
+	maxDeclinesCap  = 10_000
+	maxWeight       = 1_000
+	maxFreezesCap   = 100
+	maxThresholdPct = 1_000
+)
+
+// FieldError is one invalid policy or request field.
+type FieldError struct {
+	Field string // e.g. "policy.timezone"
+	Msg   string
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// FieldErrors is every problem found, so a person fixes them all in one go.
+type FieldErrors []FieldError
+
+func (es FieldErrors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (es *FieldErrors) add(field, format string, args ...any) {
+	*es = append(*es, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (es FieldErrors) err() error {
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}
+
+// ParsePolicy decodes a policy from JSON, rejecting unknown fields, fills in defaults and
+// validates it. Errors name the field: `policy.timezone: unknown time zone "Mars/Base"`.
+func ParsePolicy(b []byte) (Policy, error) {
+	p, state, err := decodeInput(b)
+	if err != nil {
+		return Policy{}, err
+	}
+	if state != nil {
+		return Policy{}, FieldErrors{{Field: "policy.state", Msg: "unknown field"}}
+	}
+	return p.Normalize()
+}
+
+// Normalize fills in defaults and validates the policy, returning the complete policy the
+// workflow runs with. Normalizing a normalized policy changes nothing.
+func (p Policy) Normalize() (Policy, error) {
+	var errs FieldErrors
+	if p.AgentID == "" {
+		errs.add("policy.agent_id", "required")
+	} else if !agentIDPattern.MatchString(p.AgentID) {
+		errs.add("policy.agent_id", "%q must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", p.AgentID)
+	}
+	if len(p.Label) > 200 {
+		errs.add("policy.label", "longer than 200 characters")
+	}
+	p.Issuer = orDefault(p.Issuer, DefaultIssuer)
+	if !issuerPattern.MatchString(p.Issuer) {
+		errs.add("policy.issuer", "%q is not an issuer name", p.Issuer)
+	}
+	p.Currency = orDefault(p.Currency, DefaultCurrency)
+	if p.Currency != "USD" {
+		errs.add("policy.currency", "%q is not supported (only USD)", p.Currency)
+	}
+	if p.DailyLimitUSD <= 0 {
+		errs.add("policy.daily_limit_usd", "must be greater than 0, got %s", p.DailyLimitUSD)
+	}
+	if p.MonthlyLimitUSD != nil && *p.MonthlyLimitUSD <= 0 {
+		errs.add("policy.monthly_limit_usd", "must be greater than 0, got %s", *p.MonthlyLimitUSD)
+	}
+	p.Timezone = orDefault(p.Timezone, DefaultTimezone)
+	if _, err := LoadLocation(p.Timezone); err != nil {
+		errs.add("policy.timezone", "%s", err.Error())
+	}
+	p.ResetCron = orDefault(p.ResetCron, DefaultResetCron)
+	if _, err := ParseCron(p.ResetCron); err != nil {
+		errs.add("policy.reset_cron", "%s", err.Error())
+	}
+	p.RotateCron = orDefault(p.RotateCron, DefaultRotateCron)
+	if p.RotateCron != RotateOff {
+		if _, err := ParseCron(p.RotateCron); err != nil {
+			errs.add("policy.rotate_cron", "%s (or %q to rotate only at card_ttl)", err.Error(), RotateOff)
+		}
+	}
+	if p.RotationGrace == 0 {
+		p.RotationGrace = Duration(DefaultRotationGrace)
+	}
+	if p.RotationGrace < 0 || p.RotationGrace.D() > maxGrace {
+		errs.add("policy.rotation_grace", "must be between 0s and %s, got %s", Duration(maxGrace), p.RotationGrace)
+	}
+	if p.CardTTL == 0 {
+		p.CardTTL = Duration(DefaultCardTTL)
+	}
+	if p.CardTTL.D() < minCardTTL || p.CardTTL.D() > maxCardTTL {
+		errs.add("policy.card_ttl", "must be between %s and %s, got %s", Duration(minCardTTL), Duration(maxCardTTL), p.CardTTL)
+	} else if p.RotationGrace.D() >= p.CardTTL.D() {
+		errs.add("policy.rotation_grace", "must be shorter than card_ttl (%s)", p.CardTTL)
+	}
+	if p.RetireAt != nil {
+		t := p.RetireAt.UTC()
+		p.RetireAt = &t
+	}
+	p.Anomaly = p.Anomaly.normalize(&errs)
+	p.Alerts = p.Alerts.normalize(&errs)
+	if err := errs.err(); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+func (a AnomalyPolicy) normalize(errs *FieldErrors) AnomalyPolicy {
+	if a.Window == 0 {
+		a.Window = Duration(DefaultAnomalyWindow)
+	}
+	if a.Window < 0 || a.Window.D() > maxWindow {
+		errs.add("policy.anomaly.window", "must be between 1s and %s, got %s", Duration(maxWindow), a.Window)
+	}
+	if a.MaxDeclines == 0 {
+		a.MaxDeclines = DefaultMaxDeclines
+	}
+	if a.MaxDeclines < 1 || a.MaxDeclines > maxDeclinesCap {
+		errs.add("policy.anomaly.max_declines", "must be between 1 and %d, got %d", maxDeclinesCap, a.MaxDeclines)
+	}
+	if a.HardReasons == nil {
+		a.HardReasons = slices.Clone(DefaultHardReasons)
+	}
+	hard := make([]string, 0, len(a.HardReasons))
+	for i, r := range a.HardReasons {
+		if !slices.Contains(knownReasons, r) {
+			errs.add(fmt.Sprintf("policy.anomaly.hard_reasons[%d]", i), "unknown decline reason %q (known: %s)", r, strings.Join(knownReasons, ", "))
+		} else if !slices.Contains(hard, r) {
+			hard = append(hard, r)
+		}
+	}
+	a.HardReasons = hard
+	if a.RevokeAfterFreezes == 0 {
+		a.RevokeAfterFreezes = DefaultRevokeAfterFreezes
+	}
+	if a.RevokeAfterFreezes < 1 || a.RevokeAfterFreezes > maxFreezesCap {
+		errs.add("policy.anomaly.revoke_after_freezes", "must be between 1 and %d, got %d", maxFreezesCap, a.RevokeAfterFreezes)
+	}
+	weights := make(map[string]int, len(defaultReasonWeights)+len(a.ReasonWeights))
+	for r, w := range defaultReasonWeights {
+		weights[r] = w
+	}
+	for _, r := range sortedKeys(a.ReasonWeights) {
+		w := a.ReasonWeights[r]
+		field := "policy.anomaly.reason_weights." + r
+		switch {
+		case !slices.Contains(knownReasons, r):
+			errs.add(field, "unknown decline reason (known: %s)", strings.Join(knownReasons, ", "))
+		case w < 0 || w > maxWeight:
+			errs.add(field, "must be between 0 and %d, got %d", maxWeight, w)
+		default:
+			weights[r] = w
+		}
+	}
+	a.ReasonWeights = weights
+	return a
+}
+
+func (a AlertPolicy) normalize(errs *FieldErrors) AlertPolicy {
+	if a.WebhookURL != "" {
+		u, err := url.Parse(a.WebhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs.add("policy.alerts.webhook_url", "%q is not an absolute http(s) URL", a.WebhookURL)
+		}
+	}
+	if a.ThresholdsPct == nil {
+		a.ThresholdsPct = slices.Clone(DefaultThresholdsPct)
+	}
+	th := make([]int, 0, len(a.ThresholdsPct))
+	for i, pct := range a.ThresholdsPct {
+		if pct < 1 || pct > maxThresholdPct {
+			errs.add(fmt.Sprintf("policy.alerts.thresholds_pct[%d]", i), "must be between 1 and %d, got %d", maxThresholdPct, pct)
+		} else if !slices.Contains(th, pct) {
+			th = append(th, pct)
+		}
+	}
+	slices.Sort(th)
+	a.ThresholdsPct = th
+	return a
+}
+
+// MonthlyLimitMinor is the monthly cap in minor units, 0 when there is none.
+func (p Policy) MonthlyLimitMinor() int64 {
+	if p.MonthlyLimitUSD == nil {
+		return 0
+	}
+	return p.MonthlyLimitUSD.Minor()
+}
+
+// Location is the agent's time zone. The policy must be normalized.
+func (p Policy) Location() *time.Location {
+	loc, err := LoadLocation(p.Timezone)
+	if err != nil {
+		// Normalize already loaded it; this cannot fail for a normalized policy.
+		panic(fmt.Sprintf("policy time zone %q: %v", p.Timezone, err))
+	}
+	return loc
+}
+
+func orDefault(s, def string) string {
+	if strings.TrimSpace(s) == "" {
+		return def
+	}
+	return s
+}
+
+// policyDoc mirrors Policy with every field optional and untyped enough to tell "absent"
+// from "zero" and to report type errors with the field's name.
+type policyDoc struct {
+	AgentID         *string         `json:"agent_id"`
+	Label           *string         `json:"label"`
+	Issuer          *string         `json:"issuer"`
+	Currency        *string         `json:"currency"`
+	DailyLimitUSD   json.RawMessage `json:"daily_limit_usd"`
+	MonthlyLimitUSD json.RawMessage `json:"monthly_limit_usd"`
+	Timezone        *string         `json:"timezone"`
+	ResetCron       *string         `json:"reset_cron"`
+	RotateCron      *string         `json:"rotate_cron"`
+	RotationGrace   json.RawMessage `json:"rotation_grace"`
+	CardTTL         json.RawMessage `json:"card_ttl"`
+	RetireAt        *string         `json:"retire_at"`
+	Anomaly         json.RawMessage `json:"anomaly"`
+	Alerts          json.RawMessage `json:"alerts"`
+	// State is carried by continue-as-new only; ParsePolicy rejects it.
+	State json.RawMessage `json:"state"`
+}
+
+type anomalyDoc struct {
+	Window             json.RawMessage `json:"window"`
+	MaxDeclines        *int            `json:"max_declines"`
+	HardReasons        *[]string       `json:"hard_reasons"`
+	RevokeAfterFreezes *int            `json:"revoke_after_freezes"`
+	ReasonWeights      map[string]int  `json:"reason_weights"`
+}
+
+type alertsDoc struct {
+	WebhookURL    *string `json:"webhook_url"`
+	ThresholdsPct *[]int  `json:"thresholds_pct"`
+}
+
+// decodeInput strictly decodes a policy document (and the continue-as-new state, if any)
+// without applying defaults.
+func decodeInput(b []byte) (Policy, *State, error) {
+	var doc policyDoc
+	if err := strictDecode(b, &doc, "policy"); err != nil {
+		return Policy{}, nil, err
+	}
+	var errs FieldErrors
+	var p Policy
+	p.AgentID = deref(doc.AgentID)
+	p.Label = deref(doc.Label)
+	p.Issuer = deref(doc.Issuer)
+	p.Currency = deref(doc.Currency)
+	p.Timezone = deref(doc.Timezone)
+	p.ResetCron = deref(doc.ResetCron)
+	p.RotateCron = deref(doc.RotateCron)
+	if isAbsent(doc.DailyLimitUSD) {
+		errs.add("policy.daily_limit_usd", "required (a decimal amount of dollars, e.g. 25 or \"12.50\")")
+	} else if m, err := money.ParseJSON(doc.DailyLimitUSD); err != nil {
+		errs.add("policy.daily_limit_usd", "%s", err.Error())
+	} else {
+		p.DailyLimitUSD = money.Amount(m)
+	}
+	if !isAbsent(doc.MonthlyLimitUSD) {
+		if m, err := money.ParseJSON(doc.MonthlyLimitUSD); err != nil {
+			errs.add("policy.monthly_limit_usd", "%s", err.Error())
+		} else {
+			a := money.Amount(m)
+			p.MonthlyLimitUSD = &a
+		}
+	}
+	p.RotationGrace = decodeDuration(doc.RotationGrace, "policy.rotation_grace", &errs)
+	p.CardTTL = decodeDuration(doc.CardTTL, "policy.card_ttl", &errs)
+	if doc.RetireAt != nil && *doc.RetireAt != "" {
+		t, err := time.Parse(time.RFC3339, *doc.RetireAt)
+		if err != nil {
+			errs.add("policy.retire_at", "%q is not an RFC 3339 time such as 2027-01-31T00:00:00Z", *doc.RetireAt)
+		} else {
+			t = t.UTC()
+			p.RetireAt = &t
+		}
+	}
+	if !isAbsent(doc.Anomaly) {
+		var a anomalyDoc
+		if err := strictDecode(doc.Anomaly, &a, "policy.anomaly"); err != nil {
+			errs = append(errs, asFieldErrors(err)...)
+		} else {
+			p.Anomaly.Window = decodeDuration(a.Window, "policy.anomaly.window", &errs)
+			p.Anomaly.MaxDeclines = deref(a.MaxDeclines)
+			if a.HardReasons != nil {
+				p.Anomaly.HardReasons = append([]string{}, *a.HardReasons...)
+			}
+			p.Anomaly.RevokeAfterFreezes = deref(a.RevokeAfterFreezes)
+			p.Anomaly.ReasonWeights = a.ReasonWeights
+			if a.MaxDeclines != nil && *a.MaxDeclines == 0 {
+				errs.add("policy.anomaly.max_declines", "must be at least 1")
+			}
+			if a.RevokeAfterFreezes != nil && *a.RevokeAfterFreezes == 0 {
+				errs.add("policy.anomaly.revoke_after_freezes", "must be at least 1")
+			}
+		}
+	}
+	if !isAbsent(doc.Alerts) {
+		var a alertsDoc
+		if err := strictDecode(doc.Alerts, &a, "policy.alerts"); err != nil {
+			errs = append(errs, asFieldErrors(err)...)
+		} else {
+			p.Alerts.WebhookURL = deref(a.WebhookURL)
+			if a.ThresholdsPct != nil {
+				p.Alerts.ThresholdsPct = append([]int{}, *a.ThresholdsPct...)
+			}
+		}
+	}
+	var state *State
+	if !isAbsent(doc.State) {
+		state = new(State)
+		if err := json.Unmarshal(doc.State, state); err != nil {
+			errs.add("state", "%s", err.Error())
+		}
+	}
+	if err := errs.err(); err != nil {
+		return Policy{}, nil, err
+	}
+	return p, state, nil
+}
+
+func decodeDuration(raw json.RawMessage, field string, errs *FieldErrors) Duration {
+	if isAbsent(raw) {
+		return 0
+	}
+	var d Duration
+	if err := json.Unmarshal(raw, &d); err != nil {
+		errs.add(field, "%s", err.Error())
+		return 0
+	}
+	if d == 0 {
+		// Zero would mean "use the default"; say so instead of silently defaulting.
+		errs.add(field, "must be greater than 0 (omit the field for the default)")
+	}
+	return d
+}
+
+// strictDecode decodes one JSON object, rejecting unknown fields and trailing data, and
+// turns decoder errors into field errors under prefix.
+func strictDecode(b []byte, v any, prefix string) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return FieldErrors{decodeError(err, prefix)}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return FieldErrors{{Field: prefix, Msg: "unexpected data after the JSON object"}}
+	}
+	// encoding/json matches keys case-insensitively; a policy typed by hand should not
+	// half-work because "Daily_Limit_USD" happened to match.
+	return exactKeys(b, v, prefix).err()
+}
+
+// exactKeys reports object keys that are not, byte for byte, a JSON field name of v's type.
+func exactKeys(b []byte, v any, prefix string) FieldErrors {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	known := map[string]bool{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			known[name] = true
+		}
+	}
+	var errs FieldErrors
+	for _, k := range sortedKeys(m) {
+		if !known[k] {
+			errs.add(prefix+"."+k, "unknown field")
+		}
+	}
+	return errs
+}
+
+func decodeError(err error, prefix string) FieldError {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return FieldError{Field: prefix, Msg: "must be a JSON object"}
+		}
+		return FieldError{Field: prefix + "." + typeErr.Field, Msg: "must be " + jsonKind(typeErr.Type.Kind().String()) + ", got " + typeErr.Value}
+	case errors.As(err, &syntaxErr):
+		return FieldError{Field: prefix, Msg: fmt.Sprintf("invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return FieldError{Field: prefix + "." + name, Msg: "unknown field"}
+	case errors.Is(err, io.EOF):
+		return FieldError{Field: prefix, Msg: "empty input, want a JSON object"}
+	default:
+		return FieldError{Field: prefix, Msg: err.Error()}
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "int", "int64", "int32":
+		return "an integer"
+	case "slice":
+		return "a list"
+	case "map", "struct":
+		return "an object"
+	case "bool":
+		return "true or false"
+	default:
+		return "a " + goKind
+	}
+}
+
+func asFieldErrors(err error) FieldErrors {
+	var fe FieldErrors
+	if errors.As(err, &fe) {
+		return fe
+	}
+	return FieldErrors{{Field: "policy", Msg: err.Error()}}
+}
+
+func isAbsent(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s == "" || s == "null"
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
