@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -16,9 +17,10 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		o        bench.Options
-		scenario string
-		logLevel string
+		o          bench.Options
+		scenario   string
+		logLevel   string
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -57,6 +59,17 @@ target is reported, not an error); 1 otherwise.`,
 			if exe, err := os.Executable(); err == nil {
 				o.WorkerCommand = exe
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			results, err := bench.Run(ctx, o, cmd.OutOrStdout())
 			if err != nil {
 				return err
@@ -83,10 +96,13 @@ target is reported, not an error); 1 otherwise.`,
 	fs.StringVar(&o.Address, "address", "", "Temporal frontend host:port to use instead of an embedded server per scenario")
 	fs.StringVar(&o.Namespace, "namespace", config.DefaultNamespace, "Temporal namespace (with --address)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "application database (postgres://… or sqlite://…); default a fresh SQLite file per scenario")
+	fs.BoolVar(&o.TemporalFile, "temporal-file", false, "run the embedded Temporal server file-backed on SQLite in a temp dir, as cardwarden dev does (default: in memory)")
 	fs.Float64Var(&o.Scale, "scale", 1, "multiply every scenario's size (agents, events, bursts)")
 	fs.StringVar(&o.TempDir, "temp-dir", "", "directory for per-scenario state (default the system temp dir)")
 	fs.BoolVar(&o.KeepTemp, "keep-temp", false, "keep per-scenario state (Temporal and application databases) for inspection")
 	fs.StringVar(&logLevel, "log-level", "warn", "level of the component log written to <out>/bench.log")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the benchmark process (everything but child workers) to this file")
+	_ = fs.MarkHidden("cpuprofile")
 	cmd.AddCommand(newBenchFloorWorkerCmd())
 	return cmd
 }

@@ -42,7 +42,7 @@ func loadCompose(t *testing.T) composeFile {
 // envNamesKnown collects every "(env NAME)" the binary's flags document, plus the variables
 // read without a flag.
 func envNamesKnown(root *cobra.Command) map[string]bool {
-	known := map[string]bool{"CARDWARDEN_VAULT_KEY": true}
+	known := map[string]bool{"CARDWARDEN_VAULT_KEY": true, "CARDWARDEN_ADMIN_TOKEN": true, "CARDWARDEN_CODEC_KEY": true}
 	re := regexp.MustCompile(`env ([A-Z0-9_]+)`)
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -74,12 +75,30 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	// Bind every port we own first, so a clash is reported before anything starts.
+	// Settings first: a bad key is a usage error before anything starts.
+	vlt, err := loadVault(filepath.Join(f.dir, "vault.key"))
+	if err != nil {
+		return err
+	}
+	cdc, err := loadCodec()
+	if err != nil {
+		return err
+	}
+	adminToken, adminTokenSource := os.Getenv(api.EnvAdminToken), "$"+api.EnvAdminToken
+	if adminToken == "" {
+		adminTokenSource = filepath.Join(f.dir, "admin.token")
+		if adminToken, err = api.LoadOrCreateAdminToken(adminTokenSource); err != nil {
+			return err
+		}
+	}
+
+	// Bind every port we own next, so a clash is reported before anything starts.
 	apiSrv, err := listenHTTP(f.listen, "listen", nil)
 	if err != nil {
 		return err
 	}
 	defer apiSrv.ln.Close()
+	apiURL := "http://" + apiSrv.ln.Addr().String()
 	runSim := f.issuer.simURL == ""
 	var simLn net.Listener
 	if runSim {
@@ -94,11 +113,20 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 	if f.issuer.aippURL == "" && f.issuer.aippAPIKey == "" {
 		f.issuer.aippURL, f.issuer.aippAPIKey = f.issuer.simURL, f.issuer.simAPIKey
 	}
+	reg, err := f.issuer.registry()
+	if err != nil {
+		return err
+	}
+
 	uiPort := f.uiPort
 	if f.headless {
 		uiPort = 0
 	}
-	stack, err := devstack.Start(devstack.Config{Dir: filepath.Join(f.dir, "temporal"), Host: f.host, Port: f.temporalPort, UIPort: uiPort})
+	codecURL := ""
+	if cdc != nil {
+		codecURL = apiURL + "/codec"
+	}
+	stack, err := devstack.Start(devstack.Config{Dir: filepath.Join(f.dir, "temporal"), Host: f.host, Port: f.temporalPort, UIPort: uiPort, CodecURL: codecURL})
 	if err != nil {
 		var pe *devstack.PortInUseError
 		if errors.As(err, &pe) {
@@ -121,15 +149,11 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 		return err
 	}
 	defer st.Close()
-	vlt, err := loadVault(filepath.Join(f.dir, "vault.key"))
-	if err != nil {
-		return err
-	}
 
 	if runSim {
 		sim, err := issuersim.NewServer(issuersim.Config{
 			APIKey:        f.issuer.simAPIKey,
-			WebhookURL:    "http://" + apiSrv.ln.Addr().String() + "/v1/webhooks/sim",
+			WebhookURL:    apiURL + "/v1/webhooks/sim",
 			WebhookSecret: f.issuer.simWebhookSecret,
 			StatePath:     filepath.Join(f.dir, "issuer-sim.json"),
 			Logger:        logger.With("component", "issuer-sim"),
@@ -145,38 +169,51 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 		}()
 	}
 
-	temporal := config.Temporal{Address: stack.Address(), Namespace: config.DefaultNamespace}
-	c, err := temporal.Dial(ctx, logger.With("component", "temporal-sdk"), 30*time.Second)
+	temporal := encryptedTemporal(config.Temporal{Address: stack.Address(), Namespace: config.DefaultNamespace}, cdc)
+	c, err := temporal.Dial(ctx, logger.With("component", "temporal-sdk"), time.Minute)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 
-	workers, err := startWorkers(ctx, c, st, vlt, f.issuer, logger)
+	workers, err := startWorkers(c, st, vlt, reg, f.issuer.rateLimit, logger)
 	if err != nil {
 		return err
 	}
 	defer workers.Stop()
 
-	apiSrv.srv.Handler = api.New(api.Deps{Store: st, Temporal: c, Logger: logger})
+	deps := apiDeps(st, c, reg, vlt, cdc, adminToken, logger)
+	apiSrv.srv.Handler = api.New(deps)
 	apiSrv.serve(logger, "http server")
+	redelivered := api.StartRedelivery(ctx, deps, api.RedeliveryOptions{})
 
-	printBanner(cmd.OutOrStdout(), stack, apiSrv.ln.Addr().String(), f.issuer.simURL, runSim, f.dir, time.Since(started))
+	printBanner(cmd.OutOrStdout(), banner{
+		took: time.Since(started), temporal: stack.Address(), ui: stack.UIURL(), api: apiURL,
+		sim: f.issuer.simURL, simEmbedded: runSim, dir: f.dir, adminTokenSource: adminTokenSource,
+	})
 	<-ctx.Done()
 	fmt.Fprintln(cmd.OutOrStdout(), "\nshutting down…")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	apiSrv.shutdown(shutdownCtx)
+	<-redelivered
 	return nil
 }
 
-func printBanner(w io.Writer, stack *devstack.Stack, apiAddr, simURL string, simEmbedded bool, dir string, took time.Duration) {
-	ui := stack.UIURL()
+type banner struct {
+	took                        time.Duration
+	temporal, ui, api, sim, dir string
+	simEmbedded                 bool
+	adminTokenSource            string
+}
+
+func printBanner(w io.Writer, b banner) {
+	ui := b.ui
 	if ui == "" {
 		ui = "(headless)"
 	}
-	sim := simURL
-	if !simEmbedded {
+	sim := b.sim
+	if !b.simEmbedded {
 		sim += " (external)"
 	}
 	fmt.Fprintf(w, `
@@ -184,14 +221,16 @@ cardwarden dev is ready (%s)
 
   Temporal         %s   namespace default
   Temporal Web UI  %s
-  cardwarden API   http://%s   (/healthz, /readyz)
+  cardwarden API   %s   (dashboard /, /healthz, /readyz)
+  admin token      in %s
   issuer simulator %s
   state            %s
 
-Try it: start an agent with the Temporal CLI
-  temporal workflow start --type AgentCard --task-queue cardwarden --workflow-id agent/demo \
-    --input '{"agent_id":"demo","daily_limit_usd":25}'
+Try it:
+  cardwarden agent create --id demo --daily-limit 25
+  temporal workflow start --type AgentCard --task-queue cardwarden --workflow-id agent/demo2 \
+    --input '{"agent_id":"demo2","daily_limit_usd":25}'
 
 Ctrl-C stops everything; the next start finds the same state.
-`, took.Round(10*time.Millisecond), stack.Address(), ui, apiAddr, sim, dir)
+`, b.took.Round(10*time.Millisecond), b.temporal, ui, b.api, b.adminTokenSource, sim, b.dir)
 }

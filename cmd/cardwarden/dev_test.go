@@ -69,7 +69,9 @@ func startDev(t *testing.T, bin string, args ...string) *devProcess {
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
 	require.NoError(t, p.cmd.Start())
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		once := sync.Once{}
 		for sc.Scan() {
@@ -81,7 +83,8 @@ func startDev(t *testing.T, bin string, args ...string) *devProcess {
 			}
 		}
 	}()
-	go func() { err := p.cmd.Wait(); pw.Close(); p.exited <- err }()
+	// Report the exit only after every line of output has been read, so failures show it.
+	go func() { err := p.cmd.Wait(); pw.Close(); <-scanned; p.exited <- err }()
 	t.Cleanup(func() { _ = p.cmd.Process.Kill() })
 	select {
 	case <-p.ready:

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/cardwarden/cardwarden/activities"
 	"github.com/cardwarden/cardwarden/internal/api"
+	"github.com/cardwarden/cardwarden/internal/codec"
 	"github.com/cardwarden/cardwarden/internal/devstack"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/adapters"
@@ -77,6 +79,7 @@ type e2eStack struct {
 	simURL   string
 	apiURL   string
 	reg      *issuer.Registry
+	codec    *codec.Codec
 	ctl      *starter.Client
 	logs     *syncBuffer
 	logger   *slog.Logger
@@ -89,20 +92,38 @@ type capturedWebhook struct {
 	body   []byte
 }
 
-func newE2E(t *testing.T) *e2eStack {
+// e2eOption changes the stack.
+type e2eOption func(*e2eStack)
+
+// withCodec encrypts every Temporal payload with key, in every client of the stack (workers,
+// API, CLI through CARDWARDEN_CODEC_KEY) and serves the codec endpoint.
+func withCodec(key []byte) e2eOption {
+	return func(e *e2eStack) {
+		c, err := codec.New(key)
+		require.NoError(e.t, err)
+		e.codec = c
+		e.t.Setenv(codec.EnvKey, hex.EncodeToString(key))
+	}
+}
+
+func newE2E(t *testing.T, opts ...e2eOption) *e2eStack {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := &e2eStack{t: t, logs: logs, logger: logger}
+	for _, o := range opts {
+		o(e)
+	}
 	if path := os.Getenv("CARDWARDEN_E2E_LOGS"); path != "" {
 		// Debugging aid: keep every component's log lines of the test in a file.
 		t.Cleanup(func() { _ = os.WriteFile(path+"."+t.Name(), []byte(logs.String()), 0o600) })
 	}
 
+	dc := codec.DataConverter(e.codec)
 	e.ts = temporaltest.NewServer(temporaltest.WithT(t),
-		temporaltest.WithBaseClientOptions(client.Options{Logger: sdklog.NewStructuredLogger(logger)}))
+		temporaltest.WithBaseClientOptions(client.Options{Logger: sdklog.NewStructuredLogger(logger), DataConverter: dc}))
 	e.ns = e.ts.GetDefaultNamespace()
-	e.tc = e.ts.NewClientWithOptions(client.Options{Logger: sdklog.NewStructuredLogger(logger)})
+	e.tc = e.ts.NewClientWithOptions(client.Options{Logger: sdklog.NewStructuredLogger(logger), DataConverter: dc})
 	e.registerSearchAttributes()
 
 	e.dbURL = testdb.SQLiteURL(t)
@@ -149,13 +170,14 @@ func newE2E(t *testing.T) *e2eStack {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 
-	e.ctl = starter.New(e.tc, starter.Options{Store: e.store, Logger: logger, Issuers: reg.Names()})
-	deps := api.Deps{Store: e.store, Temporal: e.tc, Logger: logger, AdminToken: e2eAdminToken, Issuers: reg, Vault: vlt, Control: e.ctl}
+	e.ctl = starter.New(e.tc, starter.Options{Store: e.store, Logger: logger, Issuers: reg.Names(), DataConverter: dc})
+	deps := api.Deps{Store: e.store, Temporal: e.tc, Logger: logger, AdminToken: e2eAdminToken, Issuers: reg, Vault: vlt,
+		Control: e.ctl, Codec: e.codec}
 	handlerMu.Lock()
 	handler = api.New(deps)
 	handlerMu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := api.StartRedelivery(ctx, deps, api.RedeliveryOptions{Every: 200 * time.Millisecond, Grace: time.Millisecond})
+	done := api.StartRedelivery(ctx, deps, api.RedeliveryOptions{Every: 200 * time.Millisecond, Grace: time.Second})
 	t.Cleanup(func() { cancel(); <-done })
 	return e
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ func newServeCmd() *cobra.Command {
 		temporal config.Temporal
 		dbURL    string
 		listen   string
+		issuers  issuerFlags
 		logs     logFlags
 	)
 	cmd := &cobra.Command{
@@ -24,7 +26,10 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the HTTP API: issuer webhooks, management API, credential pull, health",
 		Long: `Run cardwarden's HTTP server against any Temporal service. Run as many replicas as needed
 behind a load balancer; they keep no state in memory. /healthz answers while the process
-runs, /readyz only while the database and Temporal are reachable.`,
+runs, /readyz only while the database and Temporal are reachable.
+
+Needs CARDWARDEN_ADMIN_TOKEN (the management API's bearer token), CARDWARDEN_VAULT_KEY (to
+open card credentials for an agent's own token) and the issuers' webhook secrets.`,
 		Example: `  TEMPORAL_ADDRESS=temporal:7233 CARDWARDEN_DATABASE_URL=postgres://... cardwarden serve --listen :8080`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -34,21 +39,40 @@ runs, /readyz only while the database and Temporal are reachable.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			adminToken := os.Getenv(api.EnvAdminToken)
+			if adminToken == "" {
+				logger.Warn(api.EnvAdminToken + " is not set: the management API answers 401 to every call")
+			}
+			vlt, err := loadVault("")
+			if err != nil {
+				return err
+			}
+			cdc, err := loadCodec()
+			if err != nil {
+				return err
+			}
+			reg, err := issuers.registry()
+			if err != nil {
+				return err
+			}
 			s, err := openStore(ctx, dbURL, false, logger)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			c, err := temporal.Dial(ctx, logger, 30*time.Second)
+			c, err := encryptedTemporal(temporal, cdc).Dial(ctx, logger, 30*time.Second)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			srv, err := listenHTTP(listen, "listen", api.New(api.Deps{Store: s, Temporal: c, Logger: logger}))
+			deps := apiDeps(s, c, reg, vlt, cdc, adminToken, logger)
+			srv, err := listenHTTP(listen, "listen", api.New(deps))
 			if err != nil {
 				return err
 			}
 			srv.serve(logger, "http server")
+			redelivered := api.StartRedelivery(ctx, deps, api.RedeliveryOptions{})
+			defer func() { <-redelivered }()
 			logger.Info("serving", "listen", listen, "temporal", temporal.Address, "namespace", temporal.Namespace)
 			<-ctx.Done()
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -59,6 +83,7 @@ runs, /readyz only while the database and Temporal are reachable.`,
 	}
 	config.BindTemporal(cmd.Flags(), &temporal)
 	bindDatabaseURL(cmd.Flags(), &dbURL)
+	bindIssuerFlags(cmd.Flags(), &issuers)
 	cmd.Flags().StringVar(&listen, "listen", config.Env("CARDWARDEN_LISTEN", config.DefaultHTTPListen), "HTTP listen address (env CARDWARDEN_LISTEN)")
 	bindLogFlags(cmd.Flags(), &logs, "json")
 	return cmd

@@ -53,7 +53,9 @@ func simAuthEvent(id, cardID string, amountMinor int64) []byte {
 }
 
 // Issuer webhooks end to end: a simulated purchase reaches the workflow through the webhook; a
-// replay is acknowledged and counted once; stale or bad signatures are refused; an event that
+// replay is acknowledged and counted once (in the ledger, the daily spend and the workflow's
+// budget; the workflow may receive a signal twice when redelivery races a slow webhook, and
+// ignores an event id it has seen); stale or bad signatures are refused; an event that
 // arrives while Temporal is down is answered 503, kept in the ledger and redelivered.
 func TestWebhooksEndToEnd(t *testing.T) {
 	e := newE2E(t)
@@ -69,7 +71,6 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	st = e.waitState("hook-bot", "the purchase is counted", func(s workflows.StateView) bool {
 		return s.Budget.SpentTodayUSD.String() == "12.34"
 	})
-	require.EqualValues(t, 1, st.SignalsTotal)
 	n, err := e.store.CountEvents(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
@@ -97,7 +98,6 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	st, err = e.ctl.State(ctx, "hook-bot")
 	require.NoError(t, err)
 	require.Equal(t, "12.34", st.Budget.SpentTodayUSD.String())
-	require.EqualValues(t, 1, st.SignalsTotal)
 	days, err := e.store.SpendSeries(ctx, "hook-bot", "2000-01-01", "2100-01-01")
 	require.NoError(t, err)
 	require.Len(t, days, 1)
@@ -156,10 +156,9 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	stored, err := e.store.GetEvent(ctx, "sim", "evt_down")
 	require.NoError(t, err, "the event is in the ledger although it was not acknowledged")
 	require.Equal(t, "hook-bot", stored.AgentID)
-	st = e.waitState("hook-bot", "the redelivered event is counted", func(s workflows.StateView) bool {
+	e.waitState("hook-bot", "the redelivered event is counted", func(s workflows.StateView) bool {
 		return s.Budget.SpentTodayUSD.String() == "17.34"
 	})
-	require.EqualValues(t, 2, st.SignalsTotal)
 	require.Eventually(t, func() bool {
 		ev, err := e.store.GetEvent(ctx, "sim", "evt_down")
 		return err == nil && ev.SignalledAt.Valid

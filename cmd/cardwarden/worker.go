@@ -69,12 +69,20 @@ Requires CARDWARDEN_VAULT_KEY (32-byte AES key, 64 hex characters) to seal card 
 			if err != nil {
 				return err
 			}
+			cdc, err := loadCodec()
+			if err != nil {
+				return err
+			}
+			reg, err := issuer.registry()
+			if err != nil {
+				return err
+			}
 			st, err := openStore(ctx, dbURL, false, logger)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			c, err := temporal.Dial(ctx, logger, 30*time.Second)
+			c, err := encryptedTemporal(temporal, cdc).Dial(ctx, logger, 30*time.Second)
 			if err != nil {
 				return err
 			}
@@ -86,7 +94,7 @@ Requires CARDWARDEN_VAULT_KEY (32-byte AES key, 64 hex characters) to seal card 
 				}
 				healthSrv.serve(logger, "health server")
 			}
-			workers, err := startWorkers(ctx, c, st, vlt, issuer, logger)
+			workers, err := startWorkers(c, st, vlt, reg, issuer.rateLimit, logger)
 			if err != nil {
 				return err
 			}

@@ -214,7 +214,7 @@ func TestNotifierFansOutAndSkipsDelivered(t *testing.T) {
 
 func TestConfigFromEnv(t *testing.T) {
 	env := map[string]string{EnvSlackURL: "https://hooks.slack.test/x", EnvWebhookURL: "https://hooks.test/y",
-		EnvWebhookSecret: "plain-secret", EnvIssuerDownAfter: "90s"}
+		EnvWebhookSecret: "plain-secret", EnvIssuerDownAfter: "90s", EnvPublicURL: "https://cw.example.com/"}
 	c, err := ConfigFromEnv(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	assert.Equal(t, 90*time.Second, c.IssuerDownAfter)
@@ -224,6 +224,7 @@ func TestConfigFromEnv(t *testing.T) {
 	assert.Equal(t, "slack", n.Sinks[0].Name())
 	assert.Equal(t, []byte("plain-secret"), n.Sinks[1].(*WebhookSink).Key)
 	assert.Equal(t, []byte("plain-secret"), n.AgentWebhook("https://agent.test").(*WebhookSink).Key)
+	assert.Equal(t, "https://cw.example.com/#/agents/support%20bot", n.Link("support bot"))
 
 	env[EnvIssuerDownAfter] = "soon"
 	_, err = ConfigFromEnv(func(k string) string { return env[k] })

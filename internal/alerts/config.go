@@ -3,6 +3,8 @@ package alerts
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
@@ -20,6 +22,9 @@ const (
 	// EnvIssuerDownAfter is how long an issuer may fail before "issuer-unreachable" (Go
 	// duration, default 5m).
 	EnvIssuerDownAfter = "CARDWARDEN_ALERT_ISSUER_DOWN_AFTER"
+	// EnvPublicURL is where people reach `serve` (https://cardwarden.example.com); alerts link
+	// to the agent's dashboard page under it.
+	EnvPublicURL = "CARDWARDEN_PUBLIC_URL"
 )
 
 // Config is the process-wide alert routing.
@@ -31,13 +36,23 @@ type Config struct {
 	IssuerDownAfter time.Duration
 	// Client sends every delivery; nil means a client with a 10 s timeout.
 	Client *http.Client
-	// Link is the dashboard address of an agent (dashboard.AgentLink); nil means no link.
+	// PublicURL is where people reach the dashboard; alerts link to AgentPage(PublicURL, id).
+	PublicURL string
+	// Link overrides the link of an agent's alerts; nil means AgentPage under PublicURL, or no
+	// link without one.
 	Link func(agentID string) string
+}
+
+// AgentPage is an agent's dashboard page under the dashboard's base URL (the dashboard's
+// "#/agents/<id>" route; dashboard.AgentLink builds the same).
+func AgentPage(baseURL, agentID string) string {
+	return strings.TrimRight(baseURL, "/") + "/#/agents/" + url.PathEscape(agentID)
 }
 
 // ConfigFromEnv reads Config from the environment through getenv (os.Getenv).
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{SlackURL: getenv(EnvSlackURL), WebhookURL: getenv(EnvWebhookURL), WebhookSecret: getenv(EnvWebhookSecret)}
+	c := Config{SlackURL: getenv(EnvSlackURL), WebhookURL: getenv(EnvWebhookURL), WebhookSecret: getenv(EnvWebhookSecret),
+		PublicURL: getenv(EnvPublicURL)}
 	if s := getenv(EnvIssuerDownAfter); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
@@ -64,6 +79,10 @@ func NewNotifier(c Config) (*Notifier, error) {
 		key = k
 	}
 	n := &Notifier{Link: c.Link}
+	if n.Link == nil && c.PublicURL != "" {
+		base := c.PublicURL
+		n.Link = func(agentID string) string { return AgentPage(base, agentID) }
+	}
 	if c.SlackURL != "" {
 		n.Sinks = append(n.Sinks, &SlackSink{URL: c.SlackURL, Client: client})
 	}

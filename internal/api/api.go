@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -118,18 +119,35 @@ func New(d Deps) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 
-	mux.HandleFunc("POST /v1/webhooks/{issuer}", s.webhook)
-
-	mux.HandleFunc("POST /v1/agents", s.admin(s.createAgent))
-	mux.HandleFunc("GET /v1/agents", s.admin(s.listAgents))
-	mux.HandleFunc("GET /v1/agents/{id}", s.admin(s.getAgent))
-	mux.HandleFunc("POST /v1/agents/{id}/rotate", s.admin(s.reasonUpdate("rotate")))
-	mux.HandleFunc("POST /v1/agents/{id}/freeze", s.admin(s.reasonUpdate("freeze")))
-	mux.HandleFunc("POST /v1/agents/{id}/unfreeze", s.admin(s.reasonUpdate("unfreeze")))
-	mux.HandleFunc("POST /v1/agents/{id}/retire", s.admin(s.reasonUpdate("retire")))
-	mux.HandleFunc("POST /v1/agents/{id}/budget", s.admin(s.setBudget))
-	mux.HandleFunc("POST /v1/agents/{id}/token", s.admin(s.rotateToken))
-	mux.HandleFunc("GET /v1/agents/{id}/card", s.revealCard)
+	routes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"POST", "/v1/webhooks/{issuer}", s.webhook},
+		{"POST", "/v1/agents", s.admin(s.createAgent)},
+		{"GET", "/v1/agents", s.admin(s.listAgents)},
+		{"GET", "/v1/agents/{id}", s.admin(s.getAgent)},
+		{"POST", "/v1/agents/{id}/rotate", s.admin(s.reasonUpdate("rotate"))},
+		{"POST", "/v1/agents/{id}/freeze", s.admin(s.reasonUpdate("freeze"))},
+		{"POST", "/v1/agents/{id}/unfreeze", s.admin(s.reasonUpdate("unfreeze"))},
+		{"POST", "/v1/agents/{id}/retire", s.admin(s.reasonUpdate("retire"))},
+		{"POST", "/v1/agents/{id}/budget", s.admin(s.setBudget)},
+		{"POST", "/v1/agents/{id}/token", s.admin(s.rotateToken)},
+		{"GET", "/v1/agents/{id}/card", s.revealCard},
+	}
+	allowed := map[string][]string{}
+	for _, r := range routes {
+		mux.HandleFunc(r.method+" "+r.path, r.h)
+		allowed[r.path] = append(allowed[r.path], r.method)
+	}
+	// Any other method on a known path is a JSON 405 rather than the catch-all's 404.
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+allow+")", "")
+		})
+	}
 
 	if s.Codec != nil {
 		mux.Handle("/codec/", http.StripPrefix("/codec", codec.Handler(s.Codec, codec.HandlerOptions{AllowedOrigins: s.CodecOrigins})))

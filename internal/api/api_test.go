@@ -307,6 +307,13 @@ func TestManagementAPI(t *testing.T) {
 	status, m, _ = h.do("GET", "/v1/nothing-here", adminToken, nil)
 	require.Equal(t, 404, status)
 	require.Equal(t, "not_found", must(errCode(m)))
+	status, m, hdr = h.do("GET", "/v1/agents/bot/freeze", adminToken, nil)
+	require.Equal(t, 405, status)
+	require.Equal(t, "method_not_allowed", must(errCode(m)))
+	require.Equal(t, "POST", hdr.Get("Allow"))
+	status, _, hdr = h.do("DELETE", "/v1/agents", adminToken, nil)
+	require.Equal(t, 405, status)
+	require.Equal(t, "POST, GET", hdr.Get("Allow"))
 }
 
 func must(code, _ string) string   { return code }

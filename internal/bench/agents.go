@@ -64,6 +64,27 @@ func (s *stack) waitProvisioned(ctx context.Context, want int, timeout time.Dura
 	return done, nil
 }
 
+// waitProvisionedFrom waits until agents first..first+n-1 are all provisioned.
+func (s *stack) waitProvisionedFrom(ctx context.Context, first, n int, timeout time.Duration) (time.Time, error) {
+	var done time.Time
+	lo, hi := s.agentID(first), s.agentID(first+n-1)
+	q := `SELECT count(*) FROM cards c JOIN card_vault v ON v.issuer = c.issuer AND v.issuer_card_id = c.issuer_card_id
+WHERE c.agent_id >= ? AND c.agent_id <= ? AND c.generation = 1`
+	err := waitFor(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
+		got, err := s.count(ctx, q, lo, hi)
+		if err != nil {
+			return false, err
+		}
+		done = time.Now()
+		return got >= n, nil
+	})
+	if err != nil {
+		got, _ := s.count(ctx, q, lo, hi)
+		return time.Time{}, fmt.Errorf("%d of %d agents provisioned: %w", got, n, err)
+	}
+	return done, nil
+}
+
 // cardIDs returns the current card of each agent first..first+n-1.
 func (s *stack) cardIDs(ctx context.Context, first, n int) ([]string, error) {
 	ids := make([]string, n)

@@ -37,6 +37,9 @@ type Options struct {
 	// Address is an external Temporal frontend; empty starts an embedded server per scenario.
 	Address   string
 	Namespace string
+	// TemporalFile runs the embedded server file-backed in a temp dir (internal/devstack, as
+	// `cardwarden dev` does) instead of Temporal's in-memory test server.
+	TemporalFile bool
 	// DatabaseURL is the application database; empty means a SQLite file per scenario.
 	DatabaseURL string
 	// WorkerCommand runs `cardwarden worker` (and `cardwarden bench floor-worker`) as child
@@ -76,19 +79,19 @@ type Check struct {
 
 // Result is one scenario's outcome, written to <scenario>.json.
 type Result struct {
-	Scenario   string         `json:"scenario"`
-	Title      string         `json:"title"`
-	Quick      bool           `json:"quick"`
-	StartedAt  time.Time      `json:"started_at"`
-	Seconds    float64        `json:"seconds"`
-	Params     map[string]any `json:"params"`
-	Metrics    []Metric       `json:"metrics"`
-	Checks     []Check        `json:"checks"`
-	Notes      []string       `json:"notes,omitempty"`
-	Error      string         `json:"error,omitempty"`
-	Skipped    string         `json:"skipped,omitempty"`
-	Series     []Series       `json:"series,omitempty"`
-	chart      func(r *Result) string
+	Scenario  string         `json:"scenario"`
+	Title     string         `json:"title"`
+	Quick     bool           `json:"quick"`
+	StartedAt time.Time      `json:"started_at"`
+	Seconds   float64        `json:"seconds"`
+	Params    map[string]any `json:"params"`
+	Metrics   []Metric       `json:"metrics"`
+	Checks    []Check        `json:"checks"`
+	Notes     []string       `json:"notes,omitempty"`
+	Error     string         `json:"error,omitempty"`
+	Skipped   string         `json:"skipped,omitempty"`
+	Series    []Series       `json:"series,omitempty"`
+	chart     func(r *Result) string
 }
 
 // Series is chart data: named (x, y) points.
@@ -125,7 +128,9 @@ func (r *Result) check(name string, ok bool, format string, args ...any) {
 	r.Checks = append(r.Checks, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
 }
 
-func (r *Result) note(format string, args ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, args...)) }
+func (r *Result) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
 
 func (o Options) progress(format string, args ...any) {
 	if o.Progress != nil {

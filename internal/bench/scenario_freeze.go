@@ -148,10 +148,16 @@ func runFreeze(ctx context.Context, o Options, r *Result) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		// The API records an arrival when its handler returns, which can be after the pause
+		// it caused; the arrival time itself is when the request came in.
 		var t0 time.Time
 		for _, ev := range events {
-			at, ok := arrivals.get(ev)
-			if !ok {
+			var at time.Time
+			if err := waitFor(ctx, 10*time.Second, time.Millisecond, func() (bool, error) {
+				var ok bool
+				at, ok = arrivals.get(ev)
+				return ok, nil
+			}); err != nil {
 				return fmt.Errorf("burst %d: webhook %s never reached the API but the card was paused", i, ev)
 			}
 			if at.After(t0) {

@@ -17,7 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/server/temporaltest"
 
 	"github.com/cardwarden/cardwarden/activities"
 	"github.com/cardwarden/cardwarden/internal/api"
@@ -60,6 +63,7 @@ type stack struct {
 	log  *slog.Logger
 
 	dev      *devstack.Stack
+	ts       *temporaltest.TestServer
 	temporal config.Temporal
 	tc       client.Client
 
@@ -110,7 +114,9 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 	if s.temporal.Namespace == "" {
 		s.temporal.Namespace = config.DefaultNamespace
 	}
-	if o.Address == "" {
+	switch {
+	case o.Address != "":
+	case o.TemporalFile:
 		port, perr := freePort()
 		if perr != nil {
 			return nil, perr
@@ -120,8 +126,16 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 			return nil, fmt.Errorf("embedded temporal: %w", err)
 		}
 		s.temporal.Address = s.dev.Address()
+	default:
+		if s.ts, err = startTestServer(); err != nil {
+			return nil, fmt.Errorf("embedded temporal: %w", err)
+		}
+		s.temporal.Address, s.temporal.Namespace = s.ts.GetFrontendHostPort(), s.ts.GetDefaultNamespace()
 	}
 	if s.tc, err = s.temporal.Dial(ctx, o.Logger.With("component", "temporal-sdk"), 30*time.Second); err != nil {
+		return nil, err
+	}
+	if err = registerSearchAttributes(ctx, s.tc, s.temporal.Namespace); err != nil {
 		return nil, err
 	}
 
@@ -229,6 +243,9 @@ func (s *stack) close() {
 	if s.dev != nil {
 		s.dev.Stop()
 	}
+	if s.ts != nil {
+		s.ts.Stop()
+	}
 	if s.store != nil {
 		s.store.Close()
 	}
@@ -238,6 +255,40 @@ func (s *stack) close() {
 }
 
 func (s *stack) agentID(i int) string { return fmt.Sprintf("%s-%05d", s.prefix, i) }
+
+// startTestServer starts Temporal's own in-memory test server (SQLite in memory, like
+// temporaltest-based tests use), turning its panics into errors.
+func startTestServer() (ts *temporaltest.TestServer, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%v", v)
+		}
+	}()
+	return temporaltest.NewServer(), nil
+}
+
+// registerSearchAttributes adds cardwarden's search attributes to the namespace; already
+// registered ones (the embedded dev server pre-registers them) are fine.
+func registerSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range devstack.SearchAttributes() {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		SearchAttributes: missing, Namespace: namespace}); err != nil {
+		return fmt.Errorf("add search attributes: %w", err)
+	}
+	return nil
+}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 )
 
@@ -58,6 +59,9 @@ type Temporal struct {
 	APIKey    string
 	TLSCert   string
 	TLSKey    string
+	// DataConverter, when set, encodes every payload (the payload codec); every client and
+	// worker of a deployment must use the same one.
+	DataConverter converter.DataConverter
 }
 
 // BindTemporal registers --address, --namespace and the Temporal Cloud credentials.
@@ -71,7 +75,7 @@ func BindTemporal(fs *pflag.FlagSet, t *Temporal) {
 
 // ClientOptions builds SDK client options; logger may be nil.
 func (t Temporal) ClientOptions(logger *slog.Logger) (client.Options, error) {
-	opts := client.Options{HostPort: t.Address, Namespace: t.Namespace}
+	opts := client.Options{HostPort: t.Address, Namespace: t.Namespace, DataConverter: t.DataConverter}
 	if logger != nil {
 		opts.Logger = sdklog.NewStructuredLogger(logger)
 	}

@@ -112,6 +112,7 @@ const (
 
 // AgentLink returns the function that gives an agent's dashboard page under baseURL (the
 // address people reach `serve` at), for alert links: AgentLink("https://cw.example.com").
+// alerts.AgentPage builds the same address; a test keeps them equal.
 func AgentLink(baseURL string) func(agentID string) string {
 	base := strings.TrimRight(baseURL, "/")
 	return func(agentID string) string { return base + "/#/agents/" + url.PathEscape(agentID) }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cardwarden/cardwarden/internal/alerts"
 	"github.com/cardwarden/cardwarden/internal/money"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/testdb"
@@ -384,6 +385,8 @@ func TestAgentDetailCarriesLiveState(t *testing.T) {
 
 func TestLinks(t *testing.T) {
 	assert.Equal(t, "https://cw.example.com/#/agents/support%20bot", AgentLink("https://cw.example.com/")("support bot"))
+	assert.Equal(t, alerts.AgentPage("https://cw.example.com", "a/b c"), AgentLink("https://cw.example.com")("a/b c"),
+		"alert links and the dashboard's route agree")
 	assert.Equal(t, "", WorkflowURL("", "default", "x"))
 	assert.Equal(t, "http://ui/namespaces/prod/workflows/agent%2Fa.b", WorkflowURL("http://ui", "prod", "a.b"))
 	assert.Equal(t, "http://ui/namespaces/default/workflows/agent%2Fa", WorkflowURL("http://ui", "", "a"))

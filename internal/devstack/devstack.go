@@ -40,14 +40,13 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 
 // Config says where the embedded server keeps its state and listens.
 type Config struct {
-	Dir          string // state directory; the database is Dir/temporal.db
-	Host         string // IP to bind, 127.0.0.1 by default
-	Port         int    // frontend gRPC port (7233)
-	UIPort       int    // Web UI port (8233); 0 disables the UI
-	Namespace    string // "default"
-	CodecURL     string // codec server endpoint the UI uses to decode payloads, optional
-	LogLevel     string // server log level written to Dir/temporal.log: debug|info|warn|error
-	InMemoryOnly bool   // keep nothing on disk (tests)
+	Dir       string // state directory; the database is Dir/temporal.db
+	Host      string // IP to bind, 127.0.0.1 by default
+	Port      int    // frontend gRPC port (7233)
+	UIPort    int    // Web UI port (8233); 0 disables the UI
+	Namespace string // "default"
+	CodecURL  string // codec server endpoint the UI uses to decode payloads, optional
+	LogLevel  string // server log level written to Dir/temporal.log: debug|info|warn|error
 }
 
 // PortInUseError says which port could not be bound, so callers can name the flag.
@@ -95,10 +94,8 @@ func Start(cfg Config) (*Stack, error) {
 			return nil, err
 		}
 	}
-	if !cfg.InMemoryOnly {
-		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("state directory %s: %w", cfg.Dir, err)
-		}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", cfg.Dir, err)
 	}
 
 	conf, err := serverConfig(cfg)
@@ -126,11 +123,11 @@ func Start(cfg Config) (*Stack, error) {
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
-			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():       true,
-			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                  8096,
+			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():      true,
+			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
 			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
-			dynamicconfig.FrontendPersistenceMaxQPS.Key():                     10000,
-			dynamicconfig.HistoryPersistenceMaxQPS.Key():                      45000,
+			dynamicconfig.FrontendPersistenceMaxQPS.Key():                    10000,
+			dynamicconfig.HistoryPersistenceMaxQPS.Key():                     45000,
 		}),
 	)
 	if err != nil {
@@ -208,31 +205,16 @@ func waitListening(addr string, timeout time.Duration, failed <-chan error) erro
 }
 
 func serverLogger(cfg Config) log.Logger {
-	lc := log.Config{Level: cfg.LogLevel, Format: "json"}
-	if !cfg.InMemoryOnly {
-		lc.OutputFile = filepath.Join(cfg.Dir, "temporal.log")
-	}
+	lc := log.Config{Level: cfg.LogLevel, Format: "json", OutputFile: filepath.Join(cfg.Dir, "temporal.log")}
 	return log.NewZapLogger(log.BuildZapLogger(lc))
 }
 
 func serverConfig(cfg Config) (*config.Config, error) {
-	sqlConf := config.SQL{PluginName: sqliteplugin.PluginName}
-	if cfg.InMemoryOnly {
-		sqlConf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
-		sqlConf.DatabaseName = fmt.Sprintf("cardwarden-%d", time.Now().UnixNano())
-	} else {
-		dbFile := filepath.Join(cfg.Dir, "temporal.db")
-		sqlConf.ConnectAttributes = map[string]string{"mode": "rwc"}
-		sqlConf.DatabaseName = dbFile
-		if _, err := os.Stat(dbFile); errors.Is(err, os.ErrNotExist) {
-			if err := sqliteschema.SetupSchema(&sqlConf); err != nil {
-				return nil, fmt.Errorf("set up temporal schema in %s: %w", dbFile, err)
-			}
-		}
-	}
-	if cfg.InMemoryOnly {
+	dbFile := filepath.Join(cfg.Dir, "temporal.db")
+	sqlConf := config.SQL{PluginName: sqliteplugin.PluginName, DatabaseName: dbFile, ConnectAttributes: map[string]string{"mode": "rwc"}}
+	if _, err := os.Stat(dbFile); errors.Is(err, os.ErrNotExist) {
 		if err := sqliteschema.SetupSchema(&sqlConf); err != nil {
-			return nil, fmt.Errorf("set up temporal schema: %w", err)
+			return nil, fmt.Errorf("set up temporal schema in %s: %w", dbFile, err)
 		}
 	}
 	const clusterName = "active"

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -145,4 +147,54 @@ func TestMetricsEndpointAfterAScenario(t *testing.T) {
 	}
 	assert.Contains(t, kinds, workflows.AlertFrozen)
 	assert.Empty(t, watch.Down(), "the issuer answered every call")
+}
+
+// TestDeployFilesUseExistingSeries: every series the Grafana dashboard and the Prometheus
+// rules in deploy/ query is one this package exports (cardwarden_*) or the Temporal SDK
+// emits through TemporalHandler (temporal_*), so a renamed series cannot silently blank a
+// panel.
+func TestDeployFilesUseExistingSeries(t *testing.T) {
+	m := metrics.New(metrics.Options{AgentsByStatus: func(context.Context) (map[string]int, error) { return nil, nil }})
+	// Touch every labelled series once so the registry lists them.
+	m.ObserveEvent(issuer.Event{Issuer: "sim", Kind: issuer.KindAuthorization})
+	m.ObserveFreeze("sim", time.Unix(0, 0), time.Unix(1, 0))
+	m.WebhookRejected("sim", metrics.WebhookTooLarge)
+	m.AlertDelivery("slack", "frozen", nil)
+	iss := metrics.InstrumentIssuer(simAdapter(t, startSim(t)), m)
+	c, err := iss.CreateCard(context.Background(), issuer.CreateCardRequest{IdempotencyKey: "k", Label: "x", Currency: "USD",
+		Limits: []issuer.SpendLimit{{AmountMinor: 100, Interval: issuer.Daily}}})
+	require.NoError(t, err)
+	_, err = iss.CloseCard(context.Background(), c.ID)
+	require.NoError(t, err)
+	_, err = iss.CloseCard(context.Background(), c.ID)
+	require.Error(t, err)
+	fams := scrape(t, m)
+	known := map[string]bool{}
+	for name := range fams {
+		known[name] = true
+	}
+	// The SDK names used in deploy/ (go.temporal.io/sdk/internal/common/metrics), as the adapter
+	// exports them.
+	for _, n := range []string{"temporal_workflow_task_execution_latency_seconds", "temporal_workflow_task_schedule_to_start_latency_seconds",
+		"temporal_activity_schedule_to_start_latency_seconds", "temporal_activity_execution_latency_seconds",
+		"temporal_activity_execution_failed_total", "temporal_local_activity_execution_failed_total",
+		"temporal_worker_task_slots_available", "temporal_request_total", "temporal_request_failure_total"} {
+		known[n] = true
+	}
+	series := regexp.MustCompile(`\b(?:cardwarden|temporal)_[a-z0-9_]+`)
+	for _, file := range []string{"../../deploy/grafana-cardwarden.json", "../../deploy/prometheus-cardwarden-rules.yml"} {
+		b, err := os.ReadFile(file)
+		require.NoError(t, err)
+		used := series.FindAllString(string(b), -1)
+		require.NotEmpty(t, used, file)
+		for _, name := range used {
+			base := name
+			for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+				if trimmed, ok := strings.CutSuffix(name, suffix); ok && known[trimmed] {
+					base = trimmed
+				}
+			}
+			assert.True(t, known[base], "%s uses %s, which nothing exports", file, name)
+		}
+	}
 }

@@ -66,6 +66,18 @@
     return span(d) + " ago";
   }
 
+  // agoEl is a relative time that refreshAgo keeps current without rebuilding its row.
+  function agoEl(iso, suffix) {
+    return h("span", { class: "ago", title: iso, dataset: { at: iso, suffix: suffix || "" } }, ago(iso) + (suffix || ""));
+  }
+
+  function refreshAgo() {
+    for (const el of document.querySelectorAll("span.ago[data-at]")) {
+      const t = ago(el.dataset.at) + el.dataset.suffix;
+      if (el.textContent !== t) el.textContent = t;
+    }
+  }
+
   function span(sec) {
     if (sec < 60) return Math.floor(sec) + "s";
     if (sec < 3600) return Math.floor(sec / 60) + "m";
@@ -265,7 +277,30 @@
       app.replaceChildren(h("div", { class: "panel" }, table));
     }
     const tbody = table.tBodies[0];
-    const rows = f.agents.map((r) => h("tr", { class: r.status, dataset: { agent: r.agent_id, status: r.status } },
+    // Rows are rebuilt only when their data changed, and in place: a row someone is about to
+    // click is not swapped under the pointer every poll.
+    const existing = new Map([...tbody.querySelectorAll("tr[data-agent]")].map((tr) => [tr.dataset.agent, tr]));
+    const rows = f.agents.map((r) => {
+      const sig = JSON.stringify(r);
+      const old = existing.get(r.agent_id);
+      if (old && old.dataset.sig === sig) return old;
+      const tr = fleetRow(r);
+      tr.dataset.sig = sig;
+      return tr;
+    });
+    const sameOrder = rows.length === existing.size && rows.every((tr, i) => tbody.rows[i] && tbody.rows[i].dataset.agent === tr.dataset.agent);
+    if (rows.length === 0) {
+      if (!tbody.querySelector("td.empty")) tbody.replaceChildren(h("tr", {}, h("td", { class: "empty", colspan: 7 }, "No agents yet. Create one with `cardwarden agent create` or POST /v1/agents.")));
+    } else if (sameOrder) {
+      rows.forEach((tr, i) => { if (tbody.rows[i] !== tr) tbody.rows[i].replaceWith(tr); });
+    } else {
+      tbody.replaceChildren(...rows);
+    }
+    refreshAgo();
+  }
+
+  function fleetRow(r) {
+    return h("tr", { class: r.status, dataset: { agent: r.agent_id, status: r.status } },
       h("td", { class: "agent" }, h("a", { href: "#/agents/" + encodeURIComponent(r.agent_id) }, r.agent_id),
         r.label && r.label !== r.agent_id ? h("div", { class: "label" }, r.label) : null),
       h("td", { class: "status" }, badge(r.status), r.live ? null : h("span", { class: "stale-note", title: "The workflow did not answer; showing the database's view" }, "stored"),
@@ -273,10 +308,8 @@
       h("td", { class: "card mono" }, r.card ? "•••• " + r.card.last4 : "–", r.card ? h("div", { class: "muted" }, "gen " + r.card.generation + " · " + r.card.status) : null),
       h("td", { class: "spend" }, spendBar(r)),
       h("td", { class: "num rotations" }, r.rotations),
-      h("td", { class: "decline" }, r.last_decline ? [h("div", {}, r.last_decline.reason), h("div", { class: "muted", title: r.last_decline.at }, ago(r.last_decline.at) + " · " + money(r.last_decline.amount_usd, r.currency))] : h("span", { class: "muted" }, "none")),
-      h("td", {}, actionButtons(r))));
-    if (rows.length === 0) rows.push(h("tr", {}, h("td", { class: "empty", colspan: 7 }, "No agents yet. Create one with `cardwarden agent create` or POST /v1/agents.")));
-    tbody.replaceChildren(...rows);
+      h("td", { class: "decline" }, r.last_decline ? [h("div", {}, r.last_decline.reason), h("div", { class: "muted" }, agoEl(r.last_decline.at, " · " + money(r.last_decline.amount_usd, r.currency)))] : h("span", { class: "muted" }, "none")),
+      h("td", {}, actionButtons(r)));
   }
 
   // ---------- agent view ----------
@@ -334,13 +367,13 @@
     const alerts = h("div", { class: "panel" }, h("h2", {}, "Alerts"),
       d.alerts.length === 0 ? h("p", { class: "muted" }, "No alerts.") :
         h("div", { class: "scroll" }, h("table", { id: "alerts" }, h("thead", {}, h("tr", {}, ["When", "Kind", "Message", "Delivery"].map((c) => h("th", {}, c)))),
-          h("tbody", {}, d.alerts.map((a) => h("tr", {}, h("td", { title: a.created_at }, ago(a.created_at)), h("td", {}, a.kind),
+          h("tbody", {}, d.alerts.map((a) => h("tr", {}, h("td", {}, agoEl(a.created_at)), h("td", {}, a.kind),
             h("td", {}, a.message), h("td", {}, badge(a.status), h("span", { class: "muted" }, " " + a.attempts + " attempt" + (a.attempts === 1 ? "" : "s")))))))));
 
     const events = h("div", { class: "panel" }, h("h2", {}, "Recent issuer events"),
       d.events.length === 0 ? h("p", { class: "muted" }, "No events.") :
         h("div", { class: "scroll" }, h("table", { id: "events" }, h("thead", {}, h("tr", {}, ["When", "Kind", "Result", "Amount", "Merchant"].map((c) => h("th", {}, c)))),
-          h("tbody", {}, d.events.map((e) => h("tr", {}, h("td", { title: e.at }, ago(e.at)), h("td", {}, e.kind),
+          h("tbody", {}, d.events.map((e) => h("tr", {}, h("td", {}, agoEl(e.at)), h("td", {}, e.kind),
             h("td", {}, e.approved ? "approved" : h("span", { class: "badge revoked" }, e.reason || "declined")),
             h("td", { class: "num" }, money(e.amount_usd, r.currency)), h("td", {}, e.merchant || "–")))))));
 
@@ -508,6 +541,7 @@
         const js = JSON.stringify(d);
         // Redrawing identical charts every poll would only make tooltips flicker.
         if (js !== lastAgentJSON || !document.getElementById("agent-title")) renderAgent(d);
+        else refreshAgo();
         lastAgentJSON = js;
         document.title = r.id + " · cardwarden";
         if (!lastFleet) {

@@ -1,0 +1,108 @@
+//go:build resilience
+
+package resilience
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// resetInstants reads, from every run of the agent's workflow history, the instant each reset
+// was for (the Until of its reconciliation, the first thing a reset does). History holds only
+// commands of completed workflow tasks, so a reset appears once however often the worker died
+// while deciding it; a reset that really ran twice appears twice.
+func (h *harness) resetInstants(agentID string) ([]time.Time, error) {
+	var out []time.Time
+	runID := ""
+	for range 50 {
+		it := h.tc.GetWorkflowHistory(h.ctx, workflows.WorkflowID(agentID), runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		prev := ""
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				return nil, err
+			}
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+				prev = ev.GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+				a := ev.GetActivityTaskScheduledEventAttributes()
+				if a.GetActivityType().GetName() != workflows.ActivityReconcile {
+					continue
+				}
+				var in workflows.ReconcileInput
+				if err := converter.GetDefaultDataConverter().FromPayloads(a.GetInput(), &in); err != nil {
+					return nil, err
+				}
+				out = append(out, in.Until)
+			}
+		}
+		if prev == "" {
+			break
+		}
+		runID = prev
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out, nil
+}
+
+// checkResets verifies an agent's resets against an "@every period" schedule: none doubled,
+// all on the schedule's chain, and the newest one current. It returns how many due instants
+// were collapsed into a later reset (the workflow's documented catch-up after downtime).
+func checkResets(instants []time.Time, period time.Duration, now time.Time, slack time.Duration) (collapsed int, err error) {
+	if len(instants) == 0 {
+		return 0, fmt.Errorf("no reset at all")
+	}
+	for i := 1; i < len(instants); i++ {
+		gap := instants[i].Sub(instants[i-1])
+		if gap == 0 {
+			return 0, fmt.Errorf("reset for %s done twice", instants[i].Format(time.RFC3339))
+		}
+		if gap%period != 0 {
+			return 0, fmt.Errorf("reset at %s is off the schedule (gap %s from the previous one)", instants[i].Format(time.RFC3339), gap)
+		}
+		collapsed += int(gap/period) - 1
+	}
+	last := instants[len(instants)-1]
+	if behind := now.Sub(last); behind > period+slack {
+		return collapsed, fmt.Errorf("last reset at %s is %s behind", last.Format(time.RFC3339), behind.Round(time.Second))
+	}
+	return collapsed, nil
+}
+
+// lossyIssuer sits in front of the simulator and, for a share of the card API's POSTs, lets the
+// request execute and then drops the response, answering 502 — the failure idempotency keys
+// exist for (the simulator's own injected faults fail before executing).
+type lossyIssuer struct {
+	next  http.Handler
+	rate  float64
+	n     atomic.Int64
+	count atomic.Int64
+}
+
+func (l *lossyIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/v1/cards") {
+		l.next.ServeHTTP(w, r)
+		return
+	}
+	// Deterministic share: every k-th POST, so the test is not flaky in how many it loses.
+	k := int64(1 / l.rate)
+	if l.n.Add(1)%k != 0 {
+		l.next.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	l.next.ServeHTTP(rec, r)
+	l.count.Add(1)
+	http.Error(w, `{"error":{"type":"api_error","code":"response_lost","message":"executed, response lost"}}`, http.StatusBadGateway)
+}

@@ -1,0 +1,165 @@
+//go:build resilience
+
+package resilience
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cardwarden/cardwarden/internal/api"
+	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// TestHostileWebhooks posts malformed, oversized, replayed and mis-signed webhooks to the real
+// API handler, in front of a real workflow, and checks that none of them changes anything:
+// the ledger, daily spend, the audit log and the agent's workflow state are exactly as they
+// were after the one genuine event.
+func TestHostileWebhooks(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.startInProcessWorker(0)
+	const agent = "hostile-00"
+	h.startAgents([]string{agent}, func(id string) workflows.Policy {
+		return policy(id, "100", func(p *workflows.Policy) { p.RotateCron = workflows.RotateOff })
+	})
+	card := h.currentCards([]string{agent})[agent]
+
+	// One genuine event: counted once.
+	now := time.Now()
+	genuine := approvedEvent("evt_genuine", card, 150, now)
+	if code, body := h.postWebhook("evt_genuine", genuine, now, h.whKey); code != http.StatusOK {
+		t.Fatalf("genuine webhook: %d %s", code, body)
+	}
+	h.eventually(30*time.Second, "genuine event counted", func() error {
+		st, err := h.state(agent)
+		if err != nil {
+			return err
+		}
+		if st.Budget.SpentTodayUSD.Minor() != 150 {
+			return fmt.Errorf("spent today %s", st.Budget.SpentTodayUSD)
+		}
+		return nil
+	})
+	before := h.snapshot(agent)
+
+	type attack struct {
+		name   string
+		header http.Header
+		body   []byte
+		path   string
+		method string
+		want   int
+	}
+	signed := func(id string, body []byte, at time.Time, key []byte) http.Header {
+		hd := http.Header{}
+		stdwebhooks.Sign(hd, key, id, at, body)
+		return hd
+	}
+	other := approvedEvent("evt_other", card, 99_999, now)
+	tampered := bytes.Replace(genuine, []byte(`"amount_minor":150`), []byte(`"amount_minor":999999`), 1)
+	huge := append(append([]byte(`{"id":"evt_huge","pad":"`), bytes.Repeat([]byte("a"), api.MaxWebhookBody)...), []byte(`"}`)...)
+	stale, future := now.Add(-6*time.Minute), now.Add(6*time.Minute)
+	attacks := []attack{
+		{name: "malformed JSON, validly signed", header: signed("evt_bad", []byte(`{"id":"evt_bad",`), now, h.whKey), body: []byte(`{"id":"evt_bad",`), want: 400},
+		{name: "JSON that is not an event, validly signed", header: signed("evt_arr", []byte(`[1,2,3]`), now, h.whKey), body: []byte(`[1,2,3]`), want: 400},
+		{name: "oversized body, validly signed", header: signed("evt_huge", huge, now, h.whKey), body: huge, want: 413},
+		{name: "signed with another key", header: signed("evt_other", other, now, []byte("not the secret")), body: other, want: 401},
+		{name: "genuine signature over a tampered body", header: signed("evt_genuine", genuine, now, h.whKey), body: tampered, want: 401},
+		{name: "stale timestamp (6 minutes old)", header: signed("evt_other", other, stale, h.whKey), body: other, want: 401},
+		{name: "timestamp 6 minutes in the future", header: signed("evt_other", other, future, h.whKey), body: other, want: 401},
+		{name: "no signature headers", header: http.Header{}, body: other, want: 401},
+		{name: "signature header of garbage", header: http.Header{"Webhook-Id": {"evt_other"}, "Webhook-Timestamp": {"abc"}, "Webhook-Signature": {"v1,!!!"}}, body: other, want: 401},
+		{name: "webhook-id not the event's id", header: signed("evt_not_other", other, now, h.whKey), body: other, want: 400},
+		{name: "replay of the genuine delivery, same bytes", header: signed("evt_genuine", genuine, now, h.whKey), body: genuine, want: 200},
+		{name: "replay of the genuine event, fresh signature", header: signed("evt_genuine", genuine, time.Now(), h.whKey), body: genuine, want: 200},
+		{name: "unconfigured issuer", header: signed("evt_other", other, now, h.whKey), body: other, path: "/v1/webhooks/stripe", want: 404},
+		{name: "GET instead of POST", header: signed("evt_other", other, now, h.whKey), body: nil, method: http.MethodGet, want: 405},
+	}
+	for _, a := range attacks {
+		path, method := a.path, a.method
+		if path == "" {
+			path = "/v1/webhooks/sim"
+		}
+		if method == "" {
+			method = http.MethodPost
+		}
+		req, err := http.NewRequestWithContext(h.ctx, method, h.apiURL+path, bytes.NewReader(a.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range a.header {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", a.name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != a.want {
+			t.Errorf("%s: %d %s, want %d", a.name, resp.StatusCode, strings.TrimSpace(string(b)), a.want)
+		}
+		if resp.StatusCode == http.StatusOK && !strings.Contains(string(b), `"duplicates":1`) {
+			t.Errorf("%s: accepted as something other than a duplicate: %s", a.name, b)
+		}
+	}
+	time.Sleep(2 * time.Second) // anything wrongly signalled would land now
+	h.compareSnapshot(t, agent, before)
+
+	// A genuinely signed event that names no card cannot be recorded; it must be refused as the
+	// sender's error (4xx), not answered 5xx, which would make the issuer retry it forever.
+	t.Run("signed event without a card", func(t *testing.T) {
+		noCard := []byte(`{"id":"evt_nocard","type":"authorization.created","created_at":"` + now.UTC().Format(time.RFC3339Nano) +
+			`","data":{"approved":true,"amount_minor":100,"currency":"usd"}}`)
+		code, body := h.postWebhook("evt_nocard", noCard, time.Now(), h.whKey)
+		if code < 400 || code >= 500 {
+			t.Errorf("%d %s, want a 4xx: a 5xx makes the issuer redeliver a poison event forever", code, strings.TrimSpace(body))
+		}
+		h.compareSnapshot(t, agent, before)
+	})
+}
+
+type stateSnapshot struct {
+	ledger, audit           int
+	spent, wfSpent, signals int64
+	status                  workflows.Status
+	generation              int
+}
+
+func (h *harness) snapshot(agent string) stateSnapshot {
+	h.t.Helper()
+	var s stateSnapshot
+	var err error
+	if s.ledger, err = countRows(h, `SELECT count(*) FROM ledger_events`); err != nil {
+		h.t.Fatal(err)
+	}
+	if s.audit, err = countRows(h, `SELECT count(*) FROM audit_log`); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.st.DB().GetContext(h.ctx, &s.spent, `SELECT COALESCE(SUM(spent_minor), 0) FROM daily_spend`); err != nil {
+		h.t.Fatal(err)
+	}
+	st, err := h.state(agent)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	s.signals, s.status, s.generation = st.SignalsTotal, st.Status, st.Generation
+	s.wfSpent = st.Budget.SpentTodayUSD.Minor()
+	return s
+}
+
+func (h *harness) compareSnapshot(t *testing.T, agent string, before stateSnapshot) {
+	t.Helper()
+	after := h.snapshot(agent)
+	// The replays of the genuine event may be signalled again (the workflow ignores an event id
+	// it has seen), so the signal count may grow; nothing else may change.
+	after.signals, before.signals = 0, 0
+	if after != before {
+		t.Errorf("state changed:\nbefore %+v\n after %+v", before, after)
+	}
+}
