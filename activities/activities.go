@@ -29,6 +29,8 @@ type Activities struct {
 	// Alerts routes alerts (alerts.NewNotifier: Slack, signed webhook); nil sends only to
 	// policies' own webhook_url.
 	Alerts *alerts.Notifier
+	// Metrics observes freeze latency and events found by reconciliation; nil observes nothing.
+	Metrics Observer
 }
 
 var defaultHTTPClient = &http.Client{Timeout: 10 * time.Second}
@@ -54,4 +56,11 @@ func (a *Activities) issuer(name string) (issuer.Issuer, error) {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeIssuerNotConfigured, nil)
 	}
 	return iss, nil
+}
+
+// Observer receives what the activities can measure and nothing else can: how long a burst
+// took to freeze the card, and events only reconciliation found. *metrics.Metrics is one.
+type Observer interface {
+	ObserveFreeze(issuerName string, burstStart, pausedAt time.Time)
+	ObserveEvent(ev issuer.Event)
 }

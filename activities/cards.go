@@ -93,7 +93,13 @@ func (a *Activities) UpdateLimit(ctx context.Context, in workflows.UpdateLimitIn
 
 // PauseCard pauses a card at the issuer.
 func (a *Activities) PauseCard(ctx context.Context, in workflows.CardActionInput) error {
-	return a.cardAction(ctx, in, "pause card", issuer.CardPaused, issuer.Issuer.PauseCard)
+	if err := a.cardAction(ctx, in, "pause card", issuer.CardPaused, issuer.Issuer.PauseCard); err != nil {
+		return err
+	}
+	if a.Metrics != nil && !in.BurstStartedAt.IsZero() {
+		a.Metrics.ObserveFreeze(in.Issuer, in.BurstStartedAt, time.Now())
+	}
+	return nil
 }
 
 // ResumeCard resumes a paused card.

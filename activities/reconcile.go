@@ -64,6 +64,9 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 				}
 				if r.New {
 					res.Missed = append(res.Missed, ev)
+					if a.Metrics != nil {
+						a.Metrics.ObserveEvent(ev)
+					}
 				}
 				continue
 			}

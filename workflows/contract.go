@@ -176,6 +176,9 @@ type CardActionInput struct {
 	Issuer  string `json:"issuer"`
 	CardID  string `json:"card_id"`
 	Reason  string `json:"reason"`
+	// BurstStartedAt is the time of the first decline of the burst that caused an automatic
+	// freeze, so the pause activity can measure freeze latency; zero otherwise.
+	BurstStartedAt time.Time `json:"burst_started_at,omitzero"`
 }
 
 // ReconcileInput asks for the issuer's events on some cards since a time, to be compared with

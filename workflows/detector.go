@@ -83,6 +83,14 @@ func (d *Detector) Observe(cfg AnomalyPolicy, at time.Time, reason string) (Verd
 	return VerdictNone, count
 }
 
+// FirstAt is the time of the oldest decline still in the window: where a burst began.
+func (d *Detector) FirstAt() time.Time {
+	if len(d.Marks) == 0 {
+		return time.Time{}
+	}
+	return d.Marks[0].At
+}
+
 // Reset forgets every mark, after a freeze, revocation, or a human unfreeze.
 func (d *Detector) Reset() { d.Marks = nil }
 

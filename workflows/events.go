@@ -110,6 +110,6 @@ func (wf *agentCard) onDecline(ctx workflow.Context, ev issuerEvent) {
 				what, card.Freezes, wf.policy.Anomaly.RevokeAfterFreezes), "")
 			return
 		}
-		_ = wf.freeze(ctx, "decline burst: "+what, "", true)
+		_ = wf.freeze(ctx, "decline burst: "+what, "", wf.st.Detector.FirstAt())
 	}
 }

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"time"
+
 	"fmt"
 
 	"go.temporal.io/sdk/temporal"
@@ -142,7 +144,7 @@ func (wf *agentCard) execute(ctx workflow.Context, c *command) {
 		}
 	case UpdateFreeze:
 		if c.err = wf.canFreeze(); c.err == nil {
-			c.err = wf.freeze(ctx, reasonOr(c.reason.Reason, "frozen by "+actorOr(actor)), actor, false)
+			c.err = wf.freeze(ctx, reasonOr(c.reason.Reason, "frozen by "+actorOr(actor)), actor, time.Time{})
 		}
 	case UpdateUnfreeze:
 		if c.err = wf.canUnfreeze(); c.err == nil {

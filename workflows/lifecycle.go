@@ -353,14 +353,16 @@ func (wf *agentCard) expire(ctx workflow.Context) {
 }
 
 // freeze stops the card: paused at the issuer, or its limit lowered to what it has spent
-// where it cannot be paused, or closed where neither is possible.
-func (wf *agentCard) freeze(ctx workflow.Context, reason, actor string, automatic bool) error {
+// where it cannot be paused, or closed where neither is possible. burstStart is set for an
+// automatic freeze: the time of the burst's first decline.
+func (wf *agentCard) freeze(ctx workflow.Context, reason, actor string, burstStart time.Time) error {
+	automatic := !burstStart.IsZero()
 	card := wf.st.Card
 	if card == nil {
 		return invalidRequestf("there is no card to freeze")
 	}
 	caps := wf.st.Capabilities
-	in := CardActionInput{AgentID: wf.policy.AgentID, Issuer: wf.policy.Issuer, CardID: card.ID, Reason: reason}
+	in := CardActionInput{AgentID: wf.policy.AgentID, Issuer: wf.policy.Issuer, CardID: card.ID, Reason: reason, BurstStartedAt: burstStart}
 	var err error
 	mode := freezePause
 	switch {

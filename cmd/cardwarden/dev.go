@@ -169,21 +169,30 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 		}()
 	}
 
-	temporal := encryptedTemporal(config.Temporal{Address: stack.Address(), Namespace: config.DefaultNamespace}, cdc)
+	o, err := newObservability(st, logger)
+	if err != nil {
+		return err
+	}
+	temporal := o.withMetrics(encryptedTemporal(config.Temporal{Address: stack.Address(), Namespace: config.DefaultNamespace}, cdc))
 	c, err := temporal.Dial(ctx, logger.With("component", "temporal-sdk"), time.Minute)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 
-	workers, err := startWorkers(c, st, vlt, reg, f.issuer.rateLimit, logger)
+	workers, err := startWorkers(ctx, c, st, vlt, reg, f.issuer.rateLimit, o, logger)
 	if err != nil {
 		return err
 	}
 	defer workers.Stop()
 
-	deps := apiDeps(st, c, reg, vlt, cdc, adminToken, logger)
-	apiSrv.srv.Handler = api.New(deps)
+	deps, err := apiDeps(st, c, reg, vlt, cdc, adminToken, o, logger)
+	if err != nil {
+		return err
+	}
+	if apiSrv.srv.Handler, err = httpHandler(deps, o, stack.UIURL(), temporal.Namespace); err != nil {
+		return err
+	}
 	apiSrv.serve(logger, "http server")
 	redelivered := api.StartRedelivery(ctx, deps, api.RedeliveryOptions{})
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cardwarden/cardwarden/internal/config"
+	"github.com/cardwarden/cardwarden/internal/logging"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/vault"
 )
@@ -30,20 +31,18 @@ func bindLogFlags(fs *pflag.FlagSet, l *logFlags, defaultFormat string) {
 	fs.StringVar(&l.level, "log-level", config.Env("CARDWARDEN_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env CARDWARDEN_LOG_LEVEL)")
 }
 
+// logger builds the process logger; every handler redacts anything that looks like a card
+// number or CVV, so a secret cannot reach the logs by accident.
 func (l logFlags) logger(cmd *cobra.Command) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(l.level)); err != nil {
-		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", l.level)}
+	level, err := logging.ParseLevel(l.level)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--log-level: %w", err)}
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch l.format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), opts)), nil
-	default:
-		return nil, usageError{fmt.Errorf("--log-format %q: want json or text", l.format)}
+	lg, err := logging.New(cmd.ErrOrStderr(), logging.Options{Format: l.format, Level: level})
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--log-format: %w", err)}
 	}
+	return lg, nil
 }
 
 func bindDatabaseURL(fs *pflag.FlagSet, url *string) {

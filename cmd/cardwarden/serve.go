@@ -19,6 +19,7 @@ func newServeCmd() *cobra.Command {
 		dbURL    string
 		listen   string
 		issuers  issuerFlags
+		uiURL    string
 		logs     logFlags
 	)
 	cmd := &cobra.Command{
@@ -60,13 +61,24 @@ open card credentials for an agent's own token) and the issuers' webhook secrets
 				return err
 			}
 			defer s.Close()
-			c, err := encryptedTemporal(temporal, cdc).Dial(ctx, logger, 30*time.Second)
+			o, err := newObservability(s, logger)
+			if err != nil {
+				return err
+			}
+			c, err := o.withMetrics(encryptedTemporal(temporal, cdc)).Dial(ctx, logger, 30*time.Second)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			deps := apiDeps(s, c, reg, vlt, cdc, adminToken, logger)
-			srv, err := listenHTTP(listen, "listen", api.New(deps))
+			deps, err := apiDeps(s, c, reg, vlt, cdc, adminToken, o, logger)
+			if err != nil {
+				return err
+			}
+			handler, err := httpHandler(deps, o, uiURL, temporal.Namespace)
+			if err != nil {
+				return err
+			}
+			srv, err := listenHTTP(listen, "listen", handler)
 			if err != nil {
 				return err
 			}
@@ -84,6 +96,7 @@ open card credentials for an agent's own token) and the issuers' webhook secrets
 	config.BindTemporal(cmd.Flags(), &temporal)
 	bindDatabaseURL(cmd.Flags(), &dbURL)
 	bindIssuerFlags(cmd.Flags(), &issuers)
+	cmd.Flags().StringVar(&uiURL, "temporal-ui-url", config.Env("CARDWARDEN_TEMPORAL_UI_URL", ""), "Temporal Web UI base URL the dashboard links workflows to (env CARDWARDEN_TEMPORAL_UI_URL)")
 	cmd.Flags().StringVar(&listen, "listen", config.Env("CARDWARDEN_LISTEN", config.DefaultHTTPListen), "HTTP listen address (env CARDWARDEN_LISTEN)")
 	bindLogFlags(cmd.Flags(), &logs, "json")
 	return cmd

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -9,11 +10,14 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/cardwarden/cardwarden/activities"
+	"github.com/cardwarden/cardwarden/internal/alerts"
 	"github.com/cardwarden/cardwarden/internal/api"
 	"github.com/cardwarden/cardwarden/internal/codec"
 	"github.com/cardwarden/cardwarden/internal/config"
+	"github.com/cardwarden/cardwarden/internal/dashboard"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/adapters"
+	"github.com/cardwarden/cardwarden/internal/metrics"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/vault"
 	"github.com/cardwarden/cardwarden/worker"
@@ -28,9 +32,55 @@ func (f issuerFlags) registry() (*issuer.Registry, error) {
 	})
 }
 
+// observability is one process's metrics registry and alert delivery, shared by its workers
+// and its HTTP server.
+type observability struct {
+	metrics  *metrics.Metrics
+	notifier *alerts.Notifier
+	watch    *alerts.IssuerWatch
+}
+
+func newObservability(st *store.Store, logger *slog.Logger) (*observability, error) {
+	m := metrics.New(metrics.Options{Version: version, AgentsByStatus: metrics.StoreAgentCounter(st)})
+	ac, err := alerts.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	n, err := alerts.NewNotifier(ac)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	n.Observe, n.Logger = m.AlertDelivery, logger
+	watch := &alerts.IssuerWatch{After: ac.IssuerDownAfter, Dispatcher: &alerts.Dispatcher{Store: st, Notifier: n, Logger: logger}}
+	return &observability{metrics: m, notifier: n, watch: watch}, nil
+}
+
+// withMetrics sends the Temporal SDK's metrics to the process registry.
+func (o *observability) withMetrics(t config.Temporal) config.Temporal {
+	t.MetricsHandler = o.metrics.TemporalHandler()
+	return t
+}
+
+// httpRoutes mounts /metrics and the dashboard beside the API.
+func httpRoutes(apiHandler, dash http.Handler, m *metrics.Metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("GET /{$}", dash)
+	mux.Handle("GET /index.html", dash)
+	mux.Handle("/dashboard/", dash)
+	mux.Handle("/", apiHandler)
+	return mux
+}
+
 // startWorkers registers the workflows and activities on both task queues and starts polling.
-func startWorkers(c client.Client, st *store.Store, vlt *vault.Vault, reg *issuer.Registry, rateLimit float64, logger *slog.Logger) (*worker.Workers, error) {
-	acts := &activities.Activities{Issuers: reg, Store: st, Vault: vlt, Logger: logger}
+// Issuer calls are measured and watched, so an issuer that stays unreachable raises an alert.
+func startWorkers(ctx context.Context, c client.Client, st *store.Store, vlt *vault.Vault, reg *issuer.Registry, rateLimit float64, o *observability, logger *slog.Logger) (*worker.Workers, error) {
+	reg, err := metrics.InstrumentRegistry(reg, o.metrics, o.watch.Observe)
+	if err != nil {
+		return nil, err
+	}
+	go o.watch.Run(ctx, 0)
+	acts := &activities.Activities{Issuers: reg, Store: st, Vault: vlt, Logger: logger, Alerts: o.notifier, Metrics: o.metrics}
 	w := worker.New(c, acts, worker.Config{IssuerRatePerSecond: rateLimit})
 	if err := w.Start(); err != nil {
 		return nil, err
@@ -55,16 +105,34 @@ func encryptedTemporal(t config.Temporal, cdc *codec.Codec) config.Temporal {
 	return t
 }
 
-// apiDeps are the HTTP API's dependencies, shared by serve and dev.
-func apiDeps(st *store.Store, c client.Client, reg *issuer.Registry, vlt *vault.Vault, cdc *codec.Codec, adminToken string, logger *slog.Logger) api.Deps {
+// apiDeps are the HTTP API's dependencies, shared by serve and dev. The issuers are
+// instrumented so webhook signature failures are counted.
+func apiDeps(st *store.Store, c client.Client, reg *issuer.Registry, vlt *vault.Vault, cdc *codec.Codec, adminToken string, o *observability, logger *slog.Logger) (api.Deps, error) {
+	reg, err := metrics.InstrumentRegistry(reg, o.metrics)
+	if err != nil {
+		return api.Deps{}, err
+	}
 	return api.Deps{
 		Store: st, Temporal: c, Logger: logger, AdminToken: adminToken, Issuers: reg, Vault: vlt,
-		Codec: cdc, CodecOrigins: codec.OriginsFromEnv(os.Getenv),
-	}
+		Codec: cdc, CodecOrigins: codec.OriginsFromEnv(os.Getenv), Observer: o.metrics,
+	}, nil
 }
 
-func healthHandler() http.Handler {
+// httpHandler is everything serve and dev answer: the API, the dashboard and /metrics.
+func httpHandler(deps api.Deps, o *observability, temporalUIURL, namespace string) (http.Handler, error) {
+	dash, err := dashboard.New(dashboard.Config{
+		Store: deps.Store, States: dashboard.QueryStates(deps.Temporal), AdminToken: deps.AdminToken,
+		TemporalUIURL: temporalUIURL, Namespace: namespace, Logger: deps.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return httpRoutes(api.New(deps), dash, o.metrics), nil
+}
+
+func healthHandler(m *metrics.Metrics) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))

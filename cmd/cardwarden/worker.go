@@ -82,19 +82,23 @@ Requires CARDWARDEN_VAULT_KEY (32-byte AES key, 64 hex characters) to seal card 
 				return err
 			}
 			defer st.Close()
-			c, err := encryptedTemporal(temporal, cdc).Dial(ctx, logger, 30*time.Second)
+			o, err := newObservability(st, logger)
+			if err != nil {
+				return err
+			}
+			c, err := o.withMetrics(encryptedTemporal(temporal, cdc)).Dial(ctx, logger, 30*time.Second)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			var healthSrv *httpServer
 			if health != "" {
-				if healthSrv, err = listenHTTP(health, "health-listen", healthHandler()); err != nil {
+				if healthSrv, err = listenHTTP(health, "health-listen", healthHandler(o.metrics)); err != nil {
 					return err
 				}
 				healthSrv.serve(logger, "health server")
 			}
-			workers, err := startWorkers(c, st, vlt, reg, issuer.rateLimit, logger)
+			workers, err := startWorkers(ctx, c, st, vlt, reg, issuer.rateLimit, o, logger)
 			if err != nil {
 				return err
 			}
@@ -113,7 +117,7 @@ Requires CARDWARDEN_VAULT_KEY (32-byte AES key, 64 hex characters) to seal card 
 	config.BindTemporal(fs, &temporal)
 	bindDatabaseURL(fs, &dbURL)
 	bindIssuerFlags(fs, &issuer)
-	fs.StringVar(&health, "health-listen", config.Env("CARDWARDEN_WORKER_HEALTH_LISTEN", "127.0.0.1:9091"), "address for the worker's /healthz; empty disables it (env CARDWARDEN_WORKER_HEALTH_LISTEN)")
+	fs.StringVar(&health, "health-listen", config.Env("CARDWARDEN_WORKER_HEALTH_LISTEN", "127.0.0.1:9091"), "address for the worker's /healthz and /metrics; empty disables it (env CARDWARDEN_WORKER_HEALTH_LISTEN)")
 	bindLogFlags(fs, &logs, "json")
 	return cmd
 }

@@ -22,10 +22,16 @@ const updateTimeout = 60 * time.Second
 
 // readBody reads a bounded request body, answering 413 itself when it is too large.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	return readBodyOr(w, r, limit, func() {})
+}
+
+// readBodyOr is readBody that also calls tooLarge when the body is over the limit.
+func readBodyOr(w http.ResponseWriter, r *http.Request, limit int64, tooLarge func()) ([]byte, bool) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			tooLarge()
 			writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large",
 				"request body is larger than "+strconv.FormatInt(limit, 10)+" bytes", "")
 			return nil, false

@@ -52,6 +52,10 @@ type Deps struct {
 	// zero. Counted in the audit log, so the limit holds across replicas.
 	RevealLimit  int
 	RevealWindow time.Duration
+	// Observer counts new issuer events and webhooks refused before verification
+	// (*metrics.Metrics); nil counts nothing.
+	Observer Observer
+
 	// Now is the clock for webhook signature freshness; time.Now when nil.
 	Now func() time.Time
 }
@@ -206,4 +210,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Observer is what the API reports to metrics.
+type Observer interface {
+	ObserveEvent(ev issuer.Event)
+	WebhookRejected(issuerName, reason string)
 }

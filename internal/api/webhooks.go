@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/metrics"
 	"github.com/cardwarden/cardwarden/starter"
 )
 
@@ -39,10 +40,11 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 	}
 	ad, err := s.Issuers.Get(name)
 	if err != nil {
+		s.rejected(name, metrics.WebhookUnknownIssuer)
 		writeError(w, http.StatusNotFound, "unknown_issuer", err.Error(), "")
 		return
 	}
-	body, ok := readBody(w, r, MaxWebhookBody)
+	body, ok := readBodyOr(w, r, MaxWebhookBody, func() { s.rejected(name, metrics.WebhookTooLarge) })
 	if !ok {
 		return
 	}
@@ -85,6 +87,9 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 			resp.Orphaned++
 		case res.New:
 			resp.New++
+			if s.Observer != nil {
+				s.Observer.ObserveEvent(ev)
+			}
 		default:
 			resp.Duplicates++
 		}
@@ -92,4 +97,12 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 			"agent_id", res.AgentID, "new", res.New, "orphaned", res.Orphaned, "signalled", res.Signalled)
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// rejected counts a webhook refused before its adapter saw it; signature failures are counted
+// by the instrumented adapter itself.
+func (s *server) rejected(issuerName, reason string) {
+	if s.Observer != nil {
+		s.Observer.WebhookRejected(issuerName, reason)
+	}
 }

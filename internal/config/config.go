@@ -62,6 +62,8 @@ type Temporal struct {
 	// DataConverter, when set, encodes every payload (the payload codec); every client and
 	// worker of a deployment must use the same one.
 	DataConverter converter.DataConverter
+	// MetricsHandler, when set, receives the SDK's own client and worker metrics.
+	MetricsHandler client.MetricsHandler
 }
 
 // BindTemporal registers --address, --namespace and the Temporal Cloud credentials.
@@ -75,7 +77,7 @@ func BindTemporal(fs *pflag.FlagSet, t *Temporal) {
 
 // ClientOptions builds SDK client options; logger may be nil.
 func (t Temporal) ClientOptions(logger *slog.Logger) (client.Options, error) {
-	opts := client.Options{HostPort: t.Address, Namespace: t.Namespace, DataConverter: t.DataConverter}
+	opts := client.Options{HostPort: t.Address, Namespace: t.Namespace, DataConverter: t.DataConverter, MetricsHandler: t.MetricsHandler}
 	if logger != nil {
 		opts.Logger = sdklog.NewStructuredLogger(logger)
 	}
