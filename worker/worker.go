@@ -77,12 +77,13 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 func RegisterMain(r sdkworker.Registry, acts *activities.Activities) {
 	RegisterWorkflows(r)
 	register(r, map[string]any{
-		workflows.ActivityIssuerInfo:     acts.IssuerInfo,
-		workflows.ActivityUpsertAgent:    acts.UpsertAgent,
-		workflows.ActivitySetAgentStatus: acts.SetAgentStatus,
-		workflows.ActivityAudit:          acts.Audit,
-		workflows.ActivitySendAlert:      acts.SendAlert,
-		workflows.ActivityRecordEvent:    acts.RecordEvent,
+		workflows.ActivityIssuerInfo:      acts.IssuerInfo,
+		workflows.ActivityUpsertAgent:     acts.UpsertAgent,
+		workflows.ActivitySetAgentStatus:  acts.SetAgentStatus,
+		workflows.ActivityAudit:           acts.Audit,
+		workflows.ActivitySendAlert:       acts.SendAlert,
+		workflows.ActivityPushCredentials: acts.PushCredentials,
+		workflows.ActivityRecordEvent:     acts.RecordEvent,
 	})
 }
 

@@ -26,6 +26,9 @@ const (
 
 	// ActivitySendAlert (AlertInput) (AlertResult, error)
 	ActivitySendAlert = "SendAlert"
+	// ActivityPushCredentials (PushCredentialsInput) error delivers a new card's credentials
+	// to the agent's credentials_push_url.
+	ActivityPushCredentials = "PushCredentials"
 
 	// Activities on IssuerTaskQueue (they call the issuer, so their worker is rate limited).
 
@@ -134,6 +137,7 @@ const (
 	AlertLimitFailed     = "limit-failed"     // the card's limit could not be updated
 	AlertFreezeFailed    = "freeze-failed"    // a burst was seen but the card could not be frozen
 	AlertCardGone        = "card-gone"        // the issuer says the card is closed or unknown
+	AlertPushFailed      = "push-failed"      // a new card could not be pushed to the agent
 )
 
 // IssueCardInput asks for a new card for a generation. The workflow keeps the input of a
@@ -168,6 +172,16 @@ type UpdateLimitInput struct {
 	CardID          string              `json:"card_id"`
 	Limits          []issuer.SpendLimit `json:"limits"`
 	DailyLimitMinor int64               `json:"daily_limit_minor"`
+}
+
+// PushCredentialsInput names the card whose credentials go to the agent's push URL. The
+// activity reads them from the vault: they never enter workflow history.
+type PushCredentialsInput struct {
+	AgentID    string `json:"agent_id"`
+	Issuer     string `json:"issuer"`
+	CardID     string `json:"card_id"`
+	Generation int    `json:"generation"`
+	URL        string `json:"url"`
 }
 
 // CardActionInput pauses, resumes or closes a card.

@@ -100,13 +100,43 @@ func (wf *agentCard) alert(ctx workflow.Context, kind, period, message string) {
 			MaximumInterval:    2 * time.Minute,
 		},
 	})
+	wf.inBackground(ctx, func(gctx workflow.Context) {
+		if err := workflow.ExecuteActivity(actx, ActivitySendAlert, in).Get(gctx, nil); err != nil {
+			wf.logger(gctx).Error("alert not delivered", "kind", kind, "period", period, "error", err)
+		}
+	})
+}
+
+// pushCredentials delivers a new card to the agent's credentials_push_url, in the background
+// so a slow or failing agent endpoint never delays the lifecycle. A failed push alerts; the
+// agent can still pull the card.
+func (wf *agentCard) pushCredentials(ctx workflow.Context, card CardRef) {
+	if wf.policy.CredentialsPushURL == "" {
+		return
+	}
+	in := PushCredentialsInput{AgentID: wf.policy.AgentID, Issuer: card.Issuer, CardID: card.ID, Generation: card.Generation, URL: wf.policy.CredentialsPushURL}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              TaskQueue,
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 15 * time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 2 * time.Minute},
+	})
+	wf.inBackground(ctx, func(gctx workflow.Context) {
+		if err := workflow.ExecuteActivity(actx, ActivityPushCredentials, in).Get(gctx, nil); err != nil {
+			wf.alert(gctx, AlertPushFailed, fmt.Sprintf("gen%d", card.Generation), fmt.Sprintf(
+				"could not push card ****%s (generation %d) to %s: %s; the agent can still pull it",
+				card.Last4, card.Generation, wf.policy.CredentialsPushURL, failureMessage(err)))
+		}
+	})
+}
+
+// inBackground runs fn in a workflow coroutine that continue-as-new and completion wait for.
+func (wf *agentCard) inBackground(ctx workflow.Context, fn func(workflow.Context)) {
 	wf.est += eventsPerActivity
 	wf.pendingAlerts++
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		defer func() { wf.pendingAlerts-- }()
-		if err := workflow.ExecuteActivity(actx, ActivitySendAlert, in).Get(gctx, nil); err != nil {
-			wf.logger(gctx).Error("alert not delivered", "kind", kind, "period", period, "error", err)
-		}
+		fn(gctx)
 	})
 }
 

@@ -38,6 +38,8 @@ type fake struct {
 	audits     []workflows.AuditInput
 	agents     []workflows.UpsertAgentInput
 	reconciles []workflows.ReconcileInput
+	pushes     []workflows.PushCredentialsInput
+	failPush   bool // every PushCredentials fails, non-retryably
 
 	failIssue     int            // fail the next n IssueCard calls, non-retryably
 	failIssueType string         // with this error type (default IssuerUnauthorized)
@@ -148,6 +150,16 @@ func (f *fake) card(id string) (*fakeCard, error) {
 		return nil, temporal.NewNonRetryableApplicationError("no such card "+id, workflows.ErrTypeIssuerNotFound, nil)
 	}
 	return c, nil
+}
+
+func (f *fake) PushCredentials(_ context.Context, in workflows.PushCredentialsInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pushes = append(f.pushes, in)
+	if f.failPush {
+		return temporal.NewNonRetryableApplicationError("endpoint answered 410", "PushRejected", nil)
+	}
+	return nil
 }
 
 func (f *fake) UpdateLimit(_ context.Context, in workflows.UpdateLimitInput) error {

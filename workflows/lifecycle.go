@@ -121,6 +121,7 @@ func (wf *agentCard) issue(ctx workflow.Context, reason string) error {
 	if old != nil {
 		wf.replace(ctx, *old, in.Reason)
 	}
+	wf.pushCredentials(ctx, *card)
 	return nil
 }
 

@@ -35,6 +35,10 @@ type Policy struct {
 	RetireAt        *time.Time    `json:"retire_at,omitempty"`
 	Anomaly         AnomalyPolicy `json:"anomaly,omitzero"`
 	Alerts          AlertPolicy   `json:"alerts,omitzero"`
+	// CredentialsPushURL, when set, receives every newly issued card's credentials as a signed
+	// JSON POST (HMAC keyed by the SHA-256 of the agent's own token), so an agent need not
+	// poll for a rotated card.
+	CredentialsPushURL string `json:"credentials_push_url,omitempty"`
 }
 
 // AnomalyPolicy configures the decline-burst detector.
@@ -215,6 +219,9 @@ func (p Policy) Normalize() (Policy, error) {
 	}
 	p.Anomaly = p.Anomaly.normalize(&errs)
 	p.Alerts = p.Alerts.normalize(&errs)
+	if p.CredentialsPushURL != "" && !isHTTPURL(p.CredentialsPushURL) {
+		errs.add("policy.credentials_push_url", "%q is not an absolute http(s) URL", p.CredentialsPushURL)
+	}
 	if err := errs.err(); err != nil {
 		return Policy{}, err
 	}
@@ -273,11 +280,8 @@ func (a AnomalyPolicy) normalize(errs *FieldErrors) AnomalyPolicy {
 }
 
 func (a AlertPolicy) normalize(errs *FieldErrors) AlertPolicy {
-	if a.WebhookURL != "" {
-		u, err := url.Parse(a.WebhookURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs.add("policy.alerts.webhook_url", "%q is not an absolute http(s) URL", a.WebhookURL)
-		}
+	if a.WebhookURL != "" && !isHTTPURL(a.WebhookURL) {
+		errs.add("policy.alerts.webhook_url", "%q is not an absolute http(s) URL", a.WebhookURL)
 	}
 	if a.ThresholdsPct == nil {
 		a.ThresholdsPct = slices.Clone(DefaultThresholdsPct)
@@ -320,6 +324,11 @@ func orDefault(s, def string) string {
 	return s
 }
 
+func isHTTPURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && len(raw) <= 2048
+}
+
 // policyDoc mirrors Policy with every field optional and untyped enough to tell "absent"
 // from "zero" and to report type errors with the field's name.
 type policyDoc struct {
@@ -337,6 +346,8 @@ type policyDoc struct {
 	RetireAt        *string         `json:"retire_at"`
 	Anomaly         json.RawMessage `json:"anomaly"`
 	Alerts          json.RawMessage `json:"alerts"`
+	// CredentialsPushURL is optional; see Policy.
+	CredentialsPushURL *string `json:"credentials_push_url"`
 	// State is carried by continue-as-new only; ParsePolicy rejects it.
 	State json.RawMessage `json:"state"`
 }
@@ -370,6 +381,7 @@ func decodeInput(b []byte) (Policy, *State, error) {
 	p.Timezone = deref(doc.Timezone)
 	p.ResetCron = deref(doc.ResetCron)
 	p.RotateCron = deref(doc.RotateCron)
+	p.CredentialsPushURL = deref(doc.CredentialsPushURL)
 	if isAbsent(doc.DailyLimitUSD) {
 		errs.add("policy.daily_limit_usd", "required (a decimal amount of dollars, e.g. 25 or \"12.50\")")
 	} else if m, err := money.ParseJSON(doc.DailyLimitUSD); err != nil {

@@ -23,14 +23,14 @@ import (
 // may be duplicated: one card per generation, every card closed at the end, every decline in the
 // ledger once.
 func TestIssuerFaults(t *testing.T) {
-	const agents = 6
+	const agents = 4
 	h := newHarness(t, harnessOptions{faults: issuersim.Faults{ErrorRate: 0.3, RateLimit: 8}, lostResponses: 0.1})
 	// No --issuer-rate-limit: the worker runs into the 429s and must live with them.
 	h.startWorkerProcess()
 	ids := agentIDs("faults", agents)
 	h.startAgents(ids, func(id string) workflows.Policy {
 		return policy(id, "50", func(p *workflows.Policy) {
-			p.ResetCron = "@every 5s"
+			p.ResetCron = "@every 10s"
 			p.RotateCron = workflows.RotateOff
 			p.RotationGrace = workflows.Duration(2 * time.Second)
 		})
@@ -128,10 +128,13 @@ func (h *harness) lifecycle(id string) error {
 		}
 		return st, fmt.Errorf("%s: last state %s gen %d resets %d (%v)", what, st.Status, st.Generation, st.Resets, err)
 	}
-	st, err := wait("first card", func(s workflows.StateView) bool { return s.Card != nil && s.Resets >= 2 })
+	t0 := time.Now()
+	step := func(what string) { h.t.Logf("%s: %s after %s", id, what, time.Since(t0).Round(100*time.Millisecond)) }
+	st, err := wait("first card and a reset", func(s workflows.StateView) bool { return s.Card != nil && s.Resets >= 1 })
 	if err != nil {
 		return err
 	}
+	step("issued and reset")
 	if _, err := h.starter.Rotate(ctx, id, workflows.ReasonRequest{Reason: "resilience: rotate under faults"}); err != nil {
 		return fmt.Errorf("rotate: %w", err)
 	}
@@ -139,6 +142,7 @@ func (h *harness) lifecycle(id string) error {
 	if err != nil {
 		return err
 	}
+	step("rotated")
 	for range burstSize {
 		var out struct {
 			Approved bool `json:"approved"`
@@ -151,12 +155,15 @@ func (h *harness) lifecycle(id string) error {
 	if _, err := wait("frozen by the burst", func(s workflows.StateView) bool { return s.Status == workflows.StatusFrozen }); err != nil {
 		return err
 	}
+	step("frozen by a decline burst")
 	if _, err := h.starter.Unfreeze(ctx, id, workflows.ReasonRequest{Reason: "resilience: reviewed"}); err != nil {
 		return fmt.Errorf("unfreeze: %w", err)
 	}
+	step("unfrozen")
 	if _, err := h.starter.Retire(ctx, id, workflows.ReasonRequest{Reason: "resilience: done"}); err != nil {
 		return fmt.Errorf("retire: %w", err)
 	}
+	step("retired")
 	return nil
 }
 

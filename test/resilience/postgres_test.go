@@ -143,16 +143,21 @@ func TestPostgresRestart(t *testing.T) {
 			refused[code]++
 		}
 	}
-	// Stream for 24 s at about 40 events/s from 4 senders; restart Postgres at 6 s and 15 s.
+	// Stream for 24 s at about 40 events/s from 4 senders; restart Postgres at 5 s and 14 s.
 	ctx, cancel := context.WithTimeout(h.ctx, 24*time.Second)
 	defer cancel()
+	began := time.Now()
+	restarted := make(chan struct{})
 	go func() {
-		for _, at := range []time.Duration{6 * time.Second, 9 * time.Second} {
+		defer close(restarted)
+		for _, at := range []time.Duration{5 * time.Second, 14 * time.Second} {
 			select {
-			case <-time.After(at):
-				t.Logf("restarting postgres")
+			case <-time.After(time.Until(began.Add(at))):
+				r0 := time.Now()
 				pg.restart()
+				t.Logf("postgres restarted (immediate stop, start) at %s, took %s", at, time.Since(r0).Round(time.Millisecond))
 			case <-ctx.Done():
+				t.Errorf("stream ended before the restart at %s", at)
 				return
 			}
 		}
@@ -176,6 +181,7 @@ func TestPostgresRestart(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	<-restarted
 	mu.Lock()
 	ackedDuring := 0
 	for _, d := range all {
