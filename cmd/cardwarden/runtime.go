@@ -92,7 +92,9 @@ func loadVault(keyFile string) (*vault.Vault, error) {
 	var key []byte
 	var err error
 	if s := os.Getenv("CARDWARDEN_VAULT_KEY"); s != "" {
-		key, err = vault.ParseKey(s)
+		if key, err = vault.ParseKey(s); err != nil {
+			return nil, usageError{err}
+		}
 	} else if keyFile != "" {
 		key, err = vault.LoadOrCreateKeyFile(keyFile)
 	} else {

@@ -44,37 +44,16 @@ open card credentials for an agent's own token) and the issuers' webhook secrets
 			if adminToken == "" {
 				logger.Warn(api.EnvAdminToken + " is not set: the management API answers 401 to every call")
 			}
-			vlt, err := loadVault("")
+			p, closeAll, err := openProcess(ctx, temporal, dbURL, issuers, logger)
 			if err != nil {
 				return err
 			}
-			cdc, err := loadCodec()
+			defer closeAll()
+			deps, err := apiDeps(p.store, p.temporal, p.issuers, p.vault, p.codec, adminToken, p.obs, logger)
 			if err != nil {
 				return err
 			}
-			reg, err := issuers.registry()
-			if err != nil {
-				return err
-			}
-			s, err := openStore(ctx, dbURL, false, logger)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			o, err := newObservability(s, logger)
-			if err != nil {
-				return err
-			}
-			c, err := o.withMetrics(encryptedTemporal(temporal, cdc)).Dial(ctx, logger, 30*time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			deps, err := apiDeps(s, c, reg, vlt, cdc, adminToken, o, logger)
-			if err != nil {
-				return err
-			}
-			handler, err := httpHandler(deps, o, uiURL, temporal.Namespace)
+			handler, err := httpHandler(deps, p.obs, uiURL, temporal.Namespace)
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"go.temporal.io/sdk/client"
 
@@ -138,4 +139,42 @@ func healthHandler(m *metrics.Metrics) http.Handler {
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	return mux
+}
+
+// process is what a production process (serve, worker) connects to at start-up.
+type process struct {
+	vault    *vault.Vault
+	codec    *codec.Codec
+	issuers  *issuer.Registry
+	store    *store.Store
+	obs      *observability
+	temporal client.Client
+}
+
+// openProcess reads the secrets, builds the issuer adapters, opens the database and dials
+// Temporal (with the codec and the SDK metrics). Settings are checked before anything is
+// opened, so a bad key fails fast. close releases what was opened.
+func openProcess(ctx context.Context, temporal config.Temporal, dbURL string, issuers issuerFlags, logger *slog.Logger) (p *process, closeAll func(), err error) {
+	p = &process{}
+	if p.vault, err = loadVault(""); err != nil {
+		return nil, nil, err
+	}
+	if p.codec, err = loadCodec(); err != nil {
+		return nil, nil, err
+	}
+	if p.issuers, err = issuers.registry(); err != nil {
+		return nil, nil, err
+	}
+	if p.store, err = openStore(ctx, dbURL, false, logger); err != nil {
+		return nil, nil, err
+	}
+	if p.obs, err = newObservability(p.store, logger); err != nil {
+		p.store.Close()
+		return nil, nil, err
+	}
+	if p.temporal, err = p.obs.withMetrics(encryptedTemporal(temporal, p.codec)).Dial(ctx, logger, 30*time.Second); err != nil {
+		p.store.Close()
+		return nil, nil, err
+	}
+	return p, func() { p.temporal.Close(); p.store.Close() }, nil
 }

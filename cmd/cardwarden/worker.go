@@ -65,40 +65,19 @@ Requires CARDWARDEN_VAULT_KEY (32-byte AES key, 64 hex characters) to seal card 
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			vlt, err := loadVault("")
+			p, closeAll, err := openProcess(ctx, temporal, dbURL, issuer, logger)
 			if err != nil {
 				return err
 			}
-			cdc, err := loadCodec()
-			if err != nil {
-				return err
-			}
-			reg, err := issuer.registry()
-			if err != nil {
-				return err
-			}
-			st, err := openStore(ctx, dbURL, false, logger)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			o, err := newObservability(st, logger)
-			if err != nil {
-				return err
-			}
-			c, err := o.withMetrics(encryptedTemporal(temporal, cdc)).Dial(ctx, logger, 30*time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+			defer closeAll()
 			var healthSrv *httpServer
 			if health != "" {
-				if healthSrv, err = listenHTTP(health, "health-listen", healthHandler(o.metrics)); err != nil {
+				if healthSrv, err = listenHTTP(health, "health-listen", healthHandler(p.obs.metrics)); err != nil {
 					return err
 				}
 				healthSrv.serve(logger, "health server")
 			}
-			workers, err := startWorkers(ctx, c, st, vlt, reg, issuer.rateLimit, o, logger)
+			workers, err := startWorkers(ctx, p.temporal, p.store, p.vault, p.issuers, issuer.rateLimit, p.obs, logger)
 			if err != nil {
 				return err
 			}
