@@ -7,13 +7,22 @@ LDFLAGS   := -X main.version=$(VERSION)
 # a 2-core machine responsive.
 TESTFLAGS ?= -count=1 -p 2 -timeout 40m
 
-.PHONY: dev test build lint fmt
+.PHONY: dev test test-resilience bench bench-quick build lint fmt
 
 dev: ## run the whole system: embedded Temporal + Web UI, worker, API, issuer simulator
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/cardwarden dev
 
 test: ## unit, store (SQLite + Postgres), adapter and end-to-end tests
 	$(GO) test $(TESTFLAGS) $(PKG)
+
+test-resilience: ## crash, issuer-fault, Postgres-restart, Temporal-down and hostile-input tests
+	$(GO) test -tags resilience -count=1 -timeout 30m ./test/resilience/
+
+bench: ## every benchmark scenario against its floor; tables, JSON and SVG charts in bench-out/
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/cardwarden bench --scenario all --out bench-out
+
+bench-quick: ## a small version of every scenario, under a minute each
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/cardwarden bench --scenario all --quick --out bench-out
 
 build: ## build bin/cardwarden
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/cardwarden ./cmd/cardwarden
