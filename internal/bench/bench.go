@@ -49,6 +49,11 @@ type Options struct {
 	// TempDir holds the per-scenario state; os.TempDir() when empty.
 	TempDir  string
 	KeepTemp bool
+	// IssuerPacing makes the reset scenario's rate-limited worker also pace issuer activities
+	// in the process (SDK WorkerActivitiesPerSecond, a token bucket with a burst of 1) besides
+	// the server-side task-queue limit cardwarden sets: the configuration that keeps a sliding
+	// one-second issuer limit free of 429s.
+	IssuerPacing bool
 	// Scale multiplies the default sizes (agents, events, bursts); 1 when zero.
 	Scale float64
 	// Logger receives component logs (written to OutDir/bench.log by the command).

@@ -28,6 +28,7 @@ const (
 	floorWFNoop    = "BenchFloorNoop"
 	floorWFBatch   = "BenchFloorBatch"
 	floorWFHistory = "BenchFloorHistory"
+	floorWFTimer   = "BenchFloorTimer"
 
 	floorActPause = "BenchFloorPauseCard"
 	floorActNoop  = "BenchFloorNoop"
@@ -85,6 +86,7 @@ func startFloorWorkers(c client.Client, simClient *sim.Adapter, rate float64) (*
 	f.main.RegisterWorkflowWithOptions(floorNoopWorkflow, workflow.RegisterOptions{Name: floorWFNoop})
 	f.main.RegisterWorkflowWithOptions(floorBatchWorkflow, workflow.RegisterOptions{Name: floorWFBatch})
 	f.main.RegisterWorkflowWithOptions(floorHistoryWorkflow, workflow.RegisterOptions{Name: floorWFHistory})
+	f.main.RegisterWorkflowWithOptions(floorTimerWorkflow, workflow.RegisterOptions{Name: floorWFTimer})
 	f.main.RegisterActivityWithOptions(acts.Pause, activity.RegisterOptions{Name: floorActPause})
 	f.main.RegisterActivityWithOptions(acts.Noop, activity.RegisterOptions{Name: floorActNoop})
 	if err := f.main.Start(); err != nil {
@@ -142,6 +144,20 @@ func floorBatchWorkflow(ctx workflow.Context, cardIDs []string) error {
 		}
 	}
 	return nil
+}
+
+// floorTimerWorkflow is the fleet-reset floor: an entity whose timer fires at the given
+// instant (the same instant for the whole fleet) and which then makes one simulator call, on a
+// task queue rate limited like cardwarden's issuer queue.
+func floorTimerWorkflow(ctx workflow.Context, at time.Time, cardID string) error {
+	if d := at.Sub(workflow.Now(ctx)); d > 0 {
+		if err := workflow.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{TaskQueue: floorRLQueue,
+		ScheduleToCloseTimeout: 15 * time.Minute, StartToCloseTimeout: 30 * time.Second, RetryPolicy: floorRetry})
+	return workflow.ExecuteActivity(ctx, floorActGet, cardID).Get(ctx, nil)
 }
 
 // floorHistoryWorkflow is the history floor: an entity that receives the same card-event

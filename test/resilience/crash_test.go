@@ -93,7 +93,7 @@ func TestWorkerCrash(t *testing.T) {
 	byAgent := h.cardsByAgent()
 	// 2. Replaced cards closed in time. The allowance covers the worker being down when the
 	// grace period ended plus an in-flight activity's timeout.
-	const allowance = 150 * time.Second
+	const allowance = 180 * time.Second
 	var worstDelay time.Duration
 	totalCards, closedCards := 0, 0
 	for _, id := range ids {

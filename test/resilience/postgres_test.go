@@ -92,6 +92,9 @@ func (c *pgCluster) run(tool string, args ...string) error {
 	} else {
 		cmd = exec.Command(path, args...)
 	}
+	// The server pg_ctl starts must not hold our pipe open (-l sends its output to a file),
+	// and if it does, do not wait for it.
+	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %v: %w\n%s", tool, args, err, out)
@@ -103,7 +106,7 @@ func (c *pgCluster) run(tool string, args ...string) error {
 // and starts it again with the same options.
 func (c *pgCluster) restart() {
 	c.t.Helper()
-	if err := c.run("pg_ctl", "-D", c.dir, "-m", "immediate", "-w", "-t", "60", "restart"); err != nil {
+	if err := c.run("pg_ctl", "-D", c.dir, "-l", filepath.Join(c.dir, "server.log"), "-m", "immediate", "-w", "-t", "60", "restart"); err != nil {
 		c.t.Fatalf("restart postgres: %v", err)
 	}
 }
