@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cardwarden/cardwarden/internal/config"
+	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
@@ -180,11 +181,29 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 		r.Skipped = "no cardwarden binary to run as the worker process (Options.WorkerCommand)"
 		return nil
 	}
-	s, err := newStack(ctx, o, stackConfig{name: "memory"})
+	// Agents are provisioned by cardwarden's workers in this process (faster than through a
+	// child on this machine, and provisioning is not what this measures); then those stop and
+	// `cardwarden worker` runs as a child process. Each agent is loaded into the child's cache
+	// by one workflow task: an update the workflow's validator rejects (unfreeze while
+	// active), which replays the agent and writes nothing to its history. That is the steady
+	// state of a worker whose agents have all woken once since it started.
+	s, err := newStack(ctx, o, stackConfig{name: "memory", inProcessWorker: true, noWebhooks: true})
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	policy := func(id string) workflows.Policy { return basePolicy(id, "25") }
+	t0 := time.Now()
+	if err := s.startAgents(ctx, 0, warm+n, policy); err != nil {
+		return err
+	}
+	if _, err := s.waitProvisioned(ctx, warm+n, 20*time.Minute, nil); err != nil {
+		return err
+	}
+	o.progress("memory: %d agents provisioned in %.0fs; moving them to a worker process", warm+n, time.Since(t0).Seconds())
+	s.workers.Stop()
+	s.workers = nil
+
 	env := []string{"CARDWARDEN_VAULT_KEY=" + s.vaultKey, "GODEBUG=gctrace=1"}
 	temporalArgs := []string{"--address", s.temporal.Address, "--namespace", s.temporal.Namespace}
 	cwLog := filepath.Join(o.OutDir, "memory-worker.log")
@@ -202,9 +221,23 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 	}
 	defer floorWorker.stop()
 
-	policy := func(id string) workflows.Policy {
-		p := basePolicy(id, "25")
-		return p
+	// load runs one rejected update on each agent, so the child worker holds it.
+	load := func(first, count int) error {
+		return parallel(ctx, count, startConcurrency, func(ctx context.Context, i int) error {
+			id := s.agentID(first + i)
+			for attempt := 0; ; attempt++ {
+				_, err := s.starter.Unfreeze(ctx, id, workflows.ReasonRequest{Reason: "bench: load into the worker's cache"})
+				switch {
+				case errors.Is(err, starter.ErrRejected):
+					return nil
+				case err == nil:
+					return fmt.Errorf("agent %s: unfreeze of an active agent was accepted", id)
+				case attempt >= 20 || ctx.Err() != nil:
+					return fmt.Errorf("agent %s (worker log %s): %w", id, cwLog, err)
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		})
 	}
 	startFloor := func(first, count int) error {
 		return parallel(ctx, count, startConcurrency, func(ctx context.Context, i int) error {
@@ -235,12 +268,9 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 		})
 	}
 
-	// Baselines: each worker with a few agents, so every code path is loaded.
-	if err := s.startAgents(ctx, 0, warm, policy); err != nil {
+	// Baselines: each worker holding a few, so every code path is loaded.
+	if err := load(0, warm); err != nil {
 		return err
-	}
-	if _, err := s.waitProvisioned(ctx, warm, 2*time.Minute, nil); err != nil {
-		return fmt.Errorf("worker process (log %s): %w", cwLog, err)
 	}
 	if err := startFloor(0, warm); err != nil {
 		return err
@@ -261,18 +291,13 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 		return err
 	}
 	cwHeap0, flHeap0 := liveHeapMB(cwLog), liveHeapMB(flLog)
-	o.progress("memory: baseline RSS worker %d MB, floor worker %d MB; starting %d agents", cwBase/1024, flBase/1024, n)
+	o.progress("memory: baseline RSS worker %d MB, floor worker %d MB; loading %d agents into the worker", cwBase/1024, flBase/1024, n)
 
-	t0 := time.Now()
-	startErr := make(chan error, 1)
-	go func() { startErr <- s.startAgents(ctx, warm, n, policy) }()
-	if _, err := s.waitProvisioned(ctx, warm+n, 20*time.Minute, nil); err != nil {
-		return fmt.Errorf("worker process (log %s): %w", cwLog, err)
-	}
-	if err := <-startErr; err != nil {
+	l0 := time.Now()
+	if err := load(warm, n); err != nil {
 		return err
 	}
-	o.progress("memory: %d agents provisioned by the worker process in %.0fs; starting %d floor workflows", n, time.Since(t0).Seconds(), floorN)
+	o.progress("memory: %d agents loaded in %.0fs; starting %d floor workflows", n, time.Since(l0).Seconds(), floorN)
 	f0 := time.Now()
 	if err := startFloor(warm, floorN); err != nil {
 		return err
@@ -301,7 +326,7 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 	if cwHeap > 0 && flHeap > 0 {
 		r.metric("live heap per agent (gctrace)", "KB", (cwHeap-cwHeap0)*1024/float64(n)).withFloor((flHeap - flHeap0) * 1024 / float64(floorN))
 	}
-	r.note("per agent = (RSS with all agents − RSS with %d warm-up agents) ÷ %d, read from /proc/<pid>/status of `cardwarden worker` run as a child process; the SDK's sticky cache (10,000 workflows by default) keeps idle agents in memory", warm, n)
+	r.note("per agent = (RSS holding all agents − RSS holding %d warm-up agents) ÷ %d, read from /proc/<pid>/status of `cardwarden worker` run as a child process; agents were provisioned in-process, then each loaded into the child's workflow cache (10,000 workflows by default) by one rejected update", warm, n)
 	r.note("floor: a child worker process running only an idle entity workflow (a signal channel and a 24h timer), %d of them; its per-workflow figure is its growth ÷ %d", floorN, floorN)
 	r.note("live heap: the last GODEBUG=gctrace=1 line of each child (MB granularity)")
 	r.chart = func(r *Result) string {

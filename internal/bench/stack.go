@@ -47,10 +47,12 @@ type stackConfig struct {
 	// inProcessWorker runs cardwarden's workers in this process; the memory scenario runs
 	// them in a child process instead.
 	inProcessWorker bool
-	// issuerRate is the worker's IssuerRatePerSecond (0: none).
-	issuerRate float64
-	// floorQueues start the floor worker (and a rate-limited floor worker at floorRate).
+	// workerConfig configures cardwarden's workers; the zero config when nil.
+	workerConfig *worker.Config
+	// floorRate starts a rate-limited floor worker too.
 	floorRate float64
+	// noWebhooks: the simulator records events without delivering them.
+	noWebhooks bool
 }
 
 // stack is one scenario's system: Temporal (embedded or external), the application database,
@@ -170,8 +172,12 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 	s.simURL = "http://" + simLn.Addr().String()
 
 	quiet := o.Logger.With("component", "issuer-sim")
+	webhookURL := s.apiURL + "/v1/webhooks/sim"
+	if cfg.noWebhooks {
+		webhookURL = ""
+	}
 	if s.sim, err = issuersim.NewServer(issuersim.Config{
-		APIKey: simAPIKey, WebhookURL: s.apiURL + "/v1/webhooks/sim", WebhookSecret: webhookSecret,
+		APIKey: simAPIKey, WebhookURL: webhookURL, WebhookSecret: webhookSecret,
 		WebhookRetryInitial: 50 * time.Millisecond, WebhookRetryMax: 2 * time.Second, Logger: quiet,
 	}); err != nil {
 		apiLn.Close()
@@ -201,7 +207,11 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 	go func() { _ = s.apiSrv.Serve(apiLn) }()
 
 	if cfg.inProcessWorker {
-		s.workers = worker.New(s.tc, s.acts, worker.Config{IssuerRatePerSecond: cfg.issuerRate})
+		wcfg := worker.Config{}
+		if cfg.workerConfig != nil {
+			wcfg = *cfg.workerConfig
+		}
+		s.workers = worker.New(s.tc, s.acts, wcfg)
 		if err = s.workers.Start(); err != nil {
 			return nil, err
 		}
