@@ -19,7 +19,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cardwarden/cardwarden/internal/config"
-	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
@@ -63,7 +62,7 @@ func RunFloorWorker(ctx context.Context, t config.Temporal) error {
 type child struct {
 	cmd     *exec.Cmd
 	logPath string
-	done    chan error
+	done    chan struct{} // closed when the process has exited
 }
 
 func startChild(ctx context.Context, logPath string, env []string, name string, args ...string) (*child, error) {
@@ -78,8 +77,8 @@ func startChild(ctx context.Context, logPath string, env []string, name string, 
 		f.Close()
 		return nil, err
 	}
-	c := &child{cmd: cmd, logPath: logPath, done: make(chan error, 1)}
-	go func() { c.done <- cmd.Wait(); f.Close() }()
+	c := &child{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(c.done) }()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -90,9 +89,21 @@ func startChild(ctx context.Context, logPath string, env []string, name string, 
 	return c, nil
 }
 
+// kill ends the child at once: once measured, its shutdown is of no interest.
+func (c *child) kill() {
+	select {
+	case <-c.done:
+	default:
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
 func (c *child) stop() {
-	if c.cmd.ProcessState != nil {
+	select {
+	case <-c.done:
 		return
+	default:
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -174,35 +185,21 @@ func settledRSS(ctx context.Context, pid int, wait time.Duration) (int64, int64,
 func runMemory(ctx context.Context, o Options, r *Result) error {
 	r.Title = "worker memory: RSS per idle agent (worker in its own process)"
 	n := o.size(10000, 300)
-	floorN := min(n, 1000) // the floor's per-workflow cost is measured on fewer, to save time
+	floorN := min(n, 600) // the floor's per-workflow cost is measured on fewer, to save time
 	const warm = 20
 	r.Params["agents"], r.Params["floor_workflows"] = n, floorN
 	if o.WorkerCommand == "" {
 		r.Skipped = "no cardwarden binary to run as the worker process (Options.WorkerCommand)"
 		return nil
 	}
-	// Agents are provisioned by cardwarden's workers in this process (faster than through a
-	// child on this machine, and provisioning is not what this measures); then those stop and
-	// `cardwarden worker` runs as a child process. Each agent is loaded into the child's cache
-	// by one workflow task: an update the workflow's validator rejects (unfreeze while
-	// active), which replays the agent and writes nothing to its history. That is the steady
-	// state of a worker whose agents have all woken once since it started.
-	s, err := newStack(ctx, o, stackConfig{name: "memory", inProcessWorker: true, noWebhooks: true})
+	// The worker is a child process (`cardwarden worker`) and so is the floor's worker; this
+	// process runs Temporal, the simulator and the database, and starts the agents.
+	s, err := newStack(ctx, o, stackConfig{name: "memory", noWebhooks: true})
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	policy := func(id string) workflows.Policy { return basePolicy(id, "25") }
-	t0 := time.Now()
-	if err := s.startAgents(ctx, 0, warm+n, policy); err != nil {
-		return err
-	}
-	if _, err := s.waitProvisioned(ctx, warm+n, 20*time.Minute, nil); err != nil {
-		return err
-	}
-	o.progress("memory: %d agents provisioned in %.0fs; moving them to a worker process", warm+n, time.Since(t0).Seconds())
-	s.workers.Stop()
-	s.workers = nil
 
 	env := []string{"CARDWARDEN_VAULT_KEY=" + s.vaultKey, "GODEBUG=gctrace=1"}
 	temporalArgs := []string{"--address", s.temporal.Address, "--namespace", s.temporal.Namespace}
@@ -213,31 +210,22 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 	if err != nil {
 		return err
 	}
-	defer worker.stop()
+	defer worker.kill()
 	flLog := filepath.Join(o.OutDir, "memory-floor-worker.log")
 	floorWorker, err := startChild(ctx, flLog, []string{"GODEBUG=gctrace=1"}, o.WorkerCommand, append([]string{"bench", "floor-worker"}, temporalArgs...)...)
 	if err != nil {
 		return err
 	}
-	defer floorWorker.stop()
+	defer floorWorker.kill()
 
-	// load runs one rejected update on each agent, so the child worker holds it.
-	load := func(first, count int) error {
-		return parallel(ctx, count, startConcurrency, func(ctx context.Context, i int) error {
-			id := s.agentID(first + i)
-			for attempt := 0; ; attempt++ {
-				_, err := s.starter.Unfreeze(ctx, id, workflows.ReasonRequest{Reason: "bench: load into the worker's cache"})
-				switch {
-				case errors.Is(err, starter.ErrRejected):
-					return nil
-				case err == nil:
-					return fmt.Errorf("agent %s: unfreeze of an active agent was accepted", id)
-				case attempt >= 20 || ctx.Err() != nil:
-					return fmt.Errorf("agent %s (worker log %s): %w", id, cwLog, err)
-				}
-				time.Sleep(250 * time.Millisecond)
-			}
-		})
+	// provision starts agents and waits until the worker process has issued their cards.
+	provision := func(first, count int) error {
+		startErr := make(chan error, 1)
+		go func() { startErr <- s.startAgents(ctx, first, count, policy) }()
+		if _, err := s.waitProvisionedFrom(ctx, first, count, 20*time.Minute); err != nil {
+			return fmt.Errorf("worker process (log %s): %w", cwLog, err)
+		}
+		return <-startErr
 	}
 	startFloor := func(first, count int) error {
 		return parallel(ctx, count, startConcurrency, func(ctx context.Context, i int) error {
@@ -269,7 +257,7 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 	}
 
 	// Baselines: each worker holding a few, so every code path is loaded.
-	if err := load(0, warm); err != nil {
+	if err := provision(0, warm); err != nil {
 		return err
 	}
 	if err := startFloor(0, warm); err != nil {
@@ -278,7 +266,7 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 	if err := floorIdle(0, warm); err != nil {
 		return fmt.Errorf("floor worker process (log %s): %w", flLog, err)
 	}
-	settle := 6 * time.Second
+	settle := 5 * time.Second
 	if o.Quick {
 		settle = 3 * time.Second
 	}
@@ -291,13 +279,13 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 		return err
 	}
 	cwHeap0, flHeap0 := liveHeapMB(cwLog), liveHeapMB(flLog)
-	o.progress("memory: baseline RSS worker %d MB, floor worker %d MB; loading %d agents into the worker", cwBase/1024, flBase/1024, n)
+	o.progress("memory: baseline RSS worker %d MB, floor worker %d MB; starting %d agents", cwBase/1024, flBase/1024, n)
 
 	l0 := time.Now()
-	if err := load(warm, n); err != nil {
+	if err := provision(warm, n); err != nil {
 		return err
 	}
-	o.progress("memory: %d agents loaded in %.0fs; starting %d floor workflows", n, time.Since(l0).Seconds(), floorN)
+	o.progress("memory: %d agents provisioned by the worker process in %.0fs; starting %d floor workflows", n, time.Since(l0).Seconds(), floorN)
 	f0 := time.Now()
 	if err := startFloor(warm, floorN); err != nil {
 		return err
@@ -326,7 +314,7 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 	if cwHeap > 0 && flHeap > 0 {
 		r.metric("live heap per agent (gctrace)", "KB", (cwHeap-cwHeap0)*1024/float64(n)).withFloor((flHeap - flHeap0) * 1024 / float64(floorN))
 	}
-	r.note("per agent = (RSS holding all agents − RSS holding %d warm-up agents) ÷ %d, read from /proc/<pid>/status of `cardwarden worker` run as a child process; agents were provisioned in-process, then each loaded into the child's workflow cache (10,000 workflows by default) by one rejected update", warm, n)
+	r.note("per agent = (RSS with all agents − RSS with %d warm-up agents) ÷ %d, read from /proc/<pid>/status of `cardwarden worker` run as a child process that provisioned every agent; the SDK's workflow cache (10,000 by default) keeps idle agents in memory", warm, n)
 	r.note("floor: a child worker process running only an idle entity workflow (a signal channel and a 24h timer), %d of them; its per-workflow figure is its growth ÷ %d", floorN, floorN)
 	r.note("live heap: the last GODEBUG=gctrace=1 line of each child (MB granularity)")
 	r.chart = func(r *Result) string {
