@@ -64,3 +64,18 @@ func TestRegistrationMatchesTheContract(t *testing.T) {
 		}
 	}
 }
+
+// The issuer's limit caps the queue across workers and paces each worker below it, so bursts
+// the server-side cap lets through do not reach the issuer.
+func TestIssuerOptionsCapAndPace(t *testing.T) {
+	o := worker.IssuerOptions(worker.Config{IssuerRatePerSecond: 100})
+	if o.TaskQueueActivitiesPerSecond != 100 {
+		t.Errorf("TaskQueueActivitiesPerSecond = %v, want the issuer's limit 100", o.TaskQueueActivitiesPerSecond)
+	}
+	if o.WorkerActivitiesPerSecond != 90 {
+		t.Errorf("WorkerActivitiesPerSecond = %v, want 90 (90%% of the limit)", o.WorkerActivitiesPerSecond)
+	}
+	if o := worker.IssuerOptions(worker.Config{}); o.TaskQueueActivitiesPerSecond != 0 || o.WorkerActivitiesPerSecond != 0 {
+		t.Errorf("no limit configured, got %+v", o)
+	}
+}

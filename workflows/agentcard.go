@@ -42,6 +42,9 @@ type agentCard struct {
 	pendingAlerts  int
 	retiring       bool
 	fresh          bool // the first run of this agent's workflow
+	// reconcileAhead: reconciliation runs in the lead before each reset rather than at it
+	// (changeReconcileAhead); runs started before that change keep reconciling at the reset.
+	reconcileAhead bool
 	result         *Result
 }
 
@@ -103,6 +106,7 @@ func (wf *agentCard) logger(ctx workflow.Context) log.Logger {
 }
 
 func (wf *agentCard) run(ctx workflow.Context) (Result, error) {
+	wf.reconcileAhead = workflow.GetVersion(ctx, changeReconcileAhead, workflow.DefaultVersion, 1) >= 1
 	if wf.fresh {
 		if err := wf.start(ctx); err != nil {
 			return Result{}, err
@@ -185,6 +189,9 @@ func (wf *agentCard) resume(ctx workflow.Context) {
 // acted on or moved forward by runDue, so the loop never spins.
 func (wf *agentCard) nextWake() time.Time {
 	ts := []time.Time{wf.st.NextReset, wf.st.NextRotation}
+	if at, ok := wf.plannedReconcile(); ok {
+		ts = append(ts, at)
+	}
 	if wf.policy.RetireAt != nil {
 		ts = append(ts, *wf.policy.RetireAt)
 	}
@@ -266,6 +273,10 @@ func (wf *agentCard) runDue(ctx workflow.Context) {
 		return
 	}
 	wf.closeDue(ctx, now)
+	if at, ok := wf.plannedReconcile(); ok && !now.Before(at) {
+		wf.st.ReconciledFor = wf.st.NextReset
+		wf.reconcile(ctx, now)
+	}
 	if !now.Before(wf.st.NextReset) {
 		wf.reset(ctx, now)
 	}

@@ -203,8 +203,9 @@ type ReconcileInput struct {
 	Timezone string    `json:"timezone"`
 	CardIDs  []string  `json:"card_ids"`
 	Since    time.Time `json:"since"`
-	// Until is the reset instant the reconciliation belongs to (informational: the issuer is
-	// asked for everything since Since).
+	// Until is when the reconciliation runs: in the lead before a reset, or the reset
+	// instant in runs from before that change (informational: the issuer is asked for
+	// everything since Since).
 	Until time.Time `json:"until"`
 }
 

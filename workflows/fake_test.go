@@ -44,6 +44,7 @@ type fake struct {
 	failIssue     int            // fail the next n IssueCard calls, non-retryably
 	failIssueType string         // with this error type (default IssuerUnauthorized)
 	missed        []issuer.Event // returned by the next Reconcile
+	failReconcile bool           // every Reconcile fails, non-retryably
 	notConfigured bool
 	snapshot      workflows.AgentSnapshot
 }
@@ -208,9 +209,18 @@ func (f *fake) Reconcile(_ context.Context, in workflows.ReconcileInput) (workfl
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reconciles = append(f.reconciles, in)
+	if f.failReconcile {
+		return workflows.ReconcileResult{}, temporal.NewNonRetryableApplicationError("issuer down", workflows.ErrTypeIssuerUnauthorized, nil)
+	}
 	res := workflows.ReconcileResult{Checked: len(f.missed), Missed: f.missed}
 	f.missed = nil
 	return res, nil
+}
+
+// inLeadBefore reports whether a reconciliation that ran at `at` belongs to the reset at
+// reset: it runs in the 15 minutes before it.
+func inLeadBefore(at, reset time.Time) bool {
+	return at.Before(reset) && !at.Before(reset.Add(-15*time.Minute))
 }
 
 // lock runs fn with the fake locked, for reading what it recorded.

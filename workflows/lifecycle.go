@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"time"
 
@@ -35,6 +36,14 @@ const (
 	reconcileOverlap = time.Hour
 	// closeRetry is how long a card that could not be closed waits before the next try.
 	closeRetry = 10 * time.Minute
+	// reconcileLead is the window before each reset in which the ending day is reconciled.
+	// Each agent takes its own point in it (by agent id), so a fleet whose resets fall on one
+	// instant does not also list every card at that instant: the limit updates alone then
+	// share the issuer's rate limit at the reset.
+	reconcileLead = 15 * time.Minute
+	// changeReconcileAhead is the workflow.GetVersion change id of reconciling before the
+	// reset instead of at it.
+	changeReconcileAhead = "reconcile-ahead-of-reset"
 )
 
 func (wf *agentCard) remaining() int64 {
@@ -219,15 +228,18 @@ func (wf *agentCard) closeDue(ctx workflow.Context, now time.Time) {
 	wf.st.Closing = keep
 }
 
-// reset starts a new budget day: reconcile the day that ends, then give the card today's
-// budget (by limit update, or by a fresh card where limits cannot change).
+// reset starts a new budget day and gives the card today's budget (by limit update, or by a
+// fresh card where limits cannot change). The ending day was reconciled in the lead before
+// the reset (runDue), or, in runs from before that change, is reconciled here.
 func (wf *agentCard) reset(ctx workflow.Context, now time.Time) {
 	fireAt, skipped := Catchup(wf.resetSched, wf.loc, wf.st.NextReset, now)
 	if skipped > 0 {
 		wf.logger(ctx).Warn("resets collapsed after downtime", "skipped", skipped)
 		wf.st.Skipped += skipped
 	}
-	wf.reconcile(ctx, fireAt)
+	if !wf.reconcileAhead {
+		wf.reconcile(ctx, fireAt)
+	}
 	wf.st.Budget.StartDay(LocalDay(fireAt, wf.loc), LocalMonth(fireAt, wf.loc))
 	wf.st.AlertedThresholds = nil
 	wf.st.OverspendAlerted = false
@@ -270,6 +282,34 @@ func (wf *agentCard) applyBudget(ctx workflow.Context, reissueReason string) {
 			wf.setCardLimit(ctx, card)
 		}
 	}
+}
+
+// plannedReconcile is when the ending day's reconciliation runs, if it is still to run: at a
+// point fixed by the agent id within the lead before the next reset (at most a quarter of the
+// reset period, for frequent resets). A workflow started inside that window skips it; the next
+// reconciliation reads from the last one (or the start), so nothing goes unread.
+func (wf *agentCard) plannedReconcile() (time.Time, bool) {
+	if !wf.reconcileAhead || wf.st.ReconciledFor.Equal(wf.st.NextReset) {
+		return time.Time{}, false
+	}
+	lead := min(reconcileLead, NextFire(wf.resetSched, wf.loc, wf.st.NextReset).Sub(wf.st.NextReset)/4)
+	at := wf.st.NextReset.Add(-lead + spread(wf.policy.AgentID, lead))
+	if !at.After(wf.st.LastReconcile) {
+		return time.Time{}, false
+	}
+	return at, true
+}
+
+// spread is a fixed point in [0, window) for key, in whole milliseconds, so agents spread
+// evenly over the window and every replay picks the same point.
+func spread(key string, window time.Duration) time.Duration {
+	ms := int64(window / time.Millisecond)
+	if ms <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return time.Duration(int64(h.Sum64()%uint64(ms))) * time.Millisecond
 }
 
 // reconcile compares the issuer's events since the last reconciliation with the ledger. What

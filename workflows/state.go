@@ -69,6 +69,9 @@ type State struct {
 	NextRotation   time.Time `json:"next_rotation,omitzero"`
 	LastReconcile  time.Time `json:"last_reconcile,omitzero"`
 	ReconcileCards []string  `json:"reconcile_cards,omitempty"`
+	// ReconciledFor is the reset whose lead-time reconciliation has run (or failed and
+	// alerted), so it runs once per reset.
+	ReconciledFor time.Time `json:"reconciled_for,omitzero"`
 
 	Capabilities issuer.Capabilities `json:"capabilities"`
 	SignalsTotal int64               `json:"signals_total"`

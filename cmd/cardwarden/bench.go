@@ -97,7 +97,6 @@ target is reported, not an error); 1 otherwise.`,
 	fs.StringVar(&o.Namespace, "namespace", config.DefaultNamespace, "Temporal namespace (with --address)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "application database (postgres://… or sqlite://…); default a fresh SQLite file per scenario")
 	fs.BoolVar(&o.TemporalFile, "temporal-file", false, "run the embedded Temporal server file-backed on SQLite in a temp dir, as cardwarden dev does (default: in memory)")
-	fs.BoolVar(&o.IssuerPacing, "issuer-pacing", false, "reset scenario: also pace issuer activities inside the worker (WorkerActivitiesPerSecond), the setting that avoids 429s at a sliding-window issuer limit")
 	fs.Float64Var(&o.Scale, "scale", 1, "multiply every scenario's size (agents, events, bursts)")
 	fs.StringVar(&o.TempDir, "temp-dir", "", "directory for per-scenario state (default the system temp dir)")
 	fs.BoolVar(&o.KeepTemp, "keep-temp", false, "keep per-scenario state (Temporal and application databases) for inspection")

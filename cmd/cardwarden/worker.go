@@ -35,7 +35,7 @@ func bindIssuerFlags(fs *pflag.FlagSet, f *issuerFlags) {
 	fs.StringVar(&f.aippURL, "aipp-url", config.Env("CARDWARDEN_AIPP_URL", ""), "AI Payment Proxy base URL; enables the aipaymentproxy issuer (env CARDWARDEN_AIPP_URL)")
 	fs.StringVar(&f.aippAPIKey, "aipp-api-key", config.Env("CARDWARDEN_AIPP_API_KEY", ""), "AI Payment Proxy API key (env CARDWARDEN_AIPP_API_KEY)")
 	fs.Float64Var(&f.rateLimit, "issuer-rate-limit", config.EnvFloat("CARDWARDEN_ISSUER_RATE_LIMIT", 0),
-		"issuer API calls per second across all workers of the namespace; 0 means no limit (env CARDWARDEN_ISSUER_RATE_LIMIT)")
+		"the issuer's API rate limit in calls per second: a cap across all workers, and each worker paces its calls evenly at 90% of it; 0 means no limit (env CARDWARDEN_ISSUER_RATE_LIMIT)")
 }
 
 func newWorkerCmd() *cobra.Command {
@@ -51,8 +51,10 @@ func newWorkerCmd() *cobra.Command {
 		Short: "Run the workflows and activities against any Temporal service",
 		Long: `Poll the cardwarden (workflows, store activities) and cardwarden-issuer (issuer activities)
 task queues of the Temporal service at --address. Run as many replicas as needed; the
-issuer queue is rate limited server-side to --issuer-rate-limit calls per second in total,
-so a fleet-wide reset never trips the issuer's 429s.
+issuer queue is capped server-side at --issuer-rate-limit calls per second in total, and each
+worker spaces its issuer calls evenly at 90% of it, so a fleet-wide reset does not trip the
+issuer's 429s (with several workers, the cap holds on average and a 429 is retried after the
+issuer's Retry-After).
 
 Requires CARDWARDEN_VAULT_KEY (32-byte AES key, 64 hex characters) to seal card credentials.`,
 		Example: `  CARDWARDEN_VAULT_KEY=$(openssl rand -hex 32) cardwarden worker --address temporal:7233 \

@@ -93,7 +93,7 @@ func startFloorWorkers(c client.Client, simClient *sim.Adapter, rate float64) (*
 		return nil, fmt.Errorf("floor worker: %w", err)
 	}
 	if rate > 0 {
-		f.rl = sdkworker.New(c, floorRLQueue, sdkworker.Options{TaskQueueActivitiesPerSecond: rate})
+		f.rl = sdkworker.New(c, floorRLQueue, sdkworker.Options{TaskQueueActivitiesPerSecond: rate, WorkerActivitiesPerSecond: rate})
 		f.rl.RegisterActivityWithOptions(acts.Get, activity.RegisterOptions{Name: floorActGet})
 		if err := f.rl.Start(); err != nil {
 			f.main.Stop()

@@ -67,8 +67,8 @@ func (s *stack) decline(ctx context.Context, cardID string, reason issuer.Declin
 // plus one activity that pauses a card at the simulator, on the same server.
 func runFreeze(ctx context.Context, o Options, r *Result) error {
 	r.Title = "freeze latency: decline burst webhook → card paused at the issuer"
-	agents := o.size(20, 5)
-	bursts := o.size(100, 30)
+	agents := o.size(14, 5)
+	bursts := o.size(70, 30)
 	const perBurst = workflows.DefaultMaxDeclines
 	r.Params["agents"], r.Params["bursts"], r.Params["declines_per_burst"] = agents, bursts, perBurst
 

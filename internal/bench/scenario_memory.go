@@ -256,36 +256,23 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 		})
 	}
 
-	// Baselines: each worker holding a few, so every code path is loaded.
-	if err := provision(0, warm); err != nil {
-		return err
+	settle := 5 * time.Second
+	if o.Quick {
+		settle = 3 * time.Second
 	}
+	// The floor first, on a quiet server: its baseline with a few idle workflows, then with
+	// all of them. Then cardwarden's worker the same way.
 	if err := startFloor(0, warm); err != nil {
 		return err
 	}
 	if err := floorIdle(0, warm); err != nil {
 		return fmt.Errorf("floor worker process (log %s): %w", flLog, err)
 	}
-	settle := 5 * time.Second
-	if o.Quick {
-		settle = 3 * time.Second
-	}
-	cwBase, _, err := settledRSS(ctx, worker.cmd.Process.Pid, settle)
+	flBase, _, err := settledRSS(ctx, floorWorker.cmd.Process.Pid, settle)
 	if err != nil {
 		return err
 	}
-	flBase, _, err := procStatus(floorWorker.cmd.Process.Pid)
-	if err != nil {
-		return err
-	}
-	cwHeap0, flHeap0 := liveHeapMB(cwLog), liveHeapMB(flLog)
-	o.progress("memory: baseline RSS worker %d MB, floor worker %d MB; starting %d agents", cwBase/1024, flBase/1024, n)
-
-	l0 := time.Now()
-	if err := provision(warm, n); err != nil {
-		return err
-	}
-	o.progress("memory: %d agents provisioned by the worker process in %.0fs; starting %d floor workflows", n, time.Since(l0).Seconds(), floorN)
+	flHeap0 := liveHeapMB(flLog)
 	f0 := time.Now()
 	if err := startFloor(warm, floorN); err != nil {
 		return err
@@ -293,16 +280,32 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 	if err := floorIdle(warm, floorN); err != nil {
 		return err
 	}
-	o.progress("memory: %d floor workflows idle in %.0fs; letting both workers settle", floorN, time.Since(f0).Seconds())
+	flRSS, flHWM, err := settledRSS(ctx, floorWorker.cmd.Process.Pid, settle)
+	if err != nil {
+		return err
+	}
+	flHeap := liveHeapMB(flLog)
+	o.progress("memory: floor worker %d → %d MB with %d idle workflows (%.0fs)", flBase/1024, flRSS/1024, floorN, time.Since(f0).Seconds())
+
+	if err := provision(0, warm); err != nil {
+		return err
+	}
+	cwBase, _, err := settledRSS(ctx, worker.cmd.Process.Pid, settle)
+	if err != nil {
+		return err
+	}
+	cwHeap0 := liveHeapMB(cwLog)
+	o.progress("memory: baseline RSS of the worker %d MB; starting %d agents", cwBase/1024, n)
+	l0 := time.Now()
+	if err := provision(warm, n); err != nil {
+		return err
+	}
+	o.progress("memory: %d agents provisioned by the worker process in %.0fs; letting it settle", n, time.Since(l0).Seconds())
 	cwRSS, cwHWM, err := settledRSS(ctx, worker.cmd.Process.Pid, 2*settle)
 	if err != nil {
 		return err
 	}
-	flRSS, flHWM, err := procStatus(floorWorker.cmd.Process.Pid)
-	if err != nil {
-		return err
-	}
-	cwHeap, flHeap := liveHeapMB(cwLog), liveHeapMB(flLog)
+	cwHeap := liveHeapMB(cwLog)
 
 	cwPer := float64(cwRSS-cwBase) / float64(n)
 	flPer := float64(flRSS-flBase) / float64(floorN)

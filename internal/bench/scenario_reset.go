@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
 	"github.com/cardwarden/cardwarden/worker"
 	"github.com/cardwarden/cardwarden/workflows"
@@ -73,18 +74,41 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	const rate = 100
 	r.Params["agents"], r.Params["issuer_rate_limit"] = n, rate
 
-	// cardwarden's workers as production runs them: the issuer queue limited to the issuer's
-	// rate (server-side, TaskQueueActivitiesPerSecond).
+	// cardwarden's workers as production runs them with --issuer-rate-limit: the issuer queue
+	// capped at the issuer's rate server-side and paced in the worker at worker.IssuerPacing.
 	wcfg := worker.Config{IssuerRatePerSecond: rate}
-	if o.IssuerPacing {
-		wcfg.Issuer.WorkerActivitiesPerSecond = rate
-	}
-	r.Params["issuer_pacing"] = o.IssuerPacing
+	r.Params["issuer_pacing"] = worker.IssuerPacing
 	s, err := newStack(ctx, o, stackConfig{name: "reset", inProcessWorker: true, workerConfig: &wcfg, floorRate: rate})
 	if err != nil {
 		return err
 	}
 	defer s.close()
+
+	// The floor first, on a quiet server: N timers firing at one instant, each then making
+	// one call through the same simulator under the same limit. Its calls read a handful of
+	// cards of its own.
+	var floorCards []string
+	for i := range 20 {
+		c, err := s.simClient.CreateCard(ctx, issuer.CreateCardRequest{IdempotencyKey: fmt.Sprintf("bench-floor-%s-%d", s.prefix, i), Label: "bench floor", Currency: "USD"})
+		if err != nil {
+			return err
+		}
+		floorCards = append(floorCards, c.ID)
+	}
+	if err := s.sim.SetFaults(issuersim.Faults{RateLimit: rate}); err != nil {
+		return err
+	}
+	fl, err := s.runFloorReset(ctx, o, n, floorCards, rate)
+	if err != nil {
+		return err
+	}
+	if err := s.sim.SetFaults(issuersim.Faults{}); err != nil {
+		return err
+	}
+	floorTime, floorPeak, floorLimited, fTimes, f0 := fl.took, fl.peak, fl.limited, fl.done, fl.at
+	if fl.late > 0 {
+		r.note("the machine started the floor's workflows too slowly: the last one started %.1fs after their timers fired, which inflates the floor's time by up to that much", fl.late.Seconds())
+	}
 
 	// Cron has minute resolution, so the reset instant is the first minute boundary after all
 	// agents can be provisioned; a calibration batch (reset once a year, so never here)
@@ -152,17 +176,6 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	if err := s.sim.SetFaults(issuersim.Faults{RateLimit: rate}); err != nil {
 		return err
 	}
-	// The floor runs in the wait for the reset instant when it fits, otherwise after it.
-	var fl floorReset
-	floorBefore := time.Until(at) > s.floorResetEstimate(n, rate)+10*time.Second
-	if floorBefore {
-		if fl, err = s.runFloorReset(ctx, o, cards, rate); err != nil {
-			return err
-		}
-		if time.Until(at) < 2*time.Second {
-			return fmt.Errorf("the floor overran the reset instant")
-		}
-	}
 	log := newSimLog()
 	s.simRec.set(log.record)
 	defer s.simRec.set(nil)
@@ -209,14 +222,6 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	listed := latest(listings).Sub(at)
 	ideal := time.Duration(float64(n) / rate * float64(time.Second))
 	o.progress("reset: cardwarden reset %d cards in %.1fs (N/rate %.0fs), %d requests, %d × 429", n, finish.Seconds(), ideal.Seconds(), cwRequests, limitedStats)
-	if !floorBefore {
-		time.Sleep(2 * time.Second)
-		if fl, err = s.runFloorReset(ctx, o, cards, rate); err != nil {
-			return err
-		}
-	}
-	floorTime, floorPeak, floorLimited, fTimes, f0 := fl.took, fl.peak, fl.limited, fl.done, fl.at
-
 	r.metric("time to reset all vs N/rate", "s", finish.Seconds()).withFloor(ideal.Seconds()).target("ratio <= 1.2", finish.Seconds() <= 1.2*ideal.Seconds())
 	r.metric("time to reset all vs measured floor", "s", finish.Seconds()).withFloor(floorTime.Seconds())
 	r.metric("issuer requests", "count", float64(cwRequests)).withFloor(float64(n))
@@ -238,11 +243,9 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 		}
 	}
 	r.check("workflows report one reset", wrong == 0, "%d of %d sampled agents report a reset count other than 1", wrong, sample)
-	if o.IssuerPacing {
-		r.note("cardwarden's issuer worker also paced in process: WorkerActivitiesPerSecond=%d (not cardwarden's default)", rate)
-	}
-	r.note("each reset makes two issuer calls, each its own activity on the rate-limited issuer queue: the reconciliation listing (GET /v1/cards/{id}/authorizations) and the limit update; %d requests in all, so the best possible time is %.0fs = 2N/rate", cwRequests, float64(cwRequests)/rate)
-	r.note("floor: %d workflows whose timers fire at one instant, each then making one simulator call (GET card) on a task queue with TaskQueueActivitiesPerSecond=%d; run %s the cardwarden reset", n, rate, map[bool]string{true: "before", false: "after"}[floorBefore])
+	r.note("the reset instant carries one issuer call per agent, the limit update; the ending day's reconciliation listing runs in the 15 minutes before the reset at a point fixed by the agent id (%d listings in the measured window: agents started inside their lead skip it, as in production)", len(listings))
+	r.note("cardwarden paces its issuer calls at %.0f%% of the issuer's limit (worker.IssuerPacing, leaving room for jitter against a sliding-window limit), so its best possible time is %.1fs = N / (%.2f × rate)", 100*worker.IssuerPacing, float64(n)/(worker.IssuerPacing*rate), worker.IssuerPacing)
+	r.note("floor: %d workflows whose timers fire at one instant, each then making one simulator call (GET card) on a task queue capped at %d/s and paced at exactly %d/s in its worker; run on the same stack before cardwarden's agents exist", n, rate, rate)
 	r.Series = []Series{
 		{Name: "cardwarden: cards with today's limit", Points: cumulative(at, firstUpdates, 300)},
 		{Name: "cardwarden: reconciliation listings", Points: cumulative(at, firstListings, 300)},
@@ -263,30 +266,26 @@ type floorReset struct {
 	peak    int
 	limited int64
 	done    []time.Time
-}
-
-// floorResetEstimate is how long starting the floor and running it should take.
-func (s *stack) floorResetEstimate(n int, rate float64) time.Duration {
-	return time.Duration((float64(n)/50 + 1.5*float64(n)/rate) * float64(time.Second))
+	late    time.Duration // how long after the timers fired the last floor workflow started
 }
 
 // runFloorReset starts n floor workflows whose timers fire at the same instant, each then
 // making one rate-limited simulator call, and measures from that instant to the last call.
-func (s *stack) runFloorReset(ctx context.Context, o Options, cards []string, rate float64) (floorReset, error) {
-	n := len(cards)
-	at := time.Now().Add(time.Duration(float64(n)/50*float64(time.Second)) + 3*time.Second)
+func (s *stack) runFloorReset(ctx context.Context, o Options, n int, cards []string, rate float64) (floorReset, error) {
+	at := time.Now().Add(time.Duration(float64(n)/100*float64(time.Second)) + 3*time.Second)
 	done := &doneTimes{}
 	s.floor.onGet(done.add)
 	log := newSimLog()
 	if err := parallel(ctx, n, startConcurrency, func(ctx context.Context, i int) error {
 		_, err := s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench-floor-reset-%s-%05d", s.prefix, i), TaskQueue: floorQueue},
-			floorWFTimer, at, cards[i])
+			floorWFTimer, at, cards[i%len(cards)])
 		return err
 	}); err != nil {
 		return floorReset{}, err
 	}
-	if time.Now().After(at) {
-		o.progress("reset: warning: starting the floor took longer than planned; its timers fired %.1fs before the last start", time.Since(at).Seconds())
+	late := time.Since(at)
+	if late > 0 {
+		o.progress("reset: warning: starting the floor took longer than planned; its timers fired %.1fs before the last start", late.Seconds())
 	}
 	time.Sleep(time.Until(at))
 	s.simRec.set(log.record)
@@ -295,7 +294,7 @@ func (s *stack) runFloorReset(ctx context.Context, o Options, cards []string, ra
 	if err := done.wait(ctx, n, 4*time.Duration(float64(n)/rate*float64(time.Second))+time.Minute); err != nil {
 		return floorReset{}, fmt.Errorf("floor: %w", err)
 	}
-	fl := floorReset{at: at, done: done.snapshot(), limited: s.sim.Stats().RateLimited - limited0}
+	fl := floorReset{at: at, done: done.snapshot(), limited: s.sim.Stats().RateLimited - limited0, late: max(late, 0)}
 	fl.took = latest(fl.done).Sub(at)
 	log.mu.Lock()
 	fl.peak = peakPerSecond(log.starts)

@@ -128,6 +128,11 @@ func Start(cfg Config) (*Stack, error) {
 			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 			dynamicconfig.FrontendPersistenceMaxQPS.Key():                    10000,
 			dynamicconfig.HistoryPersistenceMaxQPS.Key():                     45000,
+			// One matching host: partitions only add forwarding between them, and they split
+			// a queue's rate limit (the issuer queue's) across partitions, of which the two
+			// default pollers see only some at a time.
+			dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+			dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
 		}),
 	)
 	if err != nil {
