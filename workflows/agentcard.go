@@ -45,6 +45,7 @@ type agentCard struct {
 	// reconcileAhead: reconciliation runs in the lead before each reset rather than at it
 	// (changeReconcileAhead); runs started before that change keep reconciling at the reset.
 	reconcileAhead bool
+	resetting      time.Time // the reset instant being applied, while reset runs
 	result         *Result
 }
 

@@ -131,6 +131,9 @@ func TestDailyResetGivesTheCardTodaysBudget(t *testing.T) {
 		if len(f.limits) != 1 || !slices.Equal(f.limits[0].Limits, want[0].Limits) {
 			t.Fatalf("limit updates: %+v", f.limits)
 		}
+		if !f.limits[0].ResetAt.Equal(time.Date(2027, 1, 4, 0, 0, 0, 0, time.UTC)) {
+			t.Fatalf("limit update made for the reset at %s, want the reset instant", f.limits[0].ResetAt)
+		}
 		if len(f.reconciles) != 1 || !inLeadBefore(f.reconciles[0].Until, time.Date(2027, 1, 4, 0, 0, 0, 0, time.UTC)) {
 			t.Fatalf("reconciles: %+v", f.reconciles)
 		}

@@ -172,6 +172,10 @@ type UpdateLimitInput struct {
 	CardID          string              `json:"card_id"`
 	Limits          []issuer.SpendLimit `json:"limits"`
 	DailyLimitMinor int64               `json:"daily_limit_minor"`
+	// ResetAt is the reset instant this update gives the card its budget for; zero for
+	// updates a rotation, freeze, unfreeze or budget change makes. History readers (and the
+	// resilience tests) find each reset by it.
+	ResetAt time.Time `json:"reset_at,omitzero"`
 }
 
 // PushCredentialsInput names the card whose credentials go to the agent's push URL. The

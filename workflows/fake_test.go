@@ -58,8 +58,9 @@ type fakeCard struct {
 }
 
 type limitCall struct {
-	CardID string
-	Limits []issuer.SpendLimit
+	CardID  string
+	Limits  []issuer.SpendLimit
+	ResetAt time.Time
 }
 
 func newFake() *fake {
@@ -174,7 +175,7 @@ func (f *fake) UpdateLimit(_ context.Context, in workflows.UpdateLimitInput) err
 		return temporal.NewNonRetryableApplicationError("card closed", workflows.ErrTypeIssuerAlreadyClosed, nil)
 	}
 	c.limits = in.Limits
-	f.limits = append(f.limits, limitCall{CardID: in.CardID, Limits: in.Limits})
+	f.limits = append(f.limits, limitCall{CardID: in.CardID, Limits: in.Limits, ResetAt: in.ResetAt})
 	return nil
 }
 

@@ -168,7 +168,7 @@ func (wf *agentCard) replace(ctx workflow.Context, old CardRef, reason string) {
 func (wf *agentCard) updateLimit(ctx workflow.Context, card *CardRef, limits []issuer.SpendLimit) error {
 	in := UpdateLimitInput{
 		AgentID: wf.policy.AgentID, Issuer: wf.policy.Issuer, CardID: card.ID, Limits: limits,
-		DailyLimitMinor: wf.policy.DailyLimitUSD.Minor(),
+		DailyLimitMinor: wf.policy.DailyLimitUSD.Minor(), ResetAt: wf.resetting,
 	}
 	return wf.issuerCall(ctx, ActivityUpdateLimit, 30*time.Second, in, nil)
 }
@@ -246,7 +246,9 @@ func (wf *agentCard) reset(ctx workflow.Context, now time.Time) {
 	wf.st.Resets++
 	wf.st.LastReset = fireAt
 	wf.st.NextReset = NextFire(wf.resetSched, wf.loc, fireAt)
+	wf.resetting = fireAt
 	wf.applyBudget(ctx, reasonDailyReissue)
+	wf.resetting = time.Time{}
 }
 
 // applyBudget puts the current budget on the card after a reset or a budget change.

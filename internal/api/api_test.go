@@ -441,6 +441,15 @@ func TestWebhooks(t *testing.T) {
 	status, _ = h.postWebhook("sim", "evt_1", h.now.Add(-10*time.Minute), simEvent("evt_1", "card_b", 500, h.now), key)
 	require.Equal(t, 401, status, "stale timestamp")
 
+	// Genuinely signed but naming no card: refused as the sender's error (a 5xx would be
+	// redelivered forever), nothing recorded.
+	noCard := []byte(`{"id":"evt_nc","type":"authorization.created","created_at":"` + h.now.Format(time.RFC3339) + `","data":{"approved":true,"amount_minor":100,"currency":"usd"}}`)
+	status, m = h.postWebhook("sim", "evt_nc", h.now, noCard, key)
+	require.Equal(t, 422, status, "%v", m)
+	require.Equal(t, "invalid_event", must(errCode(m)))
+	_, err = h.store.GetEvent(ctx, "sim", "evt_nc")
+	require.True(t, store.IsNotFound(err), "a refused event is not recorded: %v", err)
+
 	big := bytes.Repeat([]byte("x"), MaxWebhookBody+1)
 	status, m = h.postWebhook("sim", "evt_big", h.now, big, key)
 	require.Equal(t, 413, status)

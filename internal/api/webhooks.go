@@ -60,6 +60,16 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_event", err.Error(), "")
 		return
 	}
+	// A signed event that cannot be attributed is the sender's error: refused before anything
+	// is recorded (4xx, so the issuer stops redelivering a poison event; a 5xx never would).
+	for _, ev := range events {
+		if err := ev.Check(); err != nil {
+			s.Logger.Warn("webhook event refused", "issuer", name, "error", err)
+			s.rejected(name, metrics.WebhookInvalid)
+			writeError(w, http.StatusUnprocessableEntity, "invalid_event", err.Error(), "")
+			return
+		}
+	}
 	if s.ctl == nil {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "temporal_unavailable", "no Temporal client configured", "")

@@ -20,6 +20,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/server/common/dynamicconfig"
+	srvtemporal "go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/cardwarden/cardwarden/activities"
@@ -267,14 +269,19 @@ func (s *stack) close() {
 func (s *stack) agentID(i int) string { return fmt.Sprintf("%s-%05d", s.prefix, i) }
 
 // startTestServer starts Temporal's own in-memory test server (SQLite in memory, like
-// temporaltest-based tests use), turning its panics into errors.
+// temporaltest-based tests use), turning its panics into errors. It is configured like the
+// embedded dev server: one partition per task queue, as there is one matching host.
 func startTestServer() (ts *temporaltest.TestServer, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("%v", v)
 		}
 	}()
-	return temporaltest.NewServer(), nil
+	return temporaltest.NewServer(temporaltest.WithBaseServerOptions(srvtemporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():      []dynamicconfig.ConstrainedValue{{Value: 1}},
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key():     []dynamicconfig.ConstrainedValue{{Value: 1}},
+	}))), nil
 }
 
 // registerSearchAttributes adds cardwarden's search attributes to the namespace; already

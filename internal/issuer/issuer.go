@@ -130,6 +130,20 @@ type Event struct {
 	OccurredAt      time.Time     `json:"occurred_at"`
 }
 
+// Check reports the first field a normalized event cannot do without: an event without an id
+// cannot be deduplicated and one without a card cannot be attributed to an agent.
+func (e Event) Check() error {
+	switch {
+	case e.ID == "":
+		return fmt.Errorf("event has no id")
+	case e.CardID == "":
+		return fmt.Errorf("event %s names no card", e.ID)
+	case e.Kind == "":
+		return fmt.Errorf("event %s has no kind", e.ID)
+	}
+	return nil
+}
+
 // WindowAnchor says where an issuer's native daily window starts.
 type WindowAnchor string
 

@@ -18,9 +18,10 @@ import (
 )
 
 // resetInstants reads, from every run of the agent's workflow history, the instant each reset
-// was for (the Until of its reconciliation, the first thing a reset does). History holds only
-// commands of completed workflow tasks, so a reset appears once however often the worker died
-// while deciding it; a reset that really ran twice appears twice.
+// was for: the ResetAt of the limit update that gives the card its day (the simulator can update
+// limits, so every reset makes one). History holds only commands of completed workflow tasks,
+// so a reset appears once however often the worker died while deciding it; a reset that really
+// ran twice appears twice.
 func (h *harness) resetInstants(agentID string) ([]time.Time, error) {
 	var out []time.Time
 	runID := ""
@@ -37,14 +38,16 @@ func (h *harness) resetInstants(agentID string) ([]time.Time, error) {
 				prev = ev.GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
 			case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 				a := ev.GetActivityTaskScheduledEventAttributes()
-				if a.GetActivityType().GetName() != workflows.ActivityReconcile {
+				if a.GetActivityType().GetName() != workflows.ActivityUpdateLimit {
 					continue
 				}
-				var in workflows.ReconcileInput
+				var in workflows.UpdateLimitInput
 				if err := converter.GetDefaultDataConverter().FromPayloads(a.GetInput(), &in); err != nil {
 					return nil, err
 				}
-				out = append(out, in.Until)
+				if !in.ResetAt.IsZero() {
+					out = append(out, in.ResetAt)
+				}
 			}
 		}
 		if prev == "" {
