@@ -16,14 +16,16 @@ import (
 // schedule math gives the same instants on every worker and on every replay.
 func LoadLocation(name string) (*time.Location, error) { return tzdb.LoadLocation(name) }
 
-// cronParser takes standard five-field specs and descriptors (@daily, @weekly, @every 6h).
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+// cronParser takes standard five-field specs, six-field ones whose first field is the second
+// (as Temporal's own cron strings), and descriptors (@daily, @weekly, @every 6h). Seconds let
+// a fleet stagger its resets within a minute.
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // cronProbe is the instant ParseCron checks a spec fires after. Any fixed instant works:
 // robfig/cron searches five years ahead, which covers every satisfiable spec.
 var cronProbe = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// ParseCron parses a five-field cron spec. Time zone prefixes are refused: the zone is the
+// ParseCron parses a five-field cron spec (or six, with seconds first). Time zone prefixes are refused: the zone is the
 // policy's timezone, and robfig/cron would load a CRON_TZ zone from the host's database.
 func ParseCron(spec string) (cron.Schedule, error) {
 	s := strings.TrimSpace(spec)

@@ -88,3 +88,23 @@ func TestLoadLocationIsPinned(t *testing.T) {
 		t.Fatal("empty is UTC")
 	}
 }
+
+// A six-field spec has seconds first; five fields mean second 0.
+func TestParseCronTakesOptionalSeconds(t *testing.T) {
+	from := time.Date(2027, 1, 4, 10, 0, 0, 0, time.UTC)
+	for spec, want := range map[string]time.Time{
+		"30 15 23 * * *": time.Date(2027, 1, 4, 23, 15, 30, 0, time.UTC),
+		"15 23 * * *":    time.Date(2027, 1, 4, 23, 15, 0, 0, time.UTC),
+	} {
+		sched, err := ParseCron(spec)
+		if err != nil {
+			t.Fatalf("%q: %v", spec, err)
+		}
+		if got := NextFire(sched, time.UTC, from); !got.Equal(want) {
+			t.Errorf("%q fires at %s, want %s", spec, got, want)
+		}
+	}
+	if _, err := ParseCron("0 0 0 0 0 0 0"); err == nil {
+		t.Error("a seven-field spec was accepted")
+	}
+}

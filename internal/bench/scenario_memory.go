@@ -260,32 +260,42 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 	if o.Quick {
 		settle = 3 * time.Second
 	}
-	// The floor first, on a quiet server: its baseline with a few idle workflows, then with
-	// all of them. Then cardwarden's worker the same way.
-	if err := startFloor(0, warm); err != nil {
-		return err
+	// The floor's worker and cardwarden's are separate processes, so the floor is measured
+	// while cardwarden's agents are being provisioned: each process's resident memory is its
+	// own, whatever the shared server is doing, and the scenario takes the longer of the two.
+	type floorMem struct {
+		base, rss, hwm int64
+		heap0, heap    float64
+		err            error
 	}
-	if err := floorIdle(0, warm); err != nil {
-		return fmt.Errorf("floor worker process (log %s): %w", flLog, err)
-	}
-	flBase, _, err := settledRSS(ctx, floorWorker.cmd.Process.Pid, settle)
-	if err != nil {
-		return err
-	}
-	flHeap0 := liveHeapMB(flLog)
-	f0 := time.Now()
-	if err := startFloor(warm, floorN); err != nil {
-		return err
-	}
-	if err := floorIdle(warm, floorN); err != nil {
-		return err
-	}
-	flRSS, flHWM, err := settledRSS(ctx, floorWorker.cmd.Process.Pid, settle)
-	if err != nil {
-		return err
-	}
-	flHeap := liveHeapMB(flLog)
-	o.progress("memory: floor worker %d → %d MB with %d idle workflows (%.0fs)", flBase/1024, flRSS/1024, floorN, time.Since(f0).Seconds())
+	floorDone := make(chan floorMem, 1)
+	go func() {
+		var fm floorMem
+		defer func() { floorDone <- fm }()
+		if fm.err = startFloor(0, warm); fm.err != nil {
+			return
+		}
+		if fm.err = floorIdle(0, warm); fm.err != nil {
+			fm.err = fmt.Errorf("floor worker process (log %s): %w", flLog, fm.err)
+			return
+		}
+		if fm.base, _, fm.err = settledRSS(ctx, floorWorker.cmd.Process.Pid, settle); fm.err != nil {
+			return
+		}
+		fm.heap0 = liveHeapMB(flLog)
+		f0 := time.Now()
+		if fm.err = startFloor(warm, floorN); fm.err != nil {
+			return
+		}
+		if fm.err = floorIdle(warm, floorN); fm.err != nil {
+			return
+		}
+		if fm.rss, fm.hwm, fm.err = settledRSS(ctx, floorWorker.cmd.Process.Pid, settle); fm.err != nil {
+			return
+		}
+		fm.heap = liveHeapMB(flLog)
+		o.progress("memory: floor worker %d → %d MB with %d idle workflows (%.0fs)", fm.base/1024, fm.rss/1024, floorN, time.Since(f0).Seconds())
+	}()
 
 	if err := provision(0, warm); err != nil {
 		return err
@@ -306,6 +316,11 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 		return err
 	}
 	cwHeap := liveHeapMB(cwLog)
+	fm := <-floorDone
+	if fm.err != nil {
+		return fm.err
+	}
+	flBase, flRSS, flHWM, flHeap0, flHeap := fm.base, fm.rss, fm.hwm, fm.heap0, fm.heap
 
 	cwPer := float64(cwRSS-cwBase) / float64(n)
 	flPer := float64(flRSS-flBase) / float64(floorN)

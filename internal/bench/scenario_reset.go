@@ -110,9 +110,9 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 		r.note("the machine started the floor's workflows too slowly: the last one started %.1fs after their timers fired, which inflates the floor's time by up to that much", fl.late.Seconds())
 	}
 
-	// Cron has minute resolution, so the reset instant is the first minute boundary after all
-	// agents can be provisioned; a calibration batch (reset once a year, so never here)
-	// measures how fast that is on this machine now.
+	// The reset instant (a six-field cron, to the second) is when all agents can be
+	// provisioned; a calibration batch (reset once a year, so never here) measures how fast
+	// that is on this machine now.
 	cal := max(n/20, 10)
 	calPolicy := func(id string) workflows.Policy {
 		p := basePolicy(id, "25")
@@ -127,12 +127,12 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 		return err
 	}
 	calRate := float64(cal) / time.Since(c0).Seconds()
-	margin := time.Duration(float64(n)/calRate*1.3*float64(time.Second)) + 10*time.Second
-	at := time.Now().Add(margin).UTC().Truncate(time.Minute).Add(time.Minute)
+	margin := time.Duration(float64(n)/calRate*1.25*float64(time.Second)) + 8*time.Second
+	at := time.Now().Add(margin).UTC().Truncate(time.Second).Add(time.Second)
 	r.Params["reset_at"] = at
 	policy := func(id string) workflows.Policy {
 		p := basePolicy(id, "25")
-		p.ResetCron = fmt.Sprintf("%d %d * * *", at.Minute(), at.Hour())
+		p.ResetCron = fmt.Sprintf("%d %d %d * * *", at.Second(), at.Minute(), at.Hour())
 		p.RotateCron = workflows.RotateOff
 		return p
 	}
