@@ -42,6 +42,12 @@ target is reported, not an error); 1 otherwise.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			o.Scenarios = []string{scenario}
+			if o.ResetRate <= 0 {
+				return usageError{fmt.Errorf("--reset-rate %d: want a positive number of requests per second", o.ResetRate)}
+			}
+			if o.Scale <= 0 {
+				return usageError{fmt.Errorf("--scale %g: want a positive factor", o.Scale)}
+			}
 			if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 				return err
 			}
@@ -97,6 +103,7 @@ target is reported, not an error); 1 otherwise.`,
 	fs.StringVar(&o.Namespace, "namespace", config.DefaultNamespace, "Temporal namespace (with --address)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "application database (postgres://… or sqlite://…); default a fresh SQLite file per scenario")
 	fs.BoolVar(&o.TemporalFile, "temporal-file", false, "run the embedded Temporal server file-backed on SQLite in a temp dir, as cardwarden dev does (default: in memory)")
+	fs.IntVar(&o.ResetRate, "reset-rate", bench.DefaultResetRate, "reset scenario: the simulator's rate limit in requests per second, which cardwarden's worker is configured with")
 	fs.Float64Var(&o.Scale, "scale", 1, "multiply every scenario's size (agents, events, bursts)")
 	fs.StringVar(&o.TempDir, "temp-dir", "", "directory for per-scenario state (default the system temp dir)")
 	fs.BoolVar(&o.KeepTemp, "keep-temp", false, "keep per-scenario state (Temporal and application databases) for inspection")

@@ -49,6 +49,9 @@ type Options struct {
 	// TempDir holds the per-scenario state; os.TempDir() when empty.
 	TempDir  string
 	KeepTemp bool
+	// ResetRate is the reset scenario's issuer rate limit in requests per second;
+	// DefaultResetRate when zero.
+	ResetRate int
 	// Scale multiplies the default sizes (agents, events, bursts); 1 when zero.
 	Scale float64
 	// Logger receives component logs (written to OutDir/bench.log by the command).
@@ -56,6 +59,9 @@ type Options struct {
 	// Progress receives one line per step, for people watching.
 	Progress io.Writer
 }
+
+// DefaultResetRate is the issuer rate limit of the reset scenario, as the issue sets it.
+const DefaultResetRate = 100
 
 // Metric is one measured figure, with its floor and ratio when it has one.
 type Metric struct {

@@ -69,16 +69,19 @@ func peakPerSecond(ts []time.Time) int {
 // 429s the simulator answered (must be 0). The floor is the same number of simulator calls
 // scheduled at once on a task queue rate limited to the same rate.
 func runReset(ctx context.Context, o Options, r *Result) error {
-	r.Title = "fleet reset: N agents reset at one instant, issuer limit 100 req/s"
 	n := o.size(2000, 200)
-	const rate = 100
+	rate := o.ResetRate
+	if rate <= 0 {
+		rate = DefaultResetRate
+	}
+	r.Title = fmt.Sprintf("fleet reset: N agents reset at one instant, issuer limit %d req/s", rate)
 	r.Params["agents"], r.Params["issuer_rate_limit"] = n, rate
 
 	// cardwarden's workers as production runs them with --issuer-rate-limit: the issuer queue
 	// capped at the issuer's rate server-side and paced in the worker at worker.IssuerPacing.
-	wcfg := worker.Config{IssuerRatePerSecond: rate}
+	wcfg := worker.Config{IssuerRatePerSecond: float64(rate)}
 	r.Params["issuer_pacing"] = worker.IssuerPacing
-	s, err := newStack(ctx, o, stackConfig{name: "reset", inProcessWorker: true, workerConfig: &wcfg, floorRate: rate})
+	s, err := newStack(ctx, o, stackConfig{name: "reset", inProcessWorker: true, workerConfig: &wcfg, floorRate: float64(rate)})
 	if err != nil {
 		return err
 	}
@@ -98,7 +101,7 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	if err := s.sim.SetFaults(issuersim.Faults{RateLimit: rate}); err != nil {
 		return err
 	}
-	fl, err := s.runFloorReset(ctx, o, n, floorCards, rate)
+	fl, err := s.runFloorReset(ctx, o, n, floorCards, float64(rate))
 	if err != nil {
 		return err
 	}
@@ -220,7 +223,7 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	limitedStats := s.sim.Stats().RateLimited - limited0
 	finish := latest(firstUpdates).Sub(at)
 	listed := latest(listings).Sub(at)
-	ideal := time.Duration(float64(n) / rate * float64(time.Second))
+	ideal := time.Duration(float64(n) / float64(rate) * float64(time.Second))
 	o.progress("reset: cardwarden reset %d cards in %.1fs (N/rate %.0fs), %d requests, %d × 429", n, finish.Seconds(), ideal.Seconds(), cwRequests, limitedStats)
 	r.metric("time to reset all vs N/rate", "s", finish.Seconds()).withFloor(ideal.Seconds()).target("ratio <= 1.2", finish.Seconds() <= 1.2*ideal.Seconds())
 	r.metric("time to reset all vs measured floor", "s", finish.Seconds()).withFloor(floorTime.Seconds())
@@ -244,7 +247,7 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	}
 	r.check("workflows report one reset", wrong == 0, "%d of %d sampled agents report a reset count other than 1", wrong, sample)
 	r.note("the reset instant carries one issuer call per agent, the limit update; the ending day's reconciliation listing runs in the 15 minutes before the reset at a point fixed by the agent id (%d listings in the measured window: agents started inside their lead skip it, as in production)", len(listings))
-	r.note("cardwarden paces its issuer calls at %.0f%% of the issuer's limit (worker.IssuerPacing, leaving room for jitter against a sliding-window limit), so its best possible time is %.1fs = N / (%.2f × rate)", 100*worker.IssuerPacing, float64(n)/(worker.IssuerPacing*rate), worker.IssuerPacing)
+	r.note("cardwarden paces its issuer calls at %.0f%% of the issuer's limit (worker.IssuerPacing, leaving room for jitter against a sliding-window limit), so its best possible time is %.1fs = N / (%.2f × rate)", 100*worker.IssuerPacing, float64(n)/(worker.IssuerPacing*float64(rate)), worker.IssuerPacing)
 	r.note("floor: %d workflows whose timers fire at one instant, each then making one simulator call (GET card) on a task queue capped at %d/s and paced at exactly %d/s in its worker; run on the same stack before cardwarden's agents exist", n, rate, rate)
 	r.Series = []Series{
 		{Name: "cardwarden: cards with today's limit", Points: cumulative(at, firstUpdates, 300)},
