@@ -38,20 +38,23 @@ type Config struct {
 	Issuer sdkworker.Options
 }
 
-// Workers are the two workers of one process.
+// Workers are the workers of one process.
 type Workers struct {
 	Main   sdkworker.Worker // TaskQueue: workflows, store and alert activities
 	Issuer sdkworker.Worker // IssuerTaskQueue: issuer activities
+	Urgent sdkworker.Worker // IssuerUrgentTaskQueue: the issuer calls that stop a card
 }
 
-// New creates both workers with everything registered. Call Start to poll.
+// New creates the workers with everything registered. Call Start to poll.
 func New(c client.Client, acts *activities.Activities, cfg Config) *Workers {
 	main := sdkworker.New(c, workflows.TaskQueue, cfg.Main)
 	RegisterMain(main, acts)
 	starter.RegisterFleetRotation(main, starter.New(c, starter.Options{Store: acts.Store, Logger: acts.Logger}))
 	iss := sdkworker.New(c, workflows.IssuerTaskQueue, IssuerOptions(cfg))
 	RegisterIssuer(iss, acts)
-	return &Workers{Main: main, Issuer: iss}
+	urgent := sdkworker.New(c, workflows.IssuerUrgentTaskQueue, UrgentOptions(cfg))
+	RegisterUrgent(urgent, acts)
+	return &Workers{Main: main, Issuer: iss, Urgent: urgent}
 }
 
 // IssuerOptions are the issuer queue worker's options: cfg.Issuer with the rate limits.
@@ -64,22 +67,47 @@ func IssuerOptions(cfg Config) sdkworker.Options {
 	return o
 }
 
-// Start starts polling both queues; if either fails, neither runs.
-func (w *Workers) Start() error {
-	if err := w.Main.Start(); err != nil {
-		return fmt.Errorf("start %s worker: %w", workflows.TaskQueue, err)
+// UrgentOptions are the urgent queue worker's options: cfg.Issuer capped at the issuer's limit
+// across workers but not paced, so a freeze is never held back by cardwarden itself; its few
+// calls fit in the headroom IssuerPacing leaves, and a 429 is retried after Retry-After.
+func UrgentOptions(cfg Config) sdkworker.Options {
+	o := cfg.Issuer
+	if cfg.IssuerRatePerSecond > 0 {
+		o.TaskQueueActivitiesPerSecond = cfg.IssuerRatePerSecond
 	}
-	if err := w.Issuer.Start(); err != nil {
-		w.Main.Stop()
-		return fmt.Errorf("start %s worker: %w", workflows.IssuerTaskQueue, err)
+	return o
+}
+
+// Start starts polling every queue; if one fails, none runs.
+func (w *Workers) Start() error {
+	started := []sdkworker.Worker{}
+	for _, q := range w.queues() {
+		if err := q.w.Start(); err != nil {
+			for _, s := range started {
+				s.Stop()
+			}
+			return fmt.Errorf("start %s worker: %w", q.name, err)
+		}
+		started = append(started, q.w)
 	}
 	return nil
 }
 
-// Stop stops both workers, letting running activities finish within their timeouts.
+// Stop stops the workers, letting running activities finish within their timeouts.
 func (w *Workers) Stop() {
-	w.Issuer.Stop()
-	w.Main.Stop()
+	qs := w.queues()
+	for i := len(qs) - 1; i >= 0; i-- {
+		qs[i].w.Stop()
+	}
+}
+
+type queueWorker struct {
+	name string
+	w    sdkworker.Worker
+}
+
+func (w *Workers) queues() []queueWorker {
+	return []queueWorker{{workflows.TaskQueue, w.Main}, {workflows.IssuerTaskQueue, w.Issuer}, {workflows.IssuerUrgentTaskQueue, w.Urgent}}
 }
 
 // RegisterWorkflows registers the workflows under their public names.
@@ -111,6 +139,16 @@ func RegisterIssuer(r sdkworker.ActivityRegistry, acts *activities.Activities) {
 		workflows.ActivityResumeCard:  acts.ResumeCard,
 		workflows.ActivityCloseCard:   acts.CloseCard,
 		workflows.ActivityReconcile:   acts.Reconcile,
+	})
+}
+
+// RegisterUrgent registers what the urgent issuer queue's worker runs: the calls that stop a
+// card (pause, or a limit lowered to what it spent, or close).
+func RegisterUrgent(r sdkworker.ActivityRegistry, acts *activities.Activities) {
+	register(r, map[string]any{
+		workflows.ActivityUpdateLimit: acts.UpdateLimit,
+		workflows.ActivityPauseCard:   acts.PauseCard,
+		workflows.ActivityCloseCard:   acts.CloseCard,
 	})
 }
 

@@ -35,9 +35,10 @@ func (r *recorder) RegisterNexusService(*nexus.Service)                         
 // it calls it on.
 func TestRegistrationMatchesTheContract(t *testing.T) {
 	acts := &activities.Activities{}
-	var main, issuer recorder
+	var main, issuer, urgent recorder
 	worker.RegisterMain(&main, acts)
 	worker.RegisterIssuer(&issuer, acts)
+	worker.RegisterUrgent(&urgent, acts)
 	if !slices.Contains(main.workflows, workflows.WorkflowType) {
 		t.Fatalf("workflows: %v", main.workflows)
 	}
@@ -53,6 +54,12 @@ func TestRegistrationMatchesTheContract(t *testing.T) {
 	for _, n := range wantIssuer {
 		if !slices.Contains(issuer.activities, n) {
 			t.Errorf("%s not registered on %s", n, workflows.IssuerTaskQueue)
+		}
+	}
+	// freeze and revoke stop cards on the urgent queue.
+	for _, n := range []string{workflows.ActivityPauseCard, workflows.ActivityUpdateLimit, workflows.ActivityCloseCard} {
+		if !slices.Contains(urgent.activities, n) {
+			t.Errorf("%s not registered on %s", n, workflows.IssuerUrgentTaskQueue)
 		}
 	}
 	// Each registered name is a method of *activities.Activities with that name, so the
@@ -77,5 +84,9 @@ func TestIssuerOptionsCapAndPace(t *testing.T) {
 	}
 	if o := worker.IssuerOptions(worker.Config{}); o.TaskQueueActivitiesPerSecond != 0 || o.WorkerActivitiesPerSecond != 0 {
 		t.Errorf("no limit configured, got %+v", o)
+	}
+	// The urgent queue is capped at the limit but not paced: a freeze is never held back.
+	if o := worker.UrgentOptions(worker.Config{IssuerRatePerSecond: 100}); o.TaskQueueActivitiesPerSecond != 100 || o.WorkerActivitiesPerSecond != 0 {
+		t.Errorf("urgent queue options: %+v", o)
 	}
 }

@@ -46,7 +46,11 @@ type agentCard struct {
 	// (changeReconcileAhead); runs started before that change keep reconciling at the reset.
 	reconcileAhead bool
 	resetting      time.Time // the reset instant being applied, while reset runs
-	result         *Result
+	// urgentStops: card-stopping calls go to IssuerUrgentTaskQueue (changeUrgentStops);
+	// stopping is true while a card is being stopped.
+	urgentStops bool
+	stopping    bool
+	result      *Result
 }
 
 // AgentCard is the entity workflow that owns one agent's card for the agent's whole life.
@@ -108,6 +112,7 @@ func (wf *agentCard) logger(ctx workflow.Context) log.Logger {
 
 func (wf *agentCard) run(ctx workflow.Context) (Result, error) {
 	wf.reconcileAhead = workflow.GetVersion(ctx, changeReconcileAhead, workflow.DefaultVersion, 1) >= 1
+	wf.urgentStops = workflow.GetVersion(ctx, changeUrgentStops, workflow.DefaultVersion, 1) >= 1
 	if wf.fresh {
 		if err := wf.start(ctx); err != nil {
 			return Result{}, err

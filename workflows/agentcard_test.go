@@ -320,6 +320,15 @@ func TestDeclineBurstFreezesAndHumanUnfreezes(t *testing.T) {
 	if freezeAgain.rejected == nil || !strings.Contains(freezeAgain.rejected.Error(), "already frozen") {
 		t.Fatalf("freezing a frozen card: %+v", freezeAgain)
 	}
+	f.lock(func() {
+		// Stopping a card never waits behind the issuer queue's reset traffic; undoing it can.
+		if q := f.queues[workflows.ActivityPauseCard]; !slices.Equal(q, []string{workflows.IssuerUrgentTaskQueue}) {
+			t.Errorf("PauseCard on %v, want the urgent queue", q)
+		}
+		if q := f.queues[workflows.ActivityResumeCard]; !slices.Equal(q, []string{workflows.IssuerTaskQueue}) {
+			t.Errorf("ResumeCard on %v, want the issuer queue", q)
+		}
+	})
 	if !unfreeze.done || unfreeze.rejected != nil || unfreeze.err != nil || unfreeze.view.Status != workflows.StatusActive {
 		t.Fatalf("unfreeze: %+v", unfreeze)
 	}
@@ -401,6 +410,11 @@ func TestRepeatedFreezesRevoke(t *testing.T) {
 	if second.Status != workflows.StatusRevoked || second.Card != nil || !strings.Contains(second.StatusReason, "revoke_after_freezes 2") {
 		t.Fatalf("second burst: %+v", second)
 	}
+	f.lock(func() {
+		if q := f.queues[workflows.ActivityCloseCard]; len(q) == 0 || q[0] != workflows.IssuerUrgentTaskQueue {
+			t.Errorf("the revocation closed the card on %v, want the urgent queue", q)
+		}
+	})
 }
 
 func TestSetBudgetValidatesAndApplies(t *testing.T) {

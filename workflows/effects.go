@@ -33,9 +33,25 @@ var issuerRetry = &temporal.RetryPolicy{
 // issuerCall runs an issuer activity on the issuer task queue. The schedule-to-close bound
 // keeps an issuer outage from blocking the workflow forever: the caller decides what a
 // failure means (keep the old card, retry later, alert).
+// issuerQueue is where issuer calls go: the urgent queue while a card is being stopped.
+func (wf *agentCard) issuerQueue() string {
+	if wf.stopping {
+		return IssuerUrgentTaskQueue
+	}
+	return IssuerTaskQueue
+}
+
+// onUrgentQueue sends the issuer calls made until restore runs to IssuerUrgentTaskQueue (in
+// runs that have the change): stopping a card must not wait behind a fleet-wide reset.
+func (wf *agentCard) onUrgentQueue() (restore func()) {
+	prev := wf.stopping
+	wf.stopping = wf.urgentStops
+	return func() { wf.stopping = prev }
+}
+
 func (wf *agentCard) issuerCall(ctx workflow.Context, activity string, startToClose time.Duration, in, out any) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              IssuerTaskQueue,
+		TaskQueue:              wf.issuerQueue(),
 		StartToCloseTimeout:    startToClose,
 		ScheduleToCloseTimeout: 15 * time.Minute,
 		RetryPolicy:            issuerRetry,

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -41,10 +42,11 @@ type fake struct {
 	pushes     []workflows.PushCredentialsInput
 	failPush   bool // every PushCredentials fails, non-retryably
 
-	failIssue     int            // fail the next n IssueCard calls, non-retryably
-	failIssueType string         // with this error type (default IssuerUnauthorized)
-	missed        []issuer.Event // returned by the next Reconcile
-	failReconcile bool           // every Reconcile fails, non-retryably
+	failIssue     int                 // fail the next n IssueCard calls, non-retryably
+	failIssueType string              // with this error type (default IssuerUnauthorized)
+	missed        []issuer.Event      // returned by the next Reconcile
+	failReconcile bool                // every Reconcile fails, non-retryably
+	queues        map[string][]string // activity name → task queue of each call (card actions)
 	notConfigured bool
 	snapshot      workflows.AgentSnapshot
 }
@@ -164,7 +166,8 @@ func (f *fake) PushCredentials(_ context.Context, in workflows.PushCredentialsIn
 	return nil
 }
 
-func (f *fake) UpdateLimit(_ context.Context, in workflows.UpdateLimitInput) error {
+func (f *fake) UpdateLimit(ctx context.Context, in workflows.UpdateLimitInput) error {
+	f.onQueue(ctx)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.card(in.CardID)
@@ -179,16 +182,30 @@ func (f *fake) UpdateLimit(_ context.Context, in workflows.UpdateLimitInput) err
 	return nil
 }
 
-func (f *fake) PauseCard(_ context.Context, in workflows.CardActionInput) error {
+func (f *fake) PauseCard(ctx context.Context, in workflows.CardActionInput) error {
+	f.onQueue(ctx)
 	return f.setStatus(in.CardID, issuer.CardPaused, &f.paused)
 }
 
-func (f *fake) ResumeCard(_ context.Context, in workflows.CardActionInput) error {
+func (f *fake) ResumeCard(ctx context.Context, in workflows.CardActionInput) error {
+	f.onQueue(ctx)
 	return f.setStatus(in.CardID, issuer.CardActive, &f.resumed)
 }
 
-func (f *fake) CloseCard(_ context.Context, in workflows.CardActionInput) error {
+func (f *fake) CloseCard(ctx context.Context, in workflows.CardActionInput) error {
+	f.onQueue(ctx)
 	return f.setStatus(in.CardID, issuer.CardClosed, &f.closed)
+}
+
+// onQueue records the task queue the running activity was scheduled on.
+func (f *fake) onQueue(ctx context.Context) {
+	info := activity.GetInfo(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.queues == nil {
+		f.queues = map[string][]string{}
+	}
+	f.queues[info.ActivityType.Name] = append(f.queues[info.ActivityType.Name], info.TaskQueue)
 }
 
 func (f *fake) setStatus(id string, to issuer.CardStatus, log *[]string) error {

@@ -44,6 +44,8 @@ const (
 	// changeReconcileAhead is the workflow.GetVersion change id of reconciling before the
 	// reset instead of at it.
 	changeReconcileAhead = "reconcile-ahead-of-reset"
+	// changeUrgentStops is the change id of stopping cards on IssuerUrgentTaskQueue.
+	changeUrgentStops = "stop-cards-on-urgent-queue"
 )
 
 func (wf *agentCard) remaining() int64 {
@@ -399,6 +401,7 @@ func (wf *agentCard) expire(ctx workflow.Context) {
 // where it cannot be paused, or closed where neither is possible. burstStart is set for an
 // automatic freeze: the time of the burst's first decline.
 func (wf *agentCard) freeze(ctx workflow.Context, reason, actor string, burstStart time.Time) error {
+	defer wf.onUrgentQueue()()
 	automatic := !burstStart.IsZero()
 	card := wf.st.Card
 	if card == nil {
@@ -446,6 +449,7 @@ func (wf *agentCard) freeze(ctx workflow.Context, reason, actor string, burstSta
 
 // revoke closes every card of the agent now, and waits for a human to unfreeze or rotate.
 func (wf *agentCard) revoke(ctx workflow.Context, reason, actor string) error {
+	defer wf.onUrgentQueue()()
 	cards := []CardRef{}
 	if wf.st.Card != nil {
 		cards = append(cards, *wf.st.Card)

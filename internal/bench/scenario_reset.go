@@ -24,15 +24,16 @@ type simLog struct {
 	limited  int                    // answered 429
 	limits   map[string][]time.Time // card → limit updates answered 200
 	listings map[string][]time.Time // card → reconciliation listings answered 200
+	pauses   map[string]time.Time   // card → pause answered 200
 }
 
 func newSimLog() *simLog {
-	return &simLog{limits: map[string][]time.Time{}, listings: map[string][]time.Time{}}
+	return &simLog{limits: map[string][]time.Time{}, listings: map[string][]time.Time{}, pauses: map[string]time.Time{}}
 }
 
 func (l *simLog) record(e reqEvent) {
-	if strings.HasPrefix(e.Path, "/v1/sim/") {
-		return
+	if strings.HasPrefix(e.Path, "/v1/sim/") || strings.HasPrefix(e.Path, "/v1/simulate/") {
+		return // the control plane and simulated purchases are not API traffic
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -46,6 +47,8 @@ func (l *simLog) record(e reqEvent) {
 			l.limits[id] = append(l.limits[id], e.End)
 		case action == "authorizations" && e.Method == http.MethodGet:
 			l.listings[id] = append(l.listings[id], e.End)
+		case action == "pause" && e.Method == http.MethodPost:
+			l.pauses[id] = e.End
 		}
 	}
 }
@@ -179,10 +182,28 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	if err := s.sim.SetFaults(issuersim.Faults{RateLimit: rate}); err != nil {
 		return err
 	}
+	// A sentinel (the first calibration agent, which never resets here) has a decline burst
+	// while the reset's limit updates fill the issuer queue: how long does its freeze wait?
+	sentinel, err := s.cardIDs(ctx, n, 1)
+	if err != nil {
+		return err
+	}
 	log := newSimLog()
 	s.simRec.set(log.record)
 	defer s.simRec.set(nil)
 	limited0 := s.sim.Stats().RateLimited
+	burstDone := make(chan time.Time, 1)
+	go func() {
+		defer close(burstDone)
+		time.Sleep(time.Until(at.Add(sentinelDelay)))
+		for range workflows.DefaultMaxDeclines {
+			if _, err := s.decline(ctx, sentinel[0], issuer.ReasonSpendingLimit); err != nil {
+				o.progress("reset: sentinel decline: %v", err)
+				return
+			}
+		}
+		burstDone <- time.Now()
+	}()
 
 	deadline := time.Until(at) + 4*time.Duration(n/rate)*time.Second + 2*time.Minute
 	if err := waitFor(ctx, deadline, 200*time.Millisecond, func() (bool, error) {
@@ -196,6 +217,21 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 		return fmt.Errorf("%d of %d cards got their reset limit: %w", got, n, err)
 	}
 	time.Sleep(2 * time.Second) // anything doubled shows up now
+	var sentinelFreeze time.Duration
+	if burstAt, ok := <-burstDone; ok {
+		err := waitFor(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
+			log.mu.Lock()
+			defer log.mu.Unlock()
+			_, paused := log.pauses[sentinel[0]]
+			return paused, nil
+		})
+		if err != nil {
+			return fmt.Errorf("the sentinel's card was not paused: %w", err)
+		}
+		log.mu.Lock()
+		sentinelFreeze = log.pauses[sentinel[0]].Sub(burstAt)
+		log.mu.Unlock()
+	}
 	log.mu.Lock()
 	var firstUpdates, listings, firstListings []time.Time
 	doubled, relisted := 0, 0
@@ -231,6 +267,7 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	r.metric("issuer 429s", "count", float64(limitedStats)).withFloor(float64(floorLimited)).target("cardwarden = 0", limitedStats == 0)
 	r.metric("peak requests in any 1s", "req", float64(cwPeak)).withFloor(float64(floorPeak))
 	r.metric("reconciliation listings done", "s", listed.Seconds())
+	r.metric("freeze during the reset", "ms", float64(sentinelFreeze.Milliseconds()))
 	r.check("no reset skipped", len(firstUpdates) == n, "%d of %d cards got today's limit", len(firstUpdates), n)
 	r.check("no reset doubled", doubled == 0 && relisted == 0, "%d cards with more than one limit update, %d listed more than once", doubled, relisted)
 	if cwLimited != int(limitedStats) {
@@ -248,6 +285,7 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	r.check("workflows report one reset", wrong == 0, "%d of %d sampled agents report a reset count other than 1", wrong, sample)
 	r.note("the reset instant carries one issuer call per agent, the limit update; the ending day's reconciliation listing runs in the 15 minutes before the reset at a point fixed by the agent id (%d listings in the measured window: agents started inside their lead skip it, as in production)", len(listings))
 	r.note("cardwarden paces its issuer calls at %.0f%% of the issuer's limit (worker.IssuerPacing, leaving room for jitter against a sliding-window limit), so its best possible time is %.1fs = N / (%.2f × rate)", 100*worker.IssuerPacing, float64(n)/(worker.IssuerPacing*float64(rate)), worker.IssuerPacing)
+	r.note("freeze during the reset: %s after the reset instant, the 5th decline of a burst on an agent that does not reset here is answered by the simulator; measured from then to the simulator answering the card's pause", sentinelDelay)
 	r.note("floor: %d workflows whose timers fire at one instant, each then making one simulator call (GET card) on a task queue capped at %d/s and paced at exactly %d/s in its worker; run on the same stack before cardwarden's agents exist", n, rate, rate)
 	r.Series = []Series{
 		{Name: "cardwarden: cards with today's limit", Points: cumulative(at, firstUpdates, 300)},
@@ -261,6 +299,10 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	}
 	return nil
 }
+
+// sentinelDelay is when, after the reset instant, the sentinel's decline burst starts: the
+// limit updates then fill the issuer queue.
+const sentinelDelay = 3 * time.Second
 
 // floorReset is the outcome of the fleet-reset floor.
 type floorReset struct {

@@ -275,6 +275,22 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// Simulated purchases are card-network traffic: they neither count against the API rate limit
+// nor are refused by it.
+func TestSimulatedPurchasesAreNotRateLimited(t *testing.T) {
+	s, c := newSim(t, Config{RateLimit: 2})
+	card := createCard(c)
+	for range 10 {
+		buy(c, card, "1.00") // must answers 200 or fails the test
+	}
+	time.Sleep(1100 * time.Millisecond) // let the window empty of the card creation
+	c.must(200, "GET", "/v1/cards", nil)
+	c.must(200, "GET", "/v1/cards", nil)
+	if st := s.Stats(); st.RateLimited != 0 {
+		t.Fatalf("%d requests refused", st.RateLimited)
+	}
+}
+
 // webhookSink records deliveries and fails the first failFirst attempts of every event.
 type webhookSink struct {
 	mu        sync.Mutex
