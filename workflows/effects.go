@@ -30,9 +30,6 @@ var issuerRetry = &temporal.RetryPolicy{
 	MaximumInterval:    time.Minute,
 }
 
-// issuerCall runs an issuer activity on the issuer task queue. The schedule-to-close bound
-// keeps an issuer outage from blocking the workflow forever: the caller decides what a
-// failure means (keep the old card, retry later, alert).
 // issuerQueue is where issuer calls go: the urgent queue while a card is being stopped.
 func (wf *agentCard) issuerQueue() string {
 	if wf.stopping {
@@ -49,6 +46,10 @@ func (wf *agentCard) onUrgentQueue() (restore func()) {
 	return func() { wf.stopping = prev }
 }
 
+// issuerCall runs an issuer activity on the issuer task queue (the urgent one while a card is
+// being stopped). The schedule-to-close bound keeps an issuer outage from blocking the
+// workflow forever: the caller decides what a failure means (keep the old card, retry later,
+// alert).
 func (wf *agentCard) issuerCall(ctx workflow.Context, activity string, startToClose time.Duration, in, out any) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              wf.issuerQueue(),

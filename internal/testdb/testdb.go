@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,6 +22,17 @@ import (
 
 // DefaultPostgresURL is the project machines' local Postgres.
 const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// SkipWithoutPostgres skips a test for want of PostgreSQL, or fails it when
+// CARDWARDEN_REQUIRE_POSTGRES=1 (CI), where a missing Postgres is an error, not a reason.
+func SkipWithoutPostgres(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CARDWARDEN_REQUIRE_POSTGRES") == "1" {
+		t.Fatalf("PostgreSQL is required (CARDWARDEN_REQUIRE_POSTGRES=1): %s", msg)
+	}
+	t.Skip(msg)
+}
 
 // PostgresURL returns a URL to a new, empty database that is dropped when the test ends. With
 // no reachable server the test is skipped, or fails when CARDWARDEN_REQUIRE_POSTGRES=1 (CI).
@@ -37,10 +49,7 @@ func PostgresURL(t testing.TB) string {
 		err = admin.PingContext(ctx)
 	}
 	if err != nil {
-		if os.Getenv("CARDWARDEN_REQUIRE_POSTGRES") == "1" {
-			t.Fatalf("Postgres at CARDWARDEN_TEST_DATABASE_URL is required (CARDWARDEN_REQUIRE_POSTGRES=1) but unreachable: %v", err)
-		}
-		t.Skipf("no Postgres reachable (set CARDWARDEN_TEST_DATABASE_URL): %v", err)
+		SkipWithoutPostgres(t, "no Postgres reachable at CARDWARDEN_TEST_DATABASE_URL: %v", err)
 	}
 	t.Cleanup(func() { admin.Close() })
 	var b [6]byte

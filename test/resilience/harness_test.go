@@ -331,14 +331,20 @@ func (w *workerProc) terminate() {
 	if w.cmd == nil {
 		return
 	}
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-	case <-time.After(10 * time.Second):
-		_ = w.cmd.Process.Kill()
-		<-w.done
-	}
+	terminate(w.cmd, w.done, 10*time.Second)
 	w.cmd = nil
+}
+
+// terminate asks a child to stop (SIGTERM) and kills it if it has not exited within grace;
+// done closes when the child's Wait returns.
+func terminate(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
 
 // startInProcessWorker runs cardwarden's workers inside the test process.

@@ -19,6 +19,7 @@ import (
 	_ "github.com/lib/pq"
 
 	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
@@ -39,10 +40,7 @@ func startPrivatePostgres(t *testing.T) (*pgCluster, string) {
 	t.Helper()
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
 	if len(matches) == 0 {
-		if os.Getenv("CARDWARDEN_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PostgreSQL server binaries (/usr/lib/postgresql/*/bin) are required (CARDWARDEN_REQUIRE_POSTGRES=1)")
-		}
-		t.Skip("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+		testdb.SkipWithoutPostgres(t, "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
 	}
 	c := &pgCluster{t: t, bin: filepath.Dir(matches[len(matches)-1]), port: freePort(t), root: os.Geteuid() == 0}
 	dir, err := os.MkdirTemp("", "cw-resilience-pg-")
@@ -57,7 +55,7 @@ func startPrivatePostgres(t *testing.T) (*pgCluster, string) {
 	if c.root {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Skipf("running as root and there is no postgres user to run a cluster as: %v", err)
+			testdb.SkipWithoutPostgres(t, "running as root and there is no postgres user to run a cluster as: %v", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
