@@ -35,6 +35,7 @@ const SecretPrefix = "whsec_"
 // Verification failures. They are deliberately coarse: the caller answers 401 either way.
 var (
 	ErrMissingHeaders   = errors.New("webhook: missing webhook-id, webhook-timestamp or webhook-signature header")
+	ErrRepeatedHeaders  = errors.New("webhook: webhook-id, webhook-timestamp or webhook-signature given more than once")
 	ErrInvalidTimestamp = errors.New("webhook: timestamp is not a unix time")
 	ErrTooOld           = errors.New("webhook: timestamp too old")
 	ErrTooNew           = errors.New("webhook: timestamp too new")
@@ -87,12 +88,19 @@ func Sign(h http.Header, key []byte, id string, ts time.Time, body []byte) {
 // several space-separated signatures (secret rotation); one valid "v1" entry suffices.
 // Comparison is constant-time. On success it returns the webhook id, for deduplication.
 func Verify(key []byte, h http.Header, body []byte, now time.Time, tolerance time.Duration) (string, error) {
+	// One value each: with two timestamps (or ids) a receiver and a proxy in front of it could
+	// each read a different one, so the one checked for age might not be the one signed.
+	for _, name := range []string{HeaderID, HeaderTimestamp, HeaderSignature} {
+		if len(h.Values(name)) > 1 {
+			return "", ErrRepeatedHeaders
+		}
+	}
 	id, tsRaw, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
 	if id == "" || tsRaw == "" || sigs == "" {
 		return "", ErrMissingHeaders
 	}
 	sec, err := strconv.ParseInt(tsRaw, 10, 64)
-	if err != nil {
+	if err != nil || strings.TrimSpace(tsRaw) != tsRaw {
 		return "", ErrInvalidTimestamp
 	}
 	ts := time.Unix(sec, 0)

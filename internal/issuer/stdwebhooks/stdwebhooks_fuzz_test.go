@@ -32,7 +32,7 @@ func FuzzVerifyHeaders(f *testing.F) {
 		if err == nil {
 			t.Fatalf("forged delivery verified: id=%q ts=%q sig=%q body=%q -> %q", id, ts, sig, body, got)
 		}
-		for _, known := range []error{stdwebhooks.ErrMissingHeaders, stdwebhooks.ErrInvalidTimestamp, stdwebhooks.ErrTooOld,
+		for _, known := range []error{stdwebhooks.ErrMissingHeaders, stdwebhooks.ErrRepeatedHeaders, stdwebhooks.ErrInvalidTimestamp, stdwebhooks.ErrTooOld,
 			stdwebhooks.ErrTooNew, stdwebhooks.ErrNoMatch} {
 			if errors.Is(err, known) {
 				return
@@ -91,6 +91,22 @@ func FuzzSignVerify(f *testing.F) {
 		other.Set(stdwebhooks.HeaderTimestamp, strconv.FormatInt(ts.Unix()+1, 10))
 		if _, err := stdwebhooks.Verify(key, other, body, fuzzNow, 0); err == nil {
 			t.Fatal("other timestamp verified")
+		}
+		// A second value of any of the three headers, before or after the genuine one, is
+		// refused: the age check must read the signed timestamp (issue 12).
+		for _, name := range []string{stdwebhooks.HeaderTimestamp, stdwebhooks.HeaderID, stdwebhooks.HeaderSignature} {
+			for _, first := range []bool{true, false} {
+				other = h.Clone()
+				extra := strconv.FormatInt(fuzzNow.Unix(), 10)
+				if first {
+					other[http.CanonicalHeaderKey(name)] = append([]string{extra}, other.Values(name)...)
+				} else {
+					other.Add(name, extra)
+				}
+				if _, err := stdwebhooks.Verify(key, other, body, fuzzNow, 0); !errors.Is(err, stdwebhooks.ErrRepeatedHeaders) {
+					t.Fatalf("second %s (first %v): %v", name, first, err)
+				}
+			}
 		}
 	})
 }

@@ -596,18 +596,28 @@ func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) 
 	if a.cfg.WebhookSecret == "" {
 		return nil, unauthorized("no webhook secret configured for the stripe issuer")
 	}
-	sig := header.Get("Stripe-Signature")
-	// Stripe's helper checks freshness against the wall clock and only in one direction, so
-	// the signature is checked by it and the time window against our now.
-	if err := webhook.ValidatePayloadIgnoringTolerance(body, sig, a.cfg.WebhookSecret); err != nil {
-		return nil, unauthorized(err.Error())
+	sigs := header.Values("Stripe-Signature")
+	if len(sigs) != 1 {
+		return nil, unauthorized("want exactly one Stripe-Signature header")
 	}
+	sig := sigs[0]
+	// The age check must read the timestamp the signature covers. Stripe's verifier uses the
+	// last t= of the header; a header with several (a fresh one prepended to a stale, genuinely
+	// signed delivery) is refused outright rather than interpreted.
 	ts, ok := signatureTime(sig)
 	if !ok {
-		return nil, unauthorized("Stripe-Signature has no timestamp")
+		return nil, unauthorized("Stripe-Signature must carry exactly one t=<unix time>")
 	}
 	if d := now.Sub(ts); d > webhookTolerance || d < -webhookTolerance {
 		return nil, unauthorized("Stripe-Signature timestamp outside the 5 minute tolerance")
+	}
+	// stripe-go's own verification on the raw body, with its own (past-only, wall-clock) age
+	// check on that same timestamp. Its tolerance is shifted by how far now is from the wall
+	// clock (zero in production) plus a second for the time between the two readings, so the
+	// exact two-sided window above stays the one that decides.
+	tolerance := webhookTolerance + time.Since(now) + time.Second
+	if err := webhook.ValidatePayloadWithTolerance(body, sig, a.cfg.WebhookSecret, tolerance); err != nil {
+		return nil, unauthorized(err.Error())
 	}
 	evt, err := webhook.ConstructEventWithOptions(body, sig, a.cfg.WebhookSecret, webhook.ConstructEventOptions{
 		IgnoreTolerance: true, IgnoreAPIVersionMismatch: true, // the payload fields we read are stable
@@ -663,17 +673,27 @@ func reversalEvent(evt stripego.Event, au *stripego.IssuingAuthorization) (issue
 	}, true
 }
 
-// signatureTime reads t=<unix> from a Stripe-Signature header.
+// signatureTime reads the one t=<unix> of a Stripe-Signature header, parsing it as stripe-go
+// does (key and value split on '=', no spaces trimmed). A header with no timestamp, with more
+// than one, or with a key that is "t" only after trimming spaces (which stripe-go would not
+// read as the timestamp) is refused.
 func signatureTime(sig string) (time.Time, bool) {
+	var ts time.Time
+	found := 0
 	for _, part := range strings.Split(sig, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok && k == "t" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return time.Time{}, false
-			}
-			return time.Unix(n, 0), true
+		k, v, _ := strings.Cut(part, "=")
+		if strings.TrimSpace(k) != "t" {
+			continue
 		}
+		found++
+		if k != "t" {
+			return time.Time{}, false
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		ts = time.Unix(n, 0)
 	}
-	return time.Time{}, false
+	return ts, found == 1
 }

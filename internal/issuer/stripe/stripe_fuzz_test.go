@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,15 @@ func FuzzVerifyWebhookForged(f *testing.F) {
 		check("made up", "t="+time.Unix(n, 0).Format("2006")+",v1=00")
 		check("no v1", sp.Header[:strings.Index(sp.Header, ",")])
 		genuine := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: fuzzSecret, Timestamp: fuzzNow})
+		// Several timestamps: a genuine but stale delivery with a fresh t= added anywhere, or a
+		// genuine fresh one with a second t=, never verifies (issue 12, item 2).
+		age := time.Duration(301+uint64(n)%(1<<20)) * time.Second
+		stale := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: fuzzSecret, Timestamp: fuzzNow.Add(-age)})
+		freshT := "t=" + strconv.FormatInt(fuzzNow.Unix(), 10)
+		check("fresh t= before a stale signature", freshT+","+stale.Header)
+		check("fresh t= after a stale signature", stale.Header+","+freshT)
+		check("spaced fresh t=", " "+freshT+","+stale.Header)
+		check("second t= on a fresh signature", genuine.Header+",t="+strconv.FormatInt(n, 10))
 		if _, err := a.VerifyWebhook(http.Header{"Stripe-Signature": {genuine.Header}}, append(body, ' '), fuzzNow); err == nil {
 			t.Fatal("signature over another body verified")
 		}

@@ -348,3 +348,38 @@ func TestWebhookEvents(t *testing.T) {
 		t.Fatalf("wrong secret: %v", err)
 	}
 }
+
+// Issue 12, item 2: the age check read the first t= while Stripe's verifier reads the signed
+// (last) one, so a two-hour-old genuine delivery with a fresh t= prepended was accepted. Any
+// header with more than one timestamp is refused now, whichever order, spacing or header
+// count carries it.
+func TestVerifyWebhookRefusesSeveralTimestamps(t *testing.T) {
+	a := newAdapter(t, "http://127.0.0.1:1")
+	now := time.Now()
+	stale := now.Add(-2 * time.Hour)
+	h, body := signedEvent(t, "evt_old", "issuing_authorization.created", authorizationObject("ic_9", true, 1500, ""), nil, stale)
+	genuine := h.Get("Stripe-Signature")
+	fresh := fmt.Sprintf("t=%d", now.Unix())
+	for _, hdr := range []string{
+		fresh + "," + genuine,
+		genuine + "," + fresh,
+		" " + fresh + "," + genuine,
+		fresh + " ," + genuine,
+		strings.Replace(genuine, ",", ","+fresh+",", 1),
+	} {
+		if evs, err := a.VerifyWebhook(http.Header{"Stripe-Signature": {hdr}}, body, now); !errors.Is(err, issuer.ErrUnauthorized) || len(evs) != 0 {
+			t.Errorf("header %q: %v %v; want unauthorized", hdr, evs, err)
+		}
+	}
+	if _, err := a.VerifyWebhook(http.Header{"Stripe-Signature": {fresh, genuine}}, body, now); !errors.Is(err, issuer.ErrUnauthorized) {
+		t.Errorf("two Stripe-Signature headers: %v; want unauthorized", err)
+	}
+	// The stale delivery on its own is stale; a fresh genuine one verifies.
+	if _, err := a.VerifyWebhook(h, body, now); !errors.Is(err, issuer.ErrUnauthorized) {
+		t.Errorf("stale delivery: %v", err)
+	}
+	h, body = signedEvent(t, "evt_new", "issuing_authorization.created", authorizationObject("ic_9", true, 1500, ""), nil, now.Add(-time.Minute))
+	if evs, err := a.VerifyWebhook(h, body, now); err != nil || len(evs) != 1 {
+		t.Fatalf("fresh delivery: %v %v", evs, err)
+	}
+}
