@@ -15,6 +15,7 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 )
 
 // Policy is an agent's policy: the AgentCard workflow's input (DESIGN.md, "The agent policy").
@@ -147,8 +148,16 @@ func (es FieldErrors) err() error {
 }
 
 // ParsePolicy decodes a policy from JSON, rejecting unknown fields, fills in defaults and
-// validates it. Errors name the field: `policy.timezone: unknown time zone "Mars/Base"`.
+// validates it. Errors name the field: `policy.timezone: unknown time zone "Mars/Base"`. Its
+// outbound URLs (credentials_push_url, alerts.webhook_url) must also pass the production
+// outbound rules (https, no internal address): ParsePolicyWith takes the operator's rules.
 func ParsePolicy(b []byte) (Policy, error) {
+	return ParsePolicyWith(b, outbound.Rules{})
+}
+
+// ParsePolicyWith is ParsePolicy with the process's outbound rules (`cardwarden dev` allows
+// plain http and loopback; operators may allow-list internal targets).
+func ParsePolicyWith(b []byte, rules outbound.Rules) (Policy, error) {
 	p, state, err := decodeInput(b)
 	if err != nil {
 		return Policy{}, err
@@ -156,7 +165,44 @@ func ParsePolicy(b []byte) (Policy, error) {
 	if state != nil {
 		return Policy{}, FieldErrors{{Field: "policy.state", Msg: "unknown field"}}
 	}
-	return p.Normalize()
+	np, err := p.Normalize()
+	if err != nil {
+		return Policy{}, err
+	}
+	if err := np.CheckOutbound(rules); err != nil {
+		return Policy{}, err
+	}
+	return np, nil
+}
+
+// CheckOutbound checks the policy's outbound URLs against the process's outbound rules, with
+// errors naming the field. Normalize checks only what no rules allow (it runs inside the
+// workflow, where the operator's configuration must not matter); the edges (HTTP API, CLI,
+// starter) call this before starting an agent, and the hardened client checks again, on the
+// resolved address, when it sends.
+func (p Policy) CheckOutbound(rules outbound.Rules) error {
+	var errs FieldErrors
+	for _, f := range []struct{ field, url string }{
+		{"policy.credentials_push_url", p.CredentialsPushURL},
+		{"policy.alerts.webhook_url", p.Alerts.WebhookURL},
+	} {
+		if f.url == "" {
+			continue
+		}
+		if err := rules.CheckURL(f.url); err != nil {
+			errs.add(f.field, "%s", urlProblem(err))
+		}
+	}
+	return errs.err()
+}
+
+// urlProblem is an outbound refusal without its prefix, for a field error.
+func urlProblem(err error) string {
+	var oe *outbound.Error
+	if errors.As(err, &oe) {
+		return oe.Reason
+	}
+	return err.Error()
 }
 
 // Normalize fills in defaults and validates the policy, returning the complete policy the
@@ -219,8 +265,8 @@ func (p Policy) Normalize() (Policy, error) {
 	}
 	p.Anomaly = p.Anomaly.normalize(&errs)
 	p.Alerts = p.Alerts.normalize(&errs)
-	if p.CredentialsPushURL != "" && !isHTTPURL(p.CredentialsPushURL) {
-		errs.add("policy.credentials_push_url", "%q is not an absolute http(s) URL", p.CredentialsPushURL)
+	if p.CredentialsPushURL != "" {
+		checkURLSyntax(&errs, "policy.credentials_push_url", p.CredentialsPushURL)
 	}
 	if err := errs.err(); err != nil {
 		return Policy{}, err
@@ -280,8 +326,8 @@ func (a AnomalyPolicy) normalize(errs *FieldErrors) AnomalyPolicy {
 }
 
 func (a AlertPolicy) normalize(errs *FieldErrors) AlertPolicy {
-	if a.WebhookURL != "" && !isHTTPURL(a.WebhookURL) {
-		errs.add("policy.alerts.webhook_url", "%q is not an absolute http(s) URL", a.WebhookURL)
+	if a.WebhookURL != "" {
+		checkURLSyntax(errs, "policy.alerts.webhook_url", a.WebhookURL)
 	}
 	if a.ThresholdsPct == nil {
 		a.ThresholdsPct = slices.Clone(DefaultThresholdsPct)
@@ -324,9 +370,25 @@ func orDefault(s, def string) string {
 	return s
 }
 
-func isHTTPURL(raw string) bool {
-	u, err := url.Parse(raw)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && len(raw) <= 2048
+// checkURLSyntax adds a field error for an outbound URL that no outbound rules could allow:
+// not absolute http(s), with user:password@ (which would be copied into the audit log), too
+// long, or a literal link-local (cloud metadata), multicast or unspecified address. The URL is
+// quoted only when it is plainly not one, so a credential in it is not echoed.
+func checkURLSyntax(errs *FieldErrors, field, raw string) {
+	err := outbound.CheckURLSyntax(raw)
+	if err == nil {
+		return
+	}
+	u, perr := url.Parse(raw)
+	if perr != nil || u.User != nil || len(raw) > 200 {
+		errs.add(field, "%s", urlProblem(err))
+		return
+	}
+	if msg := urlProblem(err); msg != "not an absolute http(s) URL" {
+		errs.add(field, "%q: %s", raw, msg)
+		return
+	}
+	errs.add(field, "%q is not an absolute http(s) URL", raw)
 }
 
 // policyDoc mirrors Policy with every field optional and untyped enough to tell "absent"

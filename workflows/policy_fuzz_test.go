@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
@@ -31,6 +32,15 @@ var policySeeds = []string{
 	`[]`, `null`, ``, `"policy"`, `{`,
 	`{"agent_id":"j","daily_limit_usd":"1e3","rotation_grace":"719h","card_ttl":"720h","alerts":{"thresholds_pct":[1,1000]}}`,
 	`{"agent_id":"k","daily_limit_usd":5,"retire_at":"not a time","rotation_grace":"-1h","anomaly":{"window":"25h"}}`,
+	// Outbound URLs a hostile policy author would try (issue 12): internal and metadata
+	// addresses, plain http, credentials in the URL, odd encodings of loopback.
+	`{"agent_id":"l","daily_limit_usd":5,"credentials_push_url":"http://169.254.169.254/latest/meta-data/"}`,
+	`{"agent_id":"m","daily_limit_usd":5,"credentials_push_url":"https://user:pass@agent.example.com/"}`,
+	`{"agent_id":"n","daily_limit_usd":5,"credentials_push_url":"https://[::ffff:127.0.0.1]:8080/"}`,
+	`{"agent_id":"o","daily_limit_usd":5,"alerts":{"webhook_url":"https://0.0.0.0:8080/"}}`,
+	`{"agent_id":"p","daily_limit_usd":5,"alerts":{"webhook_url":"https://10.1.2.3/\u0000"}}`,
+	`{"agent_id":"q","daily_limit_usd":5,"credentials_push_url":"https://localhost./x","alerts":{"webhook_url":"http://hooks.example.com/"}}`,
+	`{"agent_id":"r","daily_limit_usd":5,"credentials_push_url":"https://agent.example.com/\xff%ff"}`,
 }
 
 // FuzzParsePolicy: the policy parser is the workflow's input and the management API's body, so
@@ -62,6 +72,15 @@ func FuzzParsePolicy(f *testing.F) {
 				}
 			}
 			return
+		}
+		// Accepted outbound URLs pass the production outbound rules: https, no credentials,
+		// no internal or metadata address written into the URL.
+		for _, u := range []string{p.CredentialsPushURL, p.Alerts.WebhookURL} {
+			if u != "" {
+				if err := (outbound.Rules{}).CheckURL(u); err != nil {
+					t.Fatalf("ParsePolicy(%q) accepted outbound URL %q: %v", b, u, err)
+				}
+			}
 		}
 		again, err := p.Normalize()
 		if err != nil {
