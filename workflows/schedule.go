@@ -43,10 +43,78 @@ func ParseCron(spec string) (cron.Schedule, error) {
 }
 
 // NextFire returns the first instant strictly after t at which spec fires in loc, as UTC.
-// Feeding it workflow.Now makes it deterministic; evaluating in loc makes "0 0 * * *" mean
-// local midnight on both sides of a DST change.
+// Feeding it workflow.Now makes it deterministic. The spec is matched against the local wall
+// clock, the way cron daemons read it, with the two DST rules that give every local day
+// exactly one daily reset: a wall time that a fall-back repeats fires once, at its first
+// occurrence, and a wall time that a spring-forward gap skips fires at the first instant after
+// the gap. (robfig/cron alone fires a repeated time twice and a skipped one not at all.)
+// "@every" specs count elapsed time and ignore the wall clock.
 func NextFire(sched cron.Schedule, loc *time.Location, t time.Time) time.Time {
-	return sched.Next(t.In(loc)).UTC()
+	if _, ok := sched.(cron.ConstantDelaySchedule); ok {
+		return sched.Next(t).UTC()
+	}
+	w := wall(t, loc)
+	for {
+		w = sched.Next(w) // in UTC, which has no DST: the plain wall-clock sequence
+		if w.IsZero() {
+			return time.Time{}
+		}
+		if at := fromWall(w, loc); at.After(t) {
+			return at.UTC()
+		}
+	}
+}
+
+// PrevFire returns the latest instant at or before t at which spec fired in loc (by NextFire's
+// rules), or zero when there is none within a year or the spec counts elapsed time.
+func PrevFire(sched cron.Schedule, loc *time.Location, t time.Time) time.Time {
+	if _, ok := sched.(cron.ConstantDelaySchedule); ok {
+		return time.Time{}
+	}
+	for _, back := range []time.Duration{time.Hour, 26 * time.Hour, 8 * 24 * time.Hour, 32 * 24 * time.Hour, 367 * 24 * time.Hour} {
+		var last time.Time
+		for at := NextFire(sched, loc, t.Add(-back)); !at.IsZero() && !at.After(t); at = NextFire(sched, loc, at) {
+			last = at
+		}
+		if !last.IsZero() {
+			return last
+		}
+	}
+	return time.Time{}
+}
+
+// wall is t's local date and time in loc, written as a UTC time.
+func wall(t time.Time, loc *time.Location) time.Time {
+	l := t.In(loc)
+	return time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), l.Nanosecond(), time.UTC)
+}
+
+// fromWall is the first instant whose local time in loc is the wall time w, or, where a DST
+// gap skips w, the first instant after the gap.
+func fromWall(w time.Time, loc *time.Location) time.Time {
+	at := time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), loc)
+	if wall(at, loc).Equal(w) {
+		// Where a fall-back repeats w, time.Date may pick either occurrence: look for the
+		// earlier one (DST shifts are at most a few hours, and mostly one).
+		for _, d := range []time.Duration{3 * time.Hour, 2 * time.Hour, 90 * time.Minute, time.Hour, 45 * time.Minute, 30 * time.Minute, 15 * time.Minute} {
+			if e := at.Add(-d); wall(e, loc).Equal(w) {
+				return e
+			}
+		}
+		return at
+	}
+	// In a gap: the local clock jumps over w somewhere within a few hours of at. Search for
+	// the first whole second whose wall time is past w: that is the transition itself.
+	lo, hi := at.Add(-3*time.Hour).Truncate(time.Second), at.Add(3*time.Hour).Truncate(time.Second)
+	for hi.Sub(lo) > time.Second {
+		mid := lo.Add(hi.Sub(lo) / 2).Truncate(time.Second)
+		if wall(mid, loc).After(w) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
 }
 
 // Catchup returns the latest instant of sched at or before now, starting from due (an instant
