@@ -13,6 +13,7 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/alerts"
 	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/vault"
 	"github.com/cardwarden/cardwarden/workflows"
@@ -23,7 +24,9 @@ type Activities struct {
 	Issuers *issuer.Registry
 	Store   *store.Store
 	Vault   *vault.Vault
-	// HTTPClient delivers alert webhooks; nil means a client with a 10 s timeout.
+	// HTTPClient delivers credential pushes and policies' alert webhooks. It must be an
+	// outbound.NewClient (https only, no redirects, no internal addresses); nil means one with
+	// the production rules.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 	// Alerts routes alerts (alerts.NewNotifier: Slack, signed webhook); nil sends only to
@@ -33,7 +36,7 @@ type Activities struct {
 	Metrics Observer
 }
 
-var defaultHTTPClient = &http.Client{Timeout: 10 * time.Second}
+var defaultHTTPClient = outbound.NewClient(outbound.Rules{}, outbound.Options{})
 
 func (a *Activities) log() *slog.Logger {
 	if a.Logger != nil {

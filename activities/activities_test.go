@@ -22,6 +22,7 @@ import (
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/sim"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/internal/vault"
@@ -57,6 +58,8 @@ func newWorld(t *testing.T, st *store.Store) *world {
 	acts := &activities.Activities{
 		Issuers: issuer.NewRegistry(adapter), Store: st, Vault: v,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// The receivers of these tests are plain http on loopback: the dev rules.
+		HTTPClient: outbound.NewClient(outbound.Dev(), outbound.Options{}),
 	}
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
@@ -371,6 +374,7 @@ func TestSendAlertOncePerPeriod(t *testing.T) {
 			rw.WriteHeader(status)
 		}))
 		defer hook.Close()
+		givePushKey(t, w, "demo", "cwa_alert-test-token")
 		in := workflows.AlertInput{AgentID: "demo", Kind: "frozen", Period: "gen1-freeze1", Message: "card frozen", WebhookURL: hook.URL, At: time.Now()}
 		var res workflows.AlertResult
 		if err := w.exec(t, w.acts.SendAlert, in, &res); err != nil || !res.Delivered || res.Duplicate {

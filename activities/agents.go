@@ -49,13 +49,27 @@ func (a *Activities) UpsertAgent(ctx context.Context, in workflows.UpsertAgentIn
 	return snap, nil
 }
 
-// SetAgentStatus records the agent's lifecycle status.
+// SetAgentStatus records the agent's lifecycle status. Retirement also revokes the agent's
+// credential-pull token and push key: the old token stops working, and an agent created again
+// with the same id gets a new token.
 func (a *Activities) SetAgentStatus(ctx context.Context, in workflows.SetAgentStatusInput) error {
 	err := a.Store.SetAgentStatus(ctx, in.AgentID, string(in.Status))
 	if store.IsNotFound(err) {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("agent %s is not recorded", in.AgentID), "NotFound", nil)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if in.Status == workflows.StatusRetired {
+		if err := a.Store.RevokeAgentToken(ctx, in.AgentID); err != nil {
+			return err
+		}
+		if err := a.Store.Audit(ctx, store.AuditEntry{Actor: "cardwarden", Action: "token.revoke", AgentID: in.AgentID,
+			Detail: "agent retired: credential-pull token and push key revoked"}); err != nil {
+			a.log().Error("audit", "agent_id", in.AgentID, "action", "token.revoke", "error", err)
+		}
+	}
+	return nil
 }
 
 // Audit appends an entry to the audit log.

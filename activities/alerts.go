@@ -22,9 +22,11 @@ func (a *Activities) SendAlert(ctx context.Context, in workflows.AlertInput) (wo
 		_ = activity.GetHeartbeatDetails(ctx, &already)
 	}
 	d := alerts.Dispatcher{Store: a.Store, Notifier: a.notifier(), Logger: a.log()}
-	res, err := d.Dispatch(ctx, alerts.Alert{
-		AgentID: in.AgentID, Kind: in.Kind, Period: in.Period, Message: in.Message, At: in.At, WebhookURL: in.WebhookURL,
-	}, already)
+	al := alerts.Alert{AgentID: in.AgentID, Kind: in.Kind, Period: in.Period, Message: in.Message, At: in.At, WebhookURL: in.WebhookURL}
+	if in.WebhookURL != "" {
+		al.WebhookKey = a.agentPushKey(ctx, in.AgentID)
+	}
+	res, err := d.Dispatch(ctx, al, already)
 	if len(res.Delivered) > len(already) {
 		activity.RecordHeartbeat(ctx, res.Delivered)
 	}
@@ -38,12 +40,30 @@ func (a *Activities) SendAlert(ctx context.Context, in workflows.AlertInput) (wo
 	return workflows.AlertResult{Delivered: true, Duplicate: res.Duplicate}, nil
 }
 
-// notifier is the configured one, or one that sends only to policies' own webhooks.
+// agentPushKey is the agent's push key, which signs its own alert webhook when no
+// process-wide alert secret is set; nil when the agent has none.
+func (a *Activities) agentPushKey(ctx context.Context, agentID string) []byte {
+	if a.Vault == nil {
+		return nil
+	}
+	sealed, err := a.Store.GetPushKey(ctx, agentID)
+	if err != nil {
+		return nil
+	}
+	key, err := a.Vault.OpenPushKey(sealed)
+	if err != nil {
+		a.log().Warn("push key does not open", "agent_id", agentID, "error", err)
+		return nil
+	}
+	return key
+}
+
+// notifier is the configured one, or one that sends only to policies' own webhooks, signed.
 func (a *Activities) notifier() *alerts.Notifier {
 	if a.Alerts != nil {
 		return a.Alerts
 	}
 	return &alerts.Notifier{Logger: a.log(), AgentWebhook: func(url string) alerts.Sink {
-		return &alerts.WebhookSink{URL: url, Client: a.httpClient(), SinkName: alerts.AgentWebhookSinkName}
+		return &alerts.WebhookSink{URL: url, Client: a.httpClient(), SinkName: alerts.AgentWebhookSinkName, RequireSignature: true}
 	}}
 }

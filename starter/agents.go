@@ -28,7 +28,7 @@ type Agent struct {
 // StartAgentJSON is StartAgent for a policy given as JSON (the same document `temporal workflow
 // start --input` takes). Unknown fields are rejected with the field named.
 func (c *Client) StartAgentJSON(ctx context.Context, policy []byte) (Agent, error) {
-	p, err := workflows.ParsePolicy(policy)
+	p, err := workflows.ParsePolicyWith(policy, c.outbound)
 	if err != nil {
 		return Agent{}, invalidPolicy(agentIDOf(policy), err)
 	}
@@ -55,6 +55,9 @@ func (c *Client) StartAgent(ctx context.Context, p workflows.Policy) (Agent, err
 	np, err := p.Normalize()
 	if err != nil {
 		return Agent{}, invalidPolicy(p.AgentID, err)
+	}
+	if err := np.CheckOutbound(c.outbound); err != nil {
+		return Agent{}, invalidPolicy(np.AgentID, err)
 	}
 	if len(c.issuers) > 0 && !slices.Contains(c.issuers, np.Issuer) {
 		return Agent{}, invalidPolicy(np.AgentID, workflows.FieldErrors{{Field: "policy.issuer",

@@ -9,7 +9,9 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/cardwarden/cardwarden/activities"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/internal/vault"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
@@ -43,6 +45,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for ledger timestamps; time.Now when nil.
 	Now func() time.Time
+	// Vault seals each agent's credential-push key (PushKey) when a token is issued or
+	// replaced. Without it no push key is stored and pushes to that agent are refused until its
+	// token is replaced by a process that has the vault key.
+	Vault *vault.Vault
+	// Outbound are the rules the policy's outbound URLs must pass (credentials_push_url,
+	// alerts.webhook_url); the zero value is production's: https, no internal address.
+	Outbound outbound.Rules
 }
 
 // Client drives agents' workflows. It is safe for concurrent use.
@@ -56,6 +65,8 @@ type Client struct {
 	stateTO  time.Duration
 	log      *slog.Logger
 	now      func() time.Time
+	vault    *vault.Vault
+	outbound outbound.Rules
 }
 
 // New wraps a Temporal client.
@@ -63,6 +74,7 @@ func New(tc client.Client, opts Options) *Client {
 	c := &Client{
 		tc: tc, store: opts.Store, recorder: opts.Recorder, dc: opts.DataConverter, issuers: opts.Issuers,
 		sigTO: opts.SignalTimeout, stateTO: opts.StateTimeout, log: opts.Logger, now: opts.Now,
+		vault: opts.Vault, outbound: opts.Outbound,
 	}
 	if c.log == nil {
 		c.log = slog.Default()

@@ -2,6 +2,7 @@ package starter
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -53,6 +54,9 @@ func (c *Client) IssueToken(ctx context.Context, p workflows.Policy, actor strin
 	if !claimed {
 		return "", nil
 	}
+	if err := c.storePushKey(ctx, p.AgentID, tok); err != nil {
+		return "", err
+	}
 	c.audit(ctx, p.AgentID, actor, "token.issue", "credential-pull token issued")
 	return tok, nil
 }
@@ -84,8 +88,43 @@ func (c *Client) RotateToken(ctx context.Context, agentID, actor string) (string
 	if err := c.store.ReplaceAgentToken(ctx, row, HashToken(tok)); err != nil {
 		return "", err
 	}
+	if err := c.storePushKey(ctx, agentID, tok); err != nil {
+		return "", err
+	}
 	c.audit(ctx, agentID, actor, "token.rotate", "credential-pull token replaced; the old one no longer works")
 	return tok, nil
+}
+
+// PushKeyLabel is the message PushKey authenticates with the token.
+const PushKeyLabel = "cardwarden credentials push v1"
+
+// PushKey is the HMAC key that signs the credential pushes to an agent (Standard Webhooks,
+// webhook-signature): HMAC-SHA256 keyed by the agent's own token, of PushKeyLabel. The agent
+// computes it from its token; the server keeps it only sealed by the vault key, so neither
+// the database's token_hash nor anything else in the database is enough to forge a push.
+func PushKey(token string) []byte {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte(PushKeyLabel))
+	return m.Sum(nil)
+}
+
+// storePushKey seals and stores the push key of a token just issued. Without a vault the
+// agent has no push key: an old one (of the previous token) is removed, and pushes are
+// refused until a process with the vault key replaces the token.
+func (c *Client) storePushKey(ctx context.Context, agentID, tok string) error {
+	if c.vault == nil {
+		if err := c.store.DeletePushKey(ctx, agentID); err != nil {
+			return err
+		}
+		c.log.Warn("credential-pull token issued without a vault key: pushes to this agent are refused until its token is replaced by a process with CARDWARDEN_VAULT_KEY",
+			"agent_id", agentID)
+		return nil
+	}
+	k, err := c.vault.SealPushKey(agentID, PushKey(tok))
+	if err != nil {
+		return err
+	}
+	return c.store.PutPushKey(ctx, k)
 }
 
 // audit records a human action; best effort, the action itself has happened.
@@ -111,7 +150,9 @@ func (c *Client) VerifyToken(ctx context.Context, agentID, token string) error {
 	want := dummyHash
 	row, err := c.store.GetAgent(ctx, agentID)
 	switch {
-	case err == nil && row.TokenHash != "":
+	case err == nil && row.TokenHash != "" && row.Status != string(workflows.StatusRetired):
+		// A retired agent's token is revoked (and cleared when it retires); the status check
+		// also covers a row retired before revocation existed.
 		want = row.TokenHash
 	case err != nil && !store.IsNotFound(err):
 		return fmt.Errorf("verify token of agent %s: %w", agentID, err)

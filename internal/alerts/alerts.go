@@ -70,6 +70,10 @@ type Alert struct {
 	// WebhookURL is the agent policy's own alert webhook (alerts.webhook_url), sent to in
 	// addition to the process-wide sinks.
 	WebhookURL string `json:"-"`
+	// WebhookKey signs the delivery to WebhookURL when the notifier has no process-wide
+	// secret: the agent's push key (derived from its token, starter.PushKey), so the agent's
+	// owner can verify it. A delivery to WebhookURL is never sent unsigned.
+	WebhookKey []byte `json:"-"`
 	// Link is where a person can see more (the agent's dashboard page); Notifier.Link fills it.
 	Link string `json:"link,omitempty"`
 }
@@ -174,7 +178,8 @@ type Notifier struct {
 	// Sinks receive every alert.
 	Sinks []Sink
 	// AgentWebhook builds the sink for an alert's own WebhookURL (an agent policy's
-	// alerts.webhook_url); nil means an unsigned WebhookSink with the default client.
+	// alerts.webhook_url); nil means a WebhookSink signed with the alert's WebhookKey and the
+	// default (hardened) client.
 	AgentWebhook func(url string) Sink
 	// Link returns the dashboard address of an agent, added to alerts that have none; nil
 	// means no link.
@@ -204,7 +209,7 @@ func (n *Notifier) sinksFor(a Alert) []Sink {
 		if n != nil && n.AgentWebhook != nil {
 			out = append(out, n.AgentWebhook(a.WebhookURL))
 		} else {
-			out = append(out, &WebhookSink{SinkName: AgentWebhookSinkName, URL: a.WebhookURL})
+			out = append(out, &WebhookSink{SinkName: AgentWebhookSinkName, URL: a.WebhookURL, RequireSignature: true})
 		}
 	}
 	return out

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
 )
 
@@ -85,7 +86,7 @@ func TestSlackSinkPostsIncomingWebhookMessage(t *testing.T) {
 	a := sample()
 	a.Message = "limit <b> & co"
 	a.Link = "http://dash/#/agents/support-bot"
-	require.NoError(t, (&SlackSink{URL: url + "/services/T000/B000/XXXX"}).Send(context.Background(), a))
+	require.NoError(t, (&SlackSink{URL: url + "/services/T000/B000/XXXX", Client: testClient}).Send(context.Background(), a))
 	reqs := r.requests()
 	require.Len(t, reqs, 1)
 	assert.Equal(t, "application/json", reqs[0].header.Get("Content-Type"))
@@ -117,7 +118,7 @@ func TestWebhookSinkSignsStandardWebhooks(t *testing.T) {
 	r, url := newReceiver(t)
 	key, err := stdwebhooks.DecodeSecret("whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM=")
 	require.NoError(t, err)
-	sink := &WebhookSink{URL: url, Key: key, Now: func() time.Time { return at }}
+	sink := &WebhookSink{URL: url, Key: key, Client: testClient, Now: func() time.Time { return at }}
 	require.NoError(t, sink.Send(context.Background(), sample()))
 	req := r.requests()[0]
 	id, err := stdwebhooks.Verify(key, req.header, req.body, at.Add(time.Minute), stdwebhooks.Tolerance)
@@ -135,7 +136,7 @@ func TestWebhookSinkSignsStandardWebhooks(t *testing.T) {
 	require.Error(t, err)
 
 	// Unsigned without a key.
-	require.NoError(t, (&WebhookSink{URL: url}).Send(context.Background(), sample()))
+	require.NoError(t, (&WebhookSink{URL: url, Client: testClient}).Send(context.Background(), sample()))
 	assert.Empty(t, r.requests()[1].header.Get(stdwebhooks.HeaderSignature))
 }
 
@@ -143,7 +144,7 @@ func TestDeliveryErrorsClassify(t *testing.T) {
 	ctx := context.Background()
 	for status, permanent := range map[int]bool{500: false, 503: false, 429: false, 408: false, 400: true, 404: true, 410: true, 403: true} {
 		_, url := newReceiver(t, status)
-		err := (&WebhookSink{URL: url}).Send(ctx, sample())
+		err := (&WebhookSink{URL: url, Client: testClient}).Send(ctx, sample())
 		var de *DeliveryError
 		require.ErrorAs(t, err, &de, "status %d", status)
 		assert.Equal(t, status, de.StatusCode)
@@ -153,12 +154,12 @@ func TestDeliveryErrorsClassify(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	dead := srv.URL + "/services/SECRET-PATH"
 	srv.Close()
-	err := (&SlackSink{URL: dead}).Send(ctx, sample())
+	err := (&SlackSink{URL: dead, Client: testClient}).Send(ctx, sample())
 	require.Error(t, err)
 	assert.False(t, Permanent(err))
 	assert.NotContains(t, err.Error(), "SECRET-PATH")
 	// A URL that is not http(s) is a configuration error: permanent.
-	err = (&WebhookSink{URL: "ftp://example.com/x"}).Send(ctx, sample())
+	err = (&WebhookSink{URL: "ftp://example.com/x", Client: testClient}).Send(ctx, sample())
 	assert.True(t, Permanent(err))
 
 	assert.False(t, Permanent(nil))
@@ -175,14 +176,18 @@ func TestNotifierFansOutAndSkipsDelivered(t *testing.T) {
 	agent, agentURL := newReceiver(t)
 	var observed []string
 	n := &Notifier{
-		Sinks: []Sink{&SlackSink{URL: slackURL}, &WebhookSink{URL: hookURL}},
-		Link:  func(id string) string { return "http://dash/#/agents/" + id },
+		Sinks: []Sink{&SlackSink{URL: slackURL, Client: testClient}, &WebhookSink{URL: hookURL, Client: testClient}},
+		AgentWebhook: func(url string) Sink {
+			return &WebhookSink{URL: url, Client: testClient, SinkName: AgentWebhookSinkName, RequireSignature: true}
+		},
+		Link: func(id string) string { return "http://dash/#/agents/" + id },
 		Observe: func(sink, kind string, err error) {
 			observed = append(observed, fmt.Sprintf("%s:%s:%v", sink, kind, err == nil))
 		},
 	}
 	a := sample()
 	a.WebhookURL = agentURL
+	a.WebhookKey = []byte("agent-push-key")
 	delivered, err := n.Send(ctx, a, nil)
 	require.Error(t, err)
 	assert.False(t, Permanent(err))
@@ -212,6 +217,10 @@ func TestNotifierFansOutAndSkipsDelivered(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// testClient is the hardened client with the dev rules: these tests' receivers are plain http
+// on the loopback interface.
+var testClient = outbound.NewClient(outbound.Dev(), outbound.Options{})
+
 func TestConfigFromEnv(t *testing.T) {
 	env := map[string]string{EnvSlackURL: "https://hooks.slack.test/x", EnvWebhookURL: "https://hooks.test/y",
 		EnvWebhookSecret: "plain-secret", EnvIssuerDownAfter: "90s", EnvPublicURL: "https://cw.example.com/"}
@@ -231,6 +240,16 @@ func TestConfigFromEnv(t *testing.T) {
 	require.Error(t, err)
 	_, err = NewNotifier(Config{WebhookSecret: "whsec_!!!"})
 	require.Error(t, err)
+	// Alert targets must pass the outbound rules at start-up; the error names the variable,
+	// never the URL (a Slack webhook URL is its own credential).
+	for _, c := range []Config{{SlackURL: "http://hooks.slack.test/services/SECRET"}, {WebhookURL: "https://10.1.2.3/hook"},
+		{WebhookURL: "https://169.254.169.254/latest"}} {
+		_, err = NewNotifier(c)
+		require.Error(t, err)
+		assert.NotContains(t, err.Error(), "SECRET")
+	}
+	_, err = NewNotifier(Config{WebhookURL: "https://10.1.2.3/hook", Outbound: outbound.Rules{Allow: []string{"10.1.2.3"}}})
+	require.NoError(t, err)
 }
 
 // memStore is an in-memory alerts Store with the same claim semantics as the database.
@@ -274,7 +293,7 @@ func TestIssuerWatch(t *testing.T) {
 	now := at
 	st := &memStore{}
 	w := &IssuerWatch{After: 5 * time.Minute, Now: func() time.Time { return now },
-		Dispatcher: &Dispatcher{Store: st, Notifier: &Notifier{Sinks: []Sink{&WebhookSink{URL: url}}}}}
+		Dispatcher: &Dispatcher{Store: st, Notifier: &Notifier{Sinks: []Sink{&WebhookSink{URL: url, Client: testClient}}}}}
 
 	transient := &issuer.Error{Kind: issuer.KindTransient, Op: "pause_card", Message: "503"}
 	w.Observe("sim", transient)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 )
 
 // Environment variables FromEnv reads.
@@ -34,8 +35,12 @@ type Config struct {
 	WebhookSecret string
 	// IssuerDownAfter: DefaultIssuerDownAfter when zero.
 	IssuerDownAfter time.Duration
-	// Client sends every delivery; nil means a client with a 10 s timeout.
+	// Client sends every delivery; nil means outbound.NewClient with Outbound.
 	Client *http.Client
+	// Outbound are the rules every alert target must pass (the hardened client's): https,
+	// no internal address unless allow-listed. NewNotifier checks the Slack and webhook URLs
+	// against them up front.
+	Outbound outbound.Rules
 	// PublicURL is where people reach the dashboard; alerts link to AgentPage(PublicURL, id).
 	PublicURL string
 	// Link overrides the link of an agent's alerts; nil means AgentPage under PublicURL, or no
@@ -68,7 +73,16 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 func NewNotifier(c Config) (*Notifier, error) {
 	client := c.Client
 	if client == nil {
-		client = &http.Client{Timeout: defaultTimeout}
+		client = outbound.NewClient(c.Outbound, outbound.Options{Timeout: defaultTimeout})
+	}
+	for _, u := range []struct{ env, url string }{{EnvSlackURL, c.SlackURL}, {EnvWebhookURL, c.WebhookURL}} {
+		if u.url == "" {
+			continue
+		}
+		if err := c.Outbound.CheckURL(u.url); err != nil {
+			// The URL itself is the credential of a Slack webhook: name the variable only.
+			return nil, fmt.Errorf("%s: %w", u.env, err)
+		}
 	}
 	var key []byte
 	if c.WebhookSecret != "" {
@@ -90,7 +104,7 @@ func NewNotifier(c Config) (*Notifier, error) {
 		n.Sinks = append(n.Sinks, &WebhookSink{URL: c.WebhookURL, Key: key, Client: client})
 	}
 	n.AgentWebhook = func(url string) Sink {
-		return &WebhookSink{URL: url, Key: key, Client: client, SinkName: AgentWebhookSinkName}
+		return &WebhookSink{URL: url, Key: key, Client: client, SinkName: AgentWebhookSinkName, RequireSignature: true}
 	}
 	return n, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cardwarden/cardwarden/activities"
 	"github.com/cardwarden/cardwarden/internal/alerts"
 	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/workflows"
@@ -111,7 +112,7 @@ func TestThresholdAlertOncePerCrossingPerDayWithRetries(t *testing.T) {
 		t.Cleanup(srv.Close)
 
 		const secret = "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM="
-		n, err := alerts.NewNotifier(alerts.Config{WebhookURL: srv.URL + "/hooks/cardwarden", WebhookSecret: secret})
+		n, err := alerts.NewNotifier(alerts.Config{WebhookURL: srv.URL + "/hooks/cardwarden", WebhookSecret: secret, Outbound: outbound.Dev()})
 		require.NoError(t, err)
 		acts := &activities.Activities{Store: st, Alerts: n}
 
@@ -184,7 +185,10 @@ func TestRejectedAlertIsNotRetried(t *testing.T) {
 			http.Error(w, "no such hook", http.StatusGone)
 		}))
 		t.Cleanup(srv.Close)
-		acts := &activities.Activities{Store: st} // no process-wide sinks: the policy's webhook only
+		// No process-wide sinks: the policy's webhook only, signed with the process secret.
+		n, err := alerts.NewNotifier(alerts.Config{WebhookSecret: "whsec_c2VjcmV0", Outbound: outbound.Dev()})
+		require.NoError(t, err)
+		acts := &activities.Activities{Store: st, Alerts: n}
 		var suite testsuite.WorkflowTestSuite
 		env := suite.NewTestWorkflowEnvironment()
 		env.RegisterWorkflow(sendAlerts)
@@ -192,7 +196,7 @@ func TestRejectedAlertIsNotRetried(t *testing.T) {
 		env.ExecuteWorkflow(sendAlerts, []workflows.AlertInput{{AgentID: "bot", Kind: workflows.AlertFrozen, Period: "gen1-freeze1",
 			Message: "frozen", WebhookURL: srv.URL, At: time.Now()}})
 		require.True(t, env.IsWorkflowCompleted())
-		err := env.GetWorkflowError()
+		err = env.GetWorkflowError()
 		require.Error(t, err)
 		var appErr *temporal.ApplicationError
 		require.ErrorAs(t, err, &appErr)

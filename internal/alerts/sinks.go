@@ -13,10 +13,15 @@ import (
 	"time"
 
 	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 )
 
 // defaultTimeout bounds one delivery; the activity's StartToClose timeout bounds all of them.
 const defaultTimeout = 10 * time.Second
+
+// defaultClient is the hardened outbound client with the production rules (https, no
+// redirects, no internal addresses).
+var defaultClient = outbound.NewClient(outbound.Rules{}, outbound.Options{Timeout: defaultTimeout})
 
 // userAgent identifies cardwarden to receivers.
 const userAgent = "cardwarden-alerts"
@@ -103,10 +108,14 @@ func (s *SlackSink) Send(ctx context.Context, a Alert) error {
 // can use any Standard Webhooks library. Every delivery also carries Idempotency-Key.
 type WebhookSink struct {
 	URL string
-	// Key is the HMAC key (stdwebhooks.DecodeSecret of a "whsec_…" or raw secret); nil sends
-	// unsigned.
-	Key    []byte
-	Client *http.Client
+	// Key is the HMAC key (stdwebhooks.DecodeSecret of a "whsec_…" or raw secret); nil signs
+	// with the alert's WebhookKey, or sends unsigned when that is nil too and
+	// RequireSignature is off.
+	Key []byte
+	// RequireSignature refuses (permanently) to send a delivery that no key signs. Agents'
+	// own webhooks (policy alerts.webhook_url) require it.
+	RequireSignature bool
+	Client           *http.Client
 	// SinkName overrides "webhook".
 	SinkName string
 	// Now stamps webhook-timestamp; time.Now when nil.
@@ -156,12 +165,20 @@ func (s *WebhookSink) Send(ctx context.Context, a Alert) error {
 	if s.Now != nil {
 		now = s.Now
 	}
+	key := s.Key
+	if len(key) == 0 {
+		key = a.WebhookKey
+	}
+	if len(key) == 0 && s.RequireSignature {
+		return &DeliveryError{Sink: s.Name(), Permanent: true,
+			Err: fmt.Errorf("refusing to send an unsigned alert: set %s, or give the agent a token (its push key signs)", EnvWebhookSecret)}
+	}
 	return post(ctx, s.Client, s.Name(), s.URL, body, func(h http.Header) {
 		h.Set("Content-Type", "application/json")
 		// Receivers deduplicate on this when a retry follows a delivery whose answer was lost.
 		h.Set("Idempotency-Key", a.Key())
-		if len(s.Key) > 0 {
-			stdwebhooks.Sign(h, s.Key, a.Key(), now(), body)
+		if len(key) > 0 {
+			stdwebhooks.Sign(h, key, a.Key(), now(), body)
 		}
 	})
 }
@@ -180,7 +197,7 @@ func post(ctx context.Context, c *http.Client, sink, rawURL string, body []byte,
 	headers(req.Header)
 	req.Header.Set("User-Agent", userAgent)
 	if c == nil {
-		c = &http.Client{Timeout: defaultTimeout}
+		c = defaultClient
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -189,9 +206,13 @@ func post(ctx context.Context, c *http.Client, sink, rawURL string, body []byte,
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return &DeliveryError{Sink: sink, Err: fmt.Errorf("post to %s: %w", u.Host, err)}
+		return &DeliveryError{Sink: sink, Permanent: outbound.IsRefused(err), Err: fmt.Errorf("post to %s: %w", u.Host, err)}
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if outbound.IsRedirect(resp.StatusCode) {
+		// The client never follows one: the alert would go to a target nobody checked.
+		return &DeliveryError{Sink: sink, StatusCode: resp.StatusCode, Permanent: true, Err: outbound.RedirectError(resp.StatusCode, u.Host)}
+	}
 	return classifyStatus(sink, resp.StatusCode)
 }

@@ -72,3 +72,108 @@ func orEmptyObject(s string) string {
 	}
 	return s
 }
+
+// ClaimReveal appends e (a credential reveal) to the audit log only when the agent has had
+// fewer than limit entries with e's action since since, and reports whether it did. Count and
+// insert happen in one transaction that first locks the agent's row (Postgres; SQLite runs
+// one writer at a time), so concurrent pulls, on any number of API replicas, cannot all see
+// room under the limit: exactly limit reveals succeed per window.
+func (s *Store) ClaimReveal(ctx context.Context, e AuditEntry, limit int, since time.Time) (bool, error) {
+	at := e.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("claim reveal of agent %s: %w", e.AgentID, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if s.dialect == Postgres {
+		// The agent's row exists (its token was just verified against it); locking it
+		// serializes reveals per agent and nothing else.
+		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM agents WHERE agent_id = $1 FOR UPDATE`, e.AgentID); err != nil {
+			return false, fmt.Errorf("claim reveal of agent %s: %w", e.AgentID, err)
+		}
+	} else {
+		// Take SQLite's write lock before counting.
+		if _, err := tx.ExecContext(ctx, `UPDATE agents SET agent_id = agent_id WHERE agent_id = ?`, e.AgentID); err != nil {
+			return false, fmt.Errorf("claim reveal of agent %s: %w", e.AgentID, err)
+		}
+	}
+	var n int
+	if err := tx.GetContext(ctx, &n, s.rebind(`SELECT COUNT(*) FROM audit_log WHERE agent_id = ? AND action = ? AND at >= ?`),
+		e.AgentID, e.Action, utc(since)); err != nil {
+		return false, fmt.Errorf("claim reveal of agent %s: %w", e.AgentID, err)
+	}
+	if n >= limit {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO audit_log (at, actor, action, agent_id, detail) VALUES (?, ?, ?, ?, ?)`),
+		utc(at), e.Actor, e.Action, e.AgentID, e.Detail); err != nil {
+		return false, fmt.Errorf("claim reveal of agent %s: %w", e.AgentID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("claim reveal of agent %s: commit: %w", e.AgentID, err)
+	}
+	return true, nil
+}
+
+// RevokeAgentToken removes the agent's credential-pull token and its push key: the token stops
+// working at once, and a later ClaimAgentToken (a new agent with the same id) issues a new one.
+// Retiring an agent calls it.
+func (s *Store) RevokeAgentToken(ctx context.Context, agentID string) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("revoke token of agent %s: %w", agentID, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE agents SET token_hash = '', updated_at = ? WHERE agent_id = ?`), utc(time.Now()), agentID); err != nil {
+		return fmt.Errorf("revoke token of agent %s: %w", agentID, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM agent_push_keys WHERE agent_id = ?`), agentID); err != nil {
+		return fmt.Errorf("revoke token of agent %s: %w", agentID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("revoke token of agent %s: commit: %w", agentID, err)
+	}
+	return nil
+}
+
+// PushKey is an agent's credential-push signing key, sealed by the vault (never plaintext).
+type PushKey struct {
+	AgentID    string    `db:"agent_id"`
+	KeyID      string    `db:"key_id"`
+	Nonce      []byte    `db:"nonce"`
+	Ciphertext []byte    `db:"ciphertext"`
+	CreatedAt  time.Time `db:"created_at"`
+}
+
+// PutPushKey stores (or replaces) the agent's sealed push key.
+func (s *Store) PutPushKey(ctx context.Context, k PushKey) error {
+	_, err := s.exec(ctx, `
+INSERT INTO agent_push_keys (agent_id, key_id, nonce, ciphertext, created_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (agent_id) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+  created_at = excluded.created_at`, k.AgentID, k.KeyID, k.Nonce, k.Ciphertext, utc(time.Now()))
+	if err != nil {
+		return fmt.Errorf("store push key of agent %s: %w", k.AgentID, err)
+	}
+	return nil
+}
+
+// GetPushKey returns the agent's sealed push key or ErrNotFound.
+func (s *Store) GetPushKey(ctx context.Context, agentID string) (PushKey, error) {
+	var k PushKey
+	if err := s.get(ctx, &k, `SELECT * FROM agent_push_keys WHERE agent_id = ?`, agentID); err != nil {
+		return PushKey{}, fmt.Errorf("push key of agent %s: %w", agentID, err)
+	}
+	return k, nil
+}
+
+// DeletePushKey removes the agent's push key (its token was replaced by a process without the
+// vault key, so the old key no longer matches any token).
+func (s *Store) DeletePushKey(ctx context.Context, agentID string) error {
+	if _, err := s.exec(ctx, `DELETE FROM agent_push_keys WHERE agent_id = ?`, agentID); err != nil {
+		return fmt.Errorf("delete push key of agent %s: %w", agentID, err)
+	}
+	return nil
+}

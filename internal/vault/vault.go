@@ -131,3 +131,28 @@ func (v *Vault) Open(e store.VaultEntry) (issuer.Secrets, error) {
 }
 
 func additionalData(issuerName, cardID string) []byte { return []byte(issuerName + "\x00" + cardID) }
+
+// SealPushKey seals an agent's credential-push signing key, bound to the agent, so a sealed
+// key copied onto another agent's row fails to open.
+func (v *Vault) SealPushKey(agentID string, key []byte) (store.PushKey, error) {
+	nonce := make([]byte, v.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return store.PushKey{}, fmt.Errorf("seal push key of agent %s: %w", agentID, err)
+	}
+	return store.PushKey{AgentID: agentID, KeyID: v.keyID, Nonce: nonce,
+		Ciphertext: v.aead.Seal(nil, nonce, key, pushKeyData(agentID))}, nil
+}
+
+// OpenPushKey opens what SealPushKey sealed.
+func (v *Vault) OpenPushKey(k store.PushKey) ([]byte, error) {
+	if k.KeyID != v.keyID {
+		return nil, fmt.Errorf("open push key of agent %s: sealed with key %s, vault has key %s", k.AgentID, k.KeyID, v.keyID)
+	}
+	key, err := v.aead.Open(nil, k.Nonce, k.Ciphertext, pushKeyData(k.AgentID))
+	if err != nil {
+		return nil, fmt.Errorf("open push key of agent %s: authentication failed", k.AgentID)
+	}
+	return key, nil
+}
+
+func pushKeyData(agentID string) []byte { return []byte("push-key\x00" + agentID) }
