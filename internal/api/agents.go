@@ -56,7 +56,7 @@ func (s *server) createAgent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p, err := workflows.ParsePolicy(body)
+	p, err := workflows.ParsePolicyWith(body, s.Outbound)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_policy", err.Error(), starter.FieldOf(err))
 		return

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/codec"
 	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/vault"
 	"github.com/cardwarden/cardwarden/starter"
@@ -58,6 +59,19 @@ type Deps struct {
 
 	// Now is the clock for webhook signature freshness; time.Now when nil.
 	Now func() time.Time
+
+	// Throttle limits failed authentications (admin token, agent tokens, codec); one with the
+	// defaults when nil. Share one between the API and the dashboard.
+	Throttle *Throttle
+	// CodecToken is the bearer token of /codec (CARDWARDEN_CODEC_AUTH_TOKEN); the admin token
+	// is accepted too. With neither, /codec answers 401 unless CodecOpen.
+	CodecToken string
+	// CodecOpen serves /codec without authentication: only `cardwarden dev`, whose embedded
+	// Web UI cannot send a token, sets it.
+	CodecOpen bool
+	// Outbound are the rules a new agent's policy URLs must pass (credentials_push_url,
+	// alerts.webhook_url); the zero value is production's.
+	Outbound outbound.Rules
 }
 
 // Control is what the handlers do to agents: *starter.Client.
@@ -97,6 +111,9 @@ func (d Deps) withDefaults() *server {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Throttle == nil {
+		d.Throttle = &Throttle{}
+	}
 	s := &server{Deps: d, ctl: d.Control}
 	if s.ctl == nil && d.Temporal != nil {
 		var names []string
@@ -104,7 +121,7 @@ func (d Deps) withDefaults() *server {
 			names = d.Issuers.Names()
 		}
 		s.ctl = starter.New(d.Temporal, starter.Options{Store: d.Store, Logger: d.Logger, Issuers: names,
-			DataConverter: codec.DataConverter(d.Codec)})
+			DataConverter: codec.DataConverter(d.Codec), Vault: d.Vault, Outbound: d.Outbound})
 	}
 	return s
 }
@@ -130,14 +147,14 @@ func New(d Deps) http.Handler {
 		{"POST", "/v1/webhooks/{issuer}", s.webhook},
 		{"POST", "/v1/agents", s.admin(s.createAgent)},
 		{"GET", "/v1/agents", s.admin(s.listAgents)},
-		{"GET", "/v1/agents/{id}", s.admin(s.getAgent)},
-		{"POST", "/v1/agents/{id}/rotate", s.admin(s.reasonUpdate("rotate"))},
-		{"POST", "/v1/agents/{id}/freeze", s.admin(s.reasonUpdate("freeze"))},
-		{"POST", "/v1/agents/{id}/unfreeze", s.admin(s.reasonUpdate("unfreeze"))},
-		{"POST", "/v1/agents/{id}/retire", s.admin(s.reasonUpdate("retire"))},
-		{"POST", "/v1/agents/{id}/budget", s.admin(s.setBudget)},
-		{"POST", "/v1/agents/{id}/token", s.admin(s.rotateToken)},
-		{"GET", "/v1/agents/{id}/card", s.revealCard},
+		{"GET", "/v1/agents/{id}", agentPath(s.admin(s.getAgent))},
+		{"POST", "/v1/agents/{id}/rotate", agentPath(s.admin(s.reasonUpdate("rotate")))},
+		{"POST", "/v1/agents/{id}/freeze", agentPath(s.admin(s.reasonUpdate("freeze")))},
+		{"POST", "/v1/agents/{id}/unfreeze", agentPath(s.admin(s.reasonUpdate("unfreeze")))},
+		{"POST", "/v1/agents/{id}/retire", agentPath(s.admin(s.reasonUpdate("retire")))},
+		{"POST", "/v1/agents/{id}/budget", agentPath(s.admin(s.setBudget))},
+		{"POST", "/v1/agents/{id}/token", agentPath(s.admin(s.rotateToken))},
+		{"GET", "/v1/agents/{id}/card", agentPath(s.revealCard)},
 	}
 	allowed := map[string][]string{}
 	for _, r := range routes {
@@ -149,15 +166,18 @@ func New(d Deps) http.Handler {
 		allow := strings.Join(methods, ", ")
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+allow+")", "")
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", clip(r.Method)+" is not allowed on "+clip(r.URL.Path)+" (allowed: "+allow+")", "")
 		})
 	}
 
 	if s.Codec != nil {
-		mux.Handle("/codec/", http.StripPrefix("/codec", codec.Handler(s.Codec, codec.HandlerOptions{AllowedOrigins: s.CodecOrigins})))
+		if s.CodecOpen {
+			s.Logger.Warn("the codec endpoint /codec decrypts payloads for anyone who can reach it (cardwarden dev only)")
+		}
+		mux.Handle("/codec/", s.codecAuth(http.StripPrefix("/codec", codec.Handler(s.Codec, codec.HandlerOptions{AllowedOrigins: s.CodecOrigins}))))
 	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path, "")
+		writeError(w, http.StatusNotFound, "not_found", "no route for "+clip(r.Method)+" "+clip(r.URL.Path), "")
 	})
 	return s.recoverer(mux)
 }
@@ -171,7 +191,7 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.Logger.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				s.Logger.Error("handler panic", "method", clip(r.Method), "path", clip(r.URL.Path), "panic", v)
 				writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
 			}
 		}()

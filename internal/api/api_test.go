@@ -152,9 +152,10 @@ type harness struct {
 	vault *vault.Vault
 	logs  *bytes.Buffer
 	now   time.Time
+	deps  Deps
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, opts ...func(*Deps)) *harness {
 	t.Helper()
 	st := testdb.Open(t, testdb.SQLiteURL(t))
 	key := make([]byte, vault.KeySize)
@@ -171,10 +172,14 @@ func newHarness(t *testing.T) *harness {
 		ctl: &fakeControl{Client: sc, agents: map[string]*workflows.StateView{}}}
 	cdc, err := codec.New(key)
 	require.NoError(t, err)
-	h.srv = httptest.NewServer(New(Deps{
+	h.deps = Deps{
 		Store: st, Logger: logger, AdminToken: adminToken, Issuers: issuer.NewRegistry(simAdapter), Vault: v,
 		Codec: cdc, Control: h.ctl, RevealLimit: 3, Now: func() time.Time { return h.now },
-	}))
+	}
+	for _, o := range opts {
+		o(&h.deps)
+	}
+	h.srv = httptest.NewServer(New(h.deps))
 	t.Cleanup(h.srv.Close)
 	return h
 }
@@ -518,6 +523,7 @@ func TestCodecEndpointMounted(t *testing.T) {
 	h := newHarness(t)
 	req, _ := http.NewRequest("POST", h.srv.URL+"/codec/encode", strings.NewReader(`{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"IngiCg=="}]}`))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)

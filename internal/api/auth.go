@@ -26,10 +26,13 @@ func (s *server) admin(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "the management API is disabled: set "+EnvAdminToken, "")
 			return
 		}
+		if wait, blocked := s.Throttle.Blocked(r, ""); blocked {
+			writeThrottled(w, wait)
+			return
+		}
 		tok, ok := bearer(r)
-		// Comparing digests keeps the comparison constant-time whatever the lengths.
-		got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(s.AdminToken))
-		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		if !ok || !tokenEqual(tok, s.AdminToken) {
+			s.Throttle.Failed(r, "")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cardwarden"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong admin token (Authorization: Bearer <token>)", "")
 			return
@@ -41,6 +44,49 @@ func (s *server) admin(h http.HandlerFunc) http.HandlerFunc {
 		h(w, r)
 	}
 }
+
+// tokenEqual compares a presented token with a configured one in constant time; comparing
+// digests keeps it constant-time whatever the lengths. An empty configured token matches
+// nothing.
+func tokenEqual(got, want string) bool {
+	if want == "" {
+		return false
+	}
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+// codecAuth guards /codec: decoding shows workflow payloads in plaintext, so it needs the
+// codec token or the admin token (Authorization: Bearer; the Temporal CLI's --codec-auth and
+// the Web UI's codec settings can send one). Browsers' CORS preflights carry no credentials
+// and pass through to the codec handler, which answers them. Failures are throttled.
+func (s *server) codecAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.CodecOpen || r.Method == http.MethodOptions {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if wait, blocked := s.Throttle.Blocked(r, ""); blocked {
+			writeThrottled(w, wait)
+			return
+		}
+		tok, ok := bearer(r)
+		// Both comparisons always run, so the time taken does not tell which token matched.
+		codecOK, adminOK := tokenEqual(tok, s.CodecToken), tokenEqual(tok, s.AdminToken)
+		if !ok || !(codecOK || adminOK) {
+			s.Throttle.Failed(r, "")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cardwarden-codec"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized",
+				"the codec endpoint needs "+EnvCodecAuthToken+" or the admin token (Authorization: Bearer <token>)", "")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// EnvCodecAuthToken holds the codec endpoint's own bearer token (optional: the admin token
+// works too).
+const EnvCodecAuthToken = "CARDWARDEN_CODEC_AUTH_TOKEN"
 
 func bearer(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")

@@ -34,14 +34,20 @@ type cardResponse struct {
 }
 
 // revealCard: GET /v1/agents/{id}/card with the agent's own token. Answers the current card's
-// number, CVC and expiry; every reveal is in the audit log before the response is written, and
-// reveals per agent are rate limited. Unknown agents and wrong tokens get the same 401.
+// number, CVC and expiry. The id was checked by agentPath; failed tokens are throttled per
+// client address and per agent (429 before anything is read); every reveal is in the audit log
+// before the response is written, and the reveal limit is claimed atomically with that entry.
+// Unknown agents and wrong tokens get the same 401.
 func (s *server) revealCard(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	if s.ctl == nil || s.Store == nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "credential pull is not configured", "")
+		return
+	}
+	if wait, blocked := s.Throttle.Blocked(r, id); blocked {
+		writeThrottled(w, wait)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
@@ -52,7 +58,9 @@ func (s *server) revealCard(w http.ResponseWriter, r *http.Request) {
 			s.writeErr(w, r, err)
 			return
 		}
-		// Denials are audited too: a burst of them is someone guessing.
+		s.Throttle.Failed(r, id)
+		// Denials are audited too (a burst of them is someone guessing); the throttle bounds
+		// how many rows a caller can write this way.
 		s.audit(ctx, id, "unknown", ActionRevealDenied, "wrong or missing agent token from "+remoteIP(r))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="cardwarden-agent"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong agent token (Authorization: Bearer <agent token>)", "")
@@ -60,17 +68,6 @@ func (s *server) revealCard(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.Vault == nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "no vault key configured on this server (CARDWARDEN_VAULT_KEY)", "")
-		return
-	}
-	n, err := s.Store.CountAudit(ctx, id, ActionReveal, s.Now().Add(-s.RevealWindow))
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	if n >= s.RevealLimit {
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.RevealWindow.Seconds())))
-		writeError(w, http.StatusTooManyRequests, "rate_limited",
-			fmt.Sprintf("at most %d credential reveals per %s per agent", s.RevealLimit, s.RevealWindow), "")
 		return
 	}
 	card, err := s.Store.CurrentCard(ctx, id)
@@ -95,10 +92,20 @@ func (s *server) revealCard(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
+	// No audit entry, no reveal: the entry is written only while the agent is under its
+	// limit, in one transaction with the count, so concurrent pulls cannot overshoot it.
 	detail := fmt.Sprintf("card ****%s (%s, generation %d) revealed to %s", card.Last4, card.IssuerCardID, card.Generation, remoteIP(r))
-	if err := s.Store.Audit(ctx, store.AuditEntry{At: s.Now(), Actor: "agent:" + id, Action: ActionReveal, AgentID: id, Detail: detail}); err != nil {
-		// No audit entry, no reveal.
+	now := s.Now()
+	ok, err := s.Store.ClaimReveal(ctx, store.AuditEntry{At: now, Actor: "agent:" + id, Action: ActionReveal, AgentID: id, Detail: detail},
+		s.RevealLimit, now.Add(-s.RevealWindow))
+	if err != nil {
 		s.writeErr(w, r, err)
+		return
+	}
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.RevealWindow.Seconds())))
+		writeError(w, http.StatusTooManyRequests, "rate_limited",
+			fmt.Sprintf("at most %d credential reveals per %s per agent", s.RevealLimit, s.RevealWindow), "")
 		return
 	}
 	s.Logger.Info("card credentials revealed", "agent_id", id, "card_id", card.IssuerCardID, "last4", card.Last4, "remote", remoteIP(r))

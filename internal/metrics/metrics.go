@@ -174,11 +174,30 @@ const (
 	WebhookTooLarge      = "too_large"      // body over the size cap
 )
 
+// UnknownIssuerLabel is the issuer label of webhooks for an issuer that is not configured:
+// the name in the path is the caller's, and must not become a series.
+const UnknownIssuerLabel = "(unknown)"
+
 // WebhookRejected counts a webhook delivery rejected before it reached the issuer adapter's
 // verification (unknown issuer, body too large). Failures inside VerifyWebhook are counted by
 // InstrumentIssuer; do not count them again here.
 func (m *Metrics) WebhookRejected(issuerName, reason string) {
-	m.webhookFailures.WithLabelValues(issuerName, reason).Inc()
+	m.webhookFailures.WithLabelValues(safeLabel(issuerName), reason).Inc()
+}
+
+// safeLabel keeps a label value that did not come from configuration bounded and valid UTF-8
+// (Prometheus panics on invalid UTF-8): anything longer than 32 bytes or not a plain name is
+// counted as UnknownIssuerLabel.
+func safeLabel(v string) string {
+	if len(v) == 0 || len(v) > 32 {
+		return UnknownIssuerLabel
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '(' || r == ')') {
+			return UnknownIssuerLabel
+		}
+	}
+	return v
 }
 
 // AlertDelivery counts one delivery attempt; its signature is alerts.Notifier.Observe's.
