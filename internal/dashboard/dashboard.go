@@ -26,8 +26,11 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,9 +91,13 @@ type Config struct {
 	StateTimeout time.Duration
 	// MaxConcurrentQueries bounds the state queries one fleet refresh runs at once; 8 when zero.
 	MaxConcurrentQueries int
-	// AdminToken, when set, is required (Authorization: Bearer) by the JSON endpoints. The page
-	// asks for it once per browser tab.
+	// AdminToken is required (Authorization: Bearer) by the JSON endpoints; the page asks for
+	// it once per browser tab. Without one the JSON endpoints answer 401 to everyone: the
+	// fleet, policies, push URLs and spend are never public.
 	AdminToken string
+	// Throttle limits failed token checks (the API's *api.Throttle, shared); nil limits
+	// nothing.
+	Throttle Throttle
 	// TemporalUIURL is the Temporal Web UI's base URL (http://127.0.0.1:8233 in dev); empty
 	// hides the workflow links.
 	TemporalUIURL string
@@ -227,11 +234,31 @@ func errBody(code, msg string) apiError {
 	return apiError{Error: errorDetail{Code: code, Message: msg}}
 }
 
-// api wraps a JSON endpoint with the token check.
+// Throttle limits failed authentications; *api.Throttle is one.
+type Throttle interface {
+	Blocked(r *http.Request, agentID string) (time.Duration, bool)
+	Failed(r *http.Request, agentID string)
+}
+
+// api wraps a JSON endpoint with the token check. No configured token means no access.
 func (h *handler) api(fn func(w http.ResponseWriter, r *http.Request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if h.cfg.AdminToken != "" && !h.authorized(r) {
+		if h.cfg.Throttle != nil {
+			if wait, blocked := h.cfg.Throttle.Blocked(r, ""); blocked {
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+				writeJSON(w, http.StatusTooManyRequests, errBody("rate_limited", "too many failed authentications"))
+				return
+			}
+		}
+		if h.cfg.AdminToken == "" {
+			writeJSON(w, http.StatusUnauthorized, errBody("unauthorized", "the dashboard's data needs the admin token, and none is configured (set CARDWARDEN_ADMIN_TOKEN)"))
+			return
+		}
+		if !h.authorized(r) {
+			if h.cfg.Throttle != nil {
+				h.cfg.Throttle.Failed(r, "")
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cardwarden"`)
 			writeJSON(w, http.StatusUnauthorized, errBody("unauthorized", "the dashboard needs the admin token (Authorization: Bearer <token>)"))
 			return
@@ -239,6 +266,9 @@ func (h *handler) api(fn func(w http.ResponseWriter, r *http.Request)) http.Hand
 		fn(w, r)
 	}
 }
+
+// agentIDParam is what an agent id can be (the policy's rule); anything else is not looked up.
+var agentIDParam = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 func (h *handler) authorized(r *http.Request) bool {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -297,6 +327,10 @@ func (h *handler) cachedFleet(ctx context.Context) (*Fleet, error) {
 
 func (h *handler) getAgent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if !agentIDParam.MatchString(id) {
+		writeJSON(w, http.StatusNotFound, errBody("agent_not_found", "no such agent"))
+		return
+	}
 	d, err := h.buildAgent(r.Context(), id)
 	switch {
 	case store.IsNotFound(err):

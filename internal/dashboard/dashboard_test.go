@@ -170,6 +170,9 @@ func serve(t *testing.T, cfg Config) apiClient {
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return now }
 	}
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = "test-admin-token-0123456789abcdef"
+	}
 	h, err := New(cfg)
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
@@ -209,6 +212,32 @@ func TestPageAndAssets(t *testing.T) {
 		require.NoError(t, err)
 		res.Body.Close()
 		assert.Equal(t, http.StatusNotFound, res.StatusCode, path)
+	}
+}
+
+// Issue 12, item 4: under `serve` without an admin token the dashboard's JSON skipped the
+// check, and the whole fleet, policies, push URLs and spend answered 200. No token configured
+// now means no access at all.
+func TestDashboardWithoutAdminTokenIsClosed(t *testing.T) {
+	st := testdb.Open(t, testdb.SQLiteURL(t))
+	seed(t, st)
+	h, err := New(Config{Store: st, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	for _, path := range []string{PathFleet, PathAgent + "support-bot"} {
+		for _, tok := range []string{"", "anything"} {
+			req, _ := http.NewRequest("GET", srv.URL+path, nil)
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			res, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			assert.Equal(t, http.StatusUnauthorized, res.StatusCode, path)
+			assert.NotContains(t, string(body), "support-bot")
+		}
 	}
 }
 
@@ -286,12 +315,12 @@ func TestFleetIsSharedBetweenPollers(t *testing.T) {
 	states.views["support-bot"] = liveView("support-bot")
 	clock := now
 	var mu sync.Mutex
-	h, err := New(Config{Store: st, States: states, PollInterval: 2 * time.Second, Now: func() time.Time { return now }})
+	h, err := New(Config{Store: st, States: states, PollInterval: 2 * time.Second, Now: func() time.Time { return now }, AdminToken: "poll-token"})
 	require.NoError(t, err)
 	h.(*handler).cacheClock = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c := apiClient{t: t, url: srv.URL}
+	c := apiClient{t: t, url: srv.URL, tok: "poll-token"}
 	for range 3 {
 		require.Equal(t, http.StatusOK, c.get(PathFleet, nil))
 	}
