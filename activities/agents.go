@@ -37,16 +37,7 @@ func (a *Activities) UpsertAgent(ctx context.Context, in workflows.UpsertAgentIn
 	if err != nil {
 		return workflows.AgentSnapshot{}, err
 	}
-	var snap workflows.AgentSnapshot
-	for _, c := range cards {
-		snap.LastGeneration = max(snap.LastGeneration, c.Generation)
-		if c.Status != "closed" {
-			snap.OpenCards = append(snap.OpenCards, workflows.StoreCard{
-				ID: c.IssuerCardID, Issuer: c.Issuer, Last4: c.Last4, Generation: c.Generation, Status: c.Status,
-			})
-		}
-	}
-	return snap, nil
+	return agentSnapshot(cards, in.CardsSince), nil
 }
 
 // SetAgentStatus records the agent's lifecycle status. Retirement also revokes the agent's

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -41,59 +43,69 @@ func (a *Activities) recordEvent(ctx context.Context, ev issuer.Event, source st
 	default:
 		res.AgentID = card.AgentID
 	}
-	occurred := ev.OccurredAt
-	if occurred.IsZero() {
-		occurred = time.Now()
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = time.Now().UTC()
 	}
 	row := store.LedgerEvent{
 		Issuer: ev.Issuer, IssuerEventID: ev.ID, AgentID: res.AgentID, IssuerCardID: ev.CardID, Kind: string(ev.Kind),
 		Approved: ev.Approved, DeclineReason: string(ev.DeclineReason), RawReason: ev.RawReason,
-		AuthorizationID: ev.AuthorizationID, AmountMinor: ev.AmountMinor, Currency: ev.Currency,
-		Merchant: ev.MerchantName, MCC: ev.MCC, Source: source, Orphaned: res.Orphaned, OccurredAt: occurred,
+		AuthorizationID: ev.AuthorizationID, AmountMinor: ev.AmountMinor, AuthorizedMinor: ev.AuthorizedMinor, Currency: ev.Currency,
+		Merchant: ev.MerchantName, MCC: ev.MCC, Source: source, Orphaned: res.Orphaned, OccurredAt: ev.OccurredAt,
 	}
-	var delta *store.SpendDelta
+	var loc *time.Location
 	if !res.Orphaned {
-		d, err := a.spendDelta(ctx, ev)
-		if err != nil {
-			return res, err
-		}
-		d.AgentID = res.AgentID
-		d.Day = occurred.In(a.agentLocation(ctx, res.AgentID)).Format("2006-01-02")
-		delta = &d
+		loc = a.agentLocation(ctx, res.AgentID)
 	}
-	res.New, err = a.Store.InsertEvent(ctx, row, delta)
+	res.New, err = a.Store.RecordEvent(ctx, row, func(prior []store.LedgerEvent) ([]store.SpendDelta, error) {
+		if res.Orphaned {
+			return nil, nil
+		}
+		return DaySpend(res.AgentID, loc, ev, prior), nil
+	})
 	if err != nil {
 		return res, fmt.Errorf("record event %s: %w", ev.ID, err)
 	}
 	return res, nil
 }
 
-// spendDelta computes the event's effect on spend with the same rules the workflow uses
-// (workflows.Budget), replaying the authorization's earlier events so a capture is compared
-// with what was authorized.
-func (a *Activities) spendDelta(ctx context.Context, ev issuer.Event) (store.SpendDelta, error) {
-	var b workflows.Budget
-	if ev.Kind != issuer.KindAuthorization && ev.AuthorizationID != "" {
-		prior, err := a.Store.AuthorizationEvents(ctx, ev.Issuer, ev.AuthorizationID)
-		if err != nil {
-			return store.SpendDelta{}, fmt.Errorf("record event %s: %w", ev.ID, err)
-		}
-		for _, p := range prior {
-			if p.IssuerEventID == ev.ID {
-				continue
-			}
-			b.Apply(issuer.Event{
-				ID: p.IssuerEventID, Kind: issuer.EventKind(p.Kind), CardID: p.IssuerCardID, AuthorizationID: p.AuthorizationID,
-				Approved: p.Approved, AmountMinor: p.AmountMinor,
-			})
+// DaySpend is what ev changes in the agent's daily spend (days in loc), given the events
+// already recorded for the same authorization: package spend's rules over the whole set,
+// before and after, so the days come out the same whatever order the events arrive in. An
+// event can change two days: a late authorization counts on its own day while its capture's
+// over-capture counts on the capture's.
+func DaySpend(agentID string, loc *time.Location, ev issuer.Event, prior []store.LedgerEvent) []store.SpendDelta {
+	before := make([]issuer.Event, 0, len(prior)+1)
+	for _, p := range prior {
+		before = append(before, p.IssuerEvent())
+	}
+	after := append(before[:len(before):len(before)], ev)
+	fb, fa := spend.Fold(before), spend.Fold(after)
+	var days []string
+	for _, e := range after {
+		if d := e.OccurredAt.In(loc).Format(time.DateOnly); !slices.Contains(days, d) {
+			days = append(days, d)
 		}
 	}
-	d := b.Apply(ev)
-	out := store.SpendDelta{SpentMinor: d.Spent, OverspendMinor: d.Overspend}
-	if ev.Kind == issuer.KindAuthorization && !ev.Approved {
-		out.Declines = 1
+	slices.Sort(days)
+	var out []store.SpendDelta
+	for _, day := range days {
+		w := dayWindow(day, loc)
+		d := spend.Sum(fa, w).Sub(spend.Sum(fb, w))
+		sd := store.SpendDelta{AgentID: agentID, Day: day, SpentMinor: d.Spent, OverspendMinor: d.Overspend}
+		if day == ev.OccurredAt.In(loc).Format(time.DateOnly) && ev.Kind == issuer.KindAuthorization && !ev.Approved {
+			sd.Declines = 1
+		}
+		if sd.SpentMinor != 0 || sd.OverspendMinor != 0 || sd.Declines != 0 {
+			out = append(out, sd)
+		}
 	}
-	return out, nil
+	return out
+}
+
+// dayWindow is the local day (YYYY-MM-DD) in loc as a window of instants.
+func dayWindow(day string, loc *time.Location) spend.Window {
+	d, _ := time.ParseInLocation(time.DateOnly, day, loc)
+	return spend.Window{Start: d, End: time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc)}
 }
 
 // agentLocation is the agent's policy time zone, UTC when it cannot be read.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -14,7 +15,11 @@ import (
 // Reconcile compares the issuer's events on the agent's cards since in.Since with the ledger.
 // Events the webhooks never delivered are written to the ledger (source "reconcile") and
 // returned, for the workflow to apply as if they had been signalled; events whose amount,
-// kind or outcome differ are audited and returned.
+// kind or outcome differ are audited and returned. With IncludeAll it also returns the
+// approved money events the ledger already had (the workflow may not have them yet), and
+// for each card it compares the card's usage by the issuer's listing and by the ledger over
+// the same events. A card the issuer cannot list is read from the ledger when LedgerFallback
+// is set.
 func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput) (workflows.ReconcileResult, error) {
 	var res workflows.ReconcileResult
 	iss, err := a.issuer(in.Issuer)
@@ -23,11 +28,23 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 	}
 	for _, cardID := range in.CardIDs {
 		events, err := iss.ListAuthorizations(ctx, cardID, in.Since)
-		if errors.Is(err, issuer.ErrNotFound) {
+		switch {
+		case errors.Is(err, issuer.ErrNotFound):
 			a.log().WarnContext(ctx, "reconcile: issuer does not know the card", "agent_id", in.AgentID, "card_id", cardID)
 			continue
-		}
-		if err != nil {
+		case err != nil && in.LedgerFallback:
+			a.log().WarnContext(ctx, "reconcile: issuer cannot list the card; reading the ledger", "agent_id", in.AgentID, "card_id", cardID, "error", err)
+			ledger, lerr := a.Store.CardEvents(ctx, in.Issuer, cardID, in.Since)
+			if lerr != nil {
+				return res, fmt.Errorf("reconcile: %w", lerr)
+			}
+			for _, le := range ledger {
+				if ev := le.IssuerEvent(); spend.Relevant(ev) {
+					res.Events = append(res.Events, ev)
+				}
+			}
+			continue
+		case err != nil:
 			return res, issuerError("list authorizations", err)
 		}
 		ledger, err := a.Store.CardEvents(ctx, in.Issuer, cardID, in.Since)
@@ -38,6 +55,7 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 		for _, le := range ledger {
 			byID[le.IssuerEventID] = le
 		}
+		var listed, recorded []issuer.Event
 		for _, ev := range events {
 			res.Checked++
 			if ev.Issuer == "" {
@@ -46,6 +64,11 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 			if ev.CardID == "" {
 				ev.CardID = cardID
 			}
+			if err := ev.Check(); err != nil {
+				a.log().WarnContext(ctx, "reconcile: issuer listed an event cardwarden cannot count", "agent_id", in.AgentID, "error", err)
+				continue
+			}
+			listed = append(listed, ev)
 			le, ok := byID[ev.ID]
 			if !ok {
 				// Perhaps recorded with an earlier occurred_at than the window.
@@ -68,13 +91,38 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 						a.Metrics.ObserveEvent(ev)
 					}
 				}
+				recorded = append(recorded, ev)
 				continue
+			}
+			recorded = append(recorded, le.IssuerEvent())
+			if in.IncludeAll && spend.Relevant(ev) {
+				res.Events = append(res.Events, ev)
 			}
 			if m, differs := compare(le, ev); differs {
 				res.Mismatches = append(res.Mismatches, m)
 				detail, _ := json.Marshal(m)
 				a.audit(ctx, store.AuditEntry{Actor: "reconcile", Action: "reconcile-mismatch", AgentID: in.AgentID, Detail: string(detail)})
 			}
+		}
+		if in.IncludeAll {
+			// Events the ledger has in the listed span that the issuer did not list: the
+			// ledger counts money the issuer never moved.
+			if n := len(listed); n > 0 {
+				inListing := make(map[string]bool, n)
+				for _, ev := range listed {
+					inListing[ev.ID] = true
+				}
+				for _, le := range ledger {
+					if !inListing[le.IssuerEventID] && !le.OccurredAt.After(listed[n-1].OccurredAt) {
+						recorded = append(recorded, le.IssuerEvent())
+					}
+				}
+			}
+			// The same events, counted from the issuer's records and from the ledger's: any
+			// difference in a card's usage is money one of them has wrong.
+			t := workflows.CardTotals{CardID: cardID,
+				IssuerUsageMinor: spend.CardUsage(spend.Fold(listed), cardID), LedgerUsageMinor: spend.CardUsage(spend.Fold(recorded), cardID)}
+			res.Totals = append(res.Totals, t)
 		}
 	}
 	if len(res.Missed) > 0 || len(res.Mismatches) > 0 {

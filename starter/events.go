@@ -10,6 +10,7 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -50,6 +51,11 @@ func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev issuer.E
 	}
 	if ev.CardID == "" {
 		errs = append(errs, workflows.FieldError{Field: "event.card_id", Msg: "required"})
+	}
+	if len(errs) == 0 {
+		if err := ev.Check(); err != nil {
+			errs = append(errs, workflows.FieldError{Field: "event", Msg: err.Error()})
+		}
 	}
 	if len(errs) > 0 {
 		return EventResult{}, invalidRequest("report event", "", errs)
@@ -96,8 +102,12 @@ func (c *Client) signal(ctx context.Context, agentID string, ev issuer.Event) er
 	case errors.As(err, &notFound):
 		// The agent's workflow has ended (retired): the event belongs in the ledger, but there
 		// is nothing left to deliver it to. Marking it stops redelivery from trying forever.
+		// Money that moves on a retired agent's card is somebody's to look at: it alerts.
 		c.log.Warn("card event for an agent whose workflow is not running; recorded in the ledger only",
 			"agent_id", agentID, "issuer", ev.Issuer, "event_id", ev.ID)
+		if spend.Relevant(ev) {
+			c.alertRetired(ctx, agentID, ev)
+		}
 	case err != nil:
 		cerr := c.classify(ctx, "signal", agentID, err)
 		if errors.Is(cerr, ErrTimeout) {
@@ -112,21 +122,37 @@ func (c *Client) signal(ctx context.Context, agentID string, ev issuer.Event) er
 	return nil
 }
 
+// AlertRetiredCardEvent is the alert kind recorded for money that moves on a card of an agent
+// whose workflow has ended.
+const AlertRetiredCardEvent = "retired-card-event"
+
+// alertRetired records the "retired-card-event" alert once per event.
+func (c *Client) alertRetired(ctx context.Context, agentID string, ev issuer.Event) {
+	msg := fmt.Sprintf("agent %s is retired, but issuer %s sent %s event %s of %s %s on its card %s; recorded in the ledger",
+		agentID, ev.Issuer, ev.Kind, ev.ID, money.Format(ev.AmountMinor), ev.Currency, ev.CardID)
+	c.recordAlert(ctx, store.Alert{AgentID: agentID, Kind: AlertRetiredCardEvent, Period: ev.Issuer + "/" + ev.ID, Message: msg})
+}
+
 // alertOrphan records the "orphaned_event" alert once per event. Nothing in the event is
 // secret (issuer events carry the card's id, never its number).
 func (c *Client) alertOrphan(ctx context.Context, ev issuer.Event) {
 	msg := fmt.Sprintf("issuer %s sent %s event %s (%s %s) for card %s, which no agent owns; recorded in the ledger as orphaned",
 		ev.Issuer, ev.Kind, ev.ID, money.Format(ev.AmountMinor), ev.Currency, ev.CardID)
 	c.log.Warn("orphaned issuer event", "issuer", ev.Issuer, "event_id", ev.ID, "card_id", ev.CardID, "kind", ev.Kind)
-	a, err := c.store.ClaimAlert(ctx, store.Alert{Kind: AlertOrphanedEvent, Period: ev.Issuer + "/" + ev.ID, Message: msg})
+	c.recordAlert(ctx, store.Alert{Kind: AlertOrphanedEvent, Period: ev.Issuer + "/" + ev.ID, Message: msg})
+}
+
+// recordAlert records a fleet-level alert once: no webhook is configured for those, so
+// recording it is its delivery (the dashboard and the alerts API show it).
+func (c *Client) recordAlert(ctx context.Context, al store.Alert) {
+	a, err := c.store.ClaimAlert(ctx, al)
 	if err != nil {
-		c.log.Error("record orphaned-event alert", "event_id", ev.ID, "error", err)
+		c.log.Error("record alert", "kind", al.Kind, "period", al.Period, "error", err)
 		return
 	}
 	if a.Status == store.AlertPending {
-		// No webhook is configured for fleet-level alerts: recording it is its delivery.
 		if err := c.store.MarkAlertAttempt(ctx, a.AgentID, a.Kind, a.Period, true); err != nil {
-			c.log.Error("mark orphaned-event alert", "event_id", ev.ID, "error", err)
+			c.log.Error("mark alert", "kind", al.Kind, "period", al.Period, "error", err)
 		}
 	}
 }
@@ -158,11 +184,4 @@ func (c *Client) RedeliverPending(ctx context.Context, grace time.Duration, limi
 }
 
 // EventFromLedger rebuilds the normalized event a ledger row was recorded from.
-func EventFromLedger(e store.LedgerEvent) issuer.Event {
-	return issuer.Event{
-		ID: e.IssuerEventID, Issuer: e.Issuer, Kind: issuer.EventKind(e.Kind), CardID: e.IssuerCardID,
-		AuthorizationID: e.AuthorizationID, Approved: e.Approved, DeclineReason: issuer.DeclineReason(e.DeclineReason),
-		RawReason: e.RawReason, AmountMinor: e.AmountMinor, Currency: e.Currency, MerchantName: e.Merchant,
-		MCC: e.MCC, OccurredAt: e.OccurredAt.UTC(),
-	}
-}
+func EventFromLedger(e store.LedgerEvent) issuer.Event { return e.IssuerEvent() }

@@ -8,6 +8,8 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/cardwarden/cardwarden/internal/issuer"
 )
 
 // Continue-as-new thresholds. Signals do not count towards the server's continue-as-new
@@ -45,12 +47,12 @@ type agentCard struct {
 	// reconcileAhead: reconciliation runs in the lead before each reset rather than at it
 	// (changeReconcileAhead); runs started before that change keep reconciling at the reset.
 	reconcileAhead bool
-	resetting      time.Time // the reset instant being applied, while reset runs
-	// urgentStops: card-stopping calls go to IssuerUrgentTaskQueue (changeUrgentStops);
-	// stopping is true while a card is being stopped.
+	// urgentStops: card-stopping calls go to IssuerUrgentTaskQueue (changeUrgentStops).
 	urgentStops bool
-	stopping    bool
-	result      *Result
+	// moneyInvariant: cards are capped and read before another is funded, credits lower the
+	// limit, every overspend alerts (changeMoneyInvariant).
+	moneyInvariant bool
+	result         *Result
 }
 
 // AgentCard is the entity workflow that owns one agent's card for the agent's whole life.
@@ -113,6 +115,7 @@ func (wf *agentCard) logger(ctx workflow.Context) log.Logger {
 func (wf *agentCard) run(ctx workflow.Context) (Result, error) {
 	wf.reconcileAhead = workflow.GetVersion(ctx, changeReconcileAhead, workflow.DefaultVersion, 1) >= 1
 	wf.urgentStops = workflow.GetVersion(ctx, changeUrgentStops, workflow.DefaultVersion, 1) >= 1
+	wf.moneyInvariant = workflow.GetVersion(ctx, changeMoneyInvariant, workflow.DefaultVersion, 1) >= 1
 	if wf.fresh {
 		if err := wf.start(ctx); err != nil {
 			return Result{}, err
@@ -155,21 +158,34 @@ func (wf *agentCard) start(ctx workflow.Context) error {
 		return invalidPolicy(FieldErrors{{Field: "policy.issuer", Msg: failureMessage(err)}})
 	}
 	wf.st.Capabilities = info.Capabilities
+	now := workflow.Now(ctx)
+	// The agent's budget period is the one the reset schedule is in, not one that starts now:
+	// an agent retired and created again within a period gets what is left of it, not more.
+	periodStart := now
+	if wf.moneyInvariant {
+		if p := PrevFire(wf.resetSched, wf.loc, now); !p.IsZero() {
+			periodStart = p
+		}
+	}
 	var snap AgentSnapshot
-	if err := wf.mustLocal(ctx, la.UpsertAgent, UpsertAgentInput{Policy: wf.policy, Status: StatusActive}, &snap); err != nil {
+	in := UpsertAgentInput{Policy: wf.policy, Status: StatusActive}
+	if wf.moneyInvariant {
+		in.CardsSince = periodStart
+	}
+	if err := wf.mustLocal(ctx, la.UpsertAgent, in, &snap); err != nil {
 		return fmt.Errorf("record agent %s: %w", wf.policy.AgentID, err)
 	}
-	now := workflow.Now(ctx)
 	wf.st.Generation = snap.LastGeneration
-	wf.st.LastReset = now
+	wf.st.LastReset = periodStart
 	wf.st.NextReset = NextFire(wf.resetSched, wf.loc, now)
 	if wf.rotateSched != nil {
 		wf.st.NextRotation = NextFire(wf.rotateSched, wf.loc, now)
 	}
 	wf.st.LastReconcile = now
-	wf.st.Budget.StartDay(LocalDay(now, wf.loc), LocalMonth(now, wf.loc))
+	wf.st.Budget.StartPeriod(periodStart, wf.loc, wf.policy.DailyLimitUSD.Minor())
 	wf.syncSearchAttributes(ctx)
-	// Cards an earlier workflow for this agent left open are closed once the new one exists.
+	// Cards an earlier workflow for this agent left open are closed: before the new card is
+	// funded (or, in runs from before that change, once it exists).
 	for _, c := range snap.OpenCards {
 		wf.st.Closing = append(wf.st.Closing, ClosingRef{
 			Card:    CardRef{ID: c.ID, Issuer: c.Issuer, Last4: c.Last4, Generation: c.Generation, Status: c.Status},
@@ -177,18 +193,76 @@ func (wf *agentCard) start(ctx workflow.Context) error {
 		})
 		wf.addReconcileCard(c.ID)
 	}
-	wf.issue(ctx, reasonInitial)
+	if wf.moneyInvariant {
+		wf.countEarlierCards(ctx, snap)
+	}
+	_ = wf.issue(ctx, reasonInitial)
 	return nil
 }
 
+// countEarlierCards reads what the agent's earlier cards (of a retired workflow, say) spent in
+// this period and this month, from the issuer (or the ledger where the issuer cannot list), so
+// a new workflow does not hand out an allowance that was already used.
+func (wf *agentCard) countEarlierCards(ctx workflow.Context, snap AgentSnapshot) {
+	if len(snap.RecentCards) == 0 {
+		return
+	}
+	since := wf.st.Budget.PeriodStart
+	if wf.st.Budget.MonthStart.Before(since) {
+		since = wf.st.Budget.MonthStart
+	}
+	in := ReconcileInput{
+		AgentID: wf.policy.AgentID, Issuer: wf.policy.Issuer, Timezone: wf.policy.Timezone,
+		Since: since, Until: workflow.Now(ctx), IncludeAll: true, LedgerFallback: true, Reason: ReconcileEarlierCards,
+	}
+	for _, c := range snap.RecentCards {
+		in.CardIDs = append(in.CardIDs, c.ID)
+	}
+	var res ReconcileResult
+	if err := wf.issuerCall(ctx, ActivityReconcile, 2*time.Minute, in, &res); err != nil {
+		wf.alert(ctx, AlertReconcileFailed, wf.periodKey(), "could not read what the agent's earlier cards spent in this period: "+
+			failureMessage(err)+"; its first card is funded with the whole allowance")
+		return
+	}
+	wf.applyListed(ctx, res)
+}
+
 // resume is a continued run's setup: refresh what the issuer can do (configuration may have
-// changed with a deploy) and make sure the search attributes are current.
+// changed with a deploy), make sure the search attributes are current, and bring state from
+// runs before package spend up to date.
 func (wf *agentCard) resume(ctx workflow.Context) {
 	var info IssuerInfo
 	if err := wf.local(ctx, la.IssuerInfo, IssuerInfoInput{Issuer: wf.policy.Issuer}, &info); err == nil {
 		wf.st.Capabilities = info.Capabilities
 	}
+	b := &wf.st.Budget
+	if len(b.Auths) > 0 {
+		b.migrateAuths()
+	}
+	if b.PeriodStart.IsZero() {
+		l := wf.st.LastReset.In(wf.loc)
+		b.PeriodStart = wf.st.LastReset
+		b.MonthStart = time.Date(l.Year(), l.Month(), 1, 0, 0, 0, 0, wf.loc).UTC()
+		b.MaxDailyMinor = wf.policy.DailyLimitUSD.Minor()
+	}
+	for _, c := range wf.allCards() {
+		if c.UsageMinor == 0 && c.LegacySpentMinor != 0 {
+			c.UsageMinor, c.LegacySpentMinor = c.LegacySpentMinor, 0
+		}
+	}
 	wf.syncSearchAttributes(ctx)
+}
+
+// allCards is the current card and every closing one.
+func (wf *agentCard) allCards() []*CardRef {
+	var cs []*CardRef
+	if wf.st.Card != nil {
+		cs = append(cs, wf.st.Card)
+	}
+	for i := range wf.st.Closing {
+		cs = append(cs, &wf.st.Closing[i].Card)
+	}
+	return cs
 }
 
 // nextWake is the earliest instant something is due. Every deadline listed here is either
@@ -202,13 +276,18 @@ func (wf *agentCard) nextWake() time.Time {
 		ts = append(ts, *wf.policy.RetireAt)
 	}
 	for _, c := range wf.st.Closing {
-		ts = append(ts, c.CloseAt)
+		if c.Card.Status != string(issuer.CardClosed) {
+			ts = append(ts, c.CloseAt)
+		}
 	}
 	if wf.st.Card != nil && wf.st.Pending == nil && wf.st.Status != StatusRevoked {
 		ts = append(ts, wf.st.Card.RotateAt)
 	}
 	if wf.st.Pending != nil && wf.st.Status == StatusActive {
 		ts = append(ts, wf.st.Pending.RetryAt)
+	}
+	if wf.owesFunding() {
+		ts = append(ts, wf.st.FundRetryAt)
 	}
 	return earliest(ts...)
 }
@@ -296,6 +375,27 @@ func (wf *agentCard) runDue(ctx workflow.Context) {
 	if p := wf.st.Pending; p != nil && wf.st.Status == StatusActive && !workflow.Now(ctx).Before(p.RetryAt) {
 		wf.issue(ctx, p.Input.Reason)
 	}
+	if wf.owesFunding() && !workflow.Now(ctx).Before(wf.st.FundRetryAt) {
+		wf.retryFunding(ctx)
+	}
+}
+
+// owesFunding reports whether the current card's limit is still to be put right after the
+// issuer refused it.
+func (wf *agentCard) owesFunding() bool {
+	return !wf.st.FundRetryAt.IsZero() && wf.st.Card != nil && wf.st.Status == StatusActive
+}
+
+// retryFunding tries again to put the period's allowance on the current card (capping any
+// other card first).
+func (wf *agentCard) retryFunding(ctx workflow.Context) {
+	card := wf.st.Card
+	if err := wf.stopOthers(ctx, card); err != nil {
+		wf.st.FundFailures++
+		wf.st.FundRetryAt = workflow.Now(ctx).Add(fundBackoff(wf.st.FundFailures))
+		return
+	}
+	_ = wf.fund(ctx, card, time.Time{})
 }
 
 // shouldContinueAsNew is checked only in the main loop, never in a handler.

@@ -166,20 +166,18 @@ func TestMonthlyCapLimitsTheDailyBudget(t *testing.T) {
 	})
 }
 
+// Where limits cannot change, the day's new card replaces the old one, which is closed first:
+// the old card still holds what was left of its own day.
 func TestDailyReissueWhereLimitsCannotChange(t *testing.T) {
 	f := newFake()
 	f.caps = issuer.Capabilities{LimitIntervals: []issuer.Interval{issuer.AllTime}, Reveal: true}
 	h := newHarness(t, f, sunday)
-	var during, after workflows.StateView
+	var during workflows.StateView
 	h.at(14*time.Hour+time.Minute, func() { during = h.state() })
-	h.at(15*time.Hour+time.Minute, func() { after = h.state() })
 	h.run(policyJSON(`"rotate_cron":"off",` + retireAt(sunday.Add(16*time.Hour))))
 
-	if during.Card.ID != "card-2" || during.Generation != 2 || during.Reissues != 1 || len(during.ClosingCards) != 1 {
+	if during.Card.ID != "card-2" || during.Generation != 2 || during.Reissues != 1 || len(during.ClosingCards) != 0 {
 		t.Fatalf("after the reset: %+v", during)
-	}
-	if len(after.ClosingCards) != 0 {
-		t.Fatalf("old card not closed after the grace period: %+v", after.ClosingCards)
 	}
 	f.lock(func() {
 		if len(f.issued) < 2 || f.issued[1].Reason != "daily-reissue" || f.issued[1].Limits[0].AmountMinor != 2500 {
@@ -188,8 +186,8 @@ func TestDailyReissueWhereLimitsCannotChange(t *testing.T) {
 		if len(f.limits) != 0 {
 			t.Fatalf("limits updated on an issuer that cannot: %+v", f.limits)
 		}
-		if f.closed[0] != "card-1" {
-			t.Fatalf("closed: %v", f.closed)
+		if i, j := slices.Index(f.calls, "closed card-1"), slices.Index(f.calls, "IssueCard gen2"); i < 0 || j < i {
+			t.Fatalf("card-1 must be closed before card-2 is issued: %v", f.calls)
 		}
 	})
 }
@@ -216,15 +214,14 @@ func TestWeeklyRotationKeepsTheOldCardForTheGracePeriod(t *testing.T) {
 		if f.issued[1].Reason != "scheduled-rotation" || f.issued[1].IdempotencyKey != "cardwarden:agent/demo:gen:2" {
 			t.Fatalf("rotation issue: %+v", f.issued[1])
 		}
-		// The old card stops taking new spend (limit = what it spent) but stays open.
-		var oldFrozen bool
-		for _, l := range f.limits {
-			if l.CardID == "card-1" && l.Limits[0].AmountMinor == 700 {
-				oldFrozen = true
-			}
+		// The old card is capped and read before the new card exists; the new one is issued
+		// capped and then funded with the period's allowance.
+		want := []string{"UpdateLimit card-1 0", "Reconcile capped", "IssueCard gen2", "UpdateLimit card-2 2500"}
+		if i := slices.Index(f.calls, want[0]); i < 0 || !slices.Equal(f.calls[i:i+len(want)], want) {
+			t.Fatalf("rotation calls %v, want %v in order", f.calls, want)
 		}
-		if !oldFrozen {
-			t.Fatalf("old card's limit not lowered to its spend: %+v", f.limits)
+		if f.issued[1].Limits[0].AmountMinor != 0 {
+			t.Fatalf("the new card was issued with money on it: %+v", f.issued[1].Limits)
 		}
 		// card-1 at the end of its grace period, card-2 when the agent retires.
 		if !slices.Equal(f.closed, []string{"card-1", "card-2"}) {
@@ -491,7 +488,8 @@ func TestCancelRetiresTheAgent(t *testing.T) {
 	})
 }
 
-func TestOverspendAndThresholdAlertsOncePerDay(t *testing.T) {
+// Every over-capture and force-post alerts on its own; thresholds alert once per period.
+func TestOverspendAlertsPerEventAndThresholdsOncePerPeriod(t *testing.T) {
 	f := newFake()
 	h := newHarness(t, f, sunday)
 	t0 := sunday.Add(time.Hour)
@@ -511,9 +509,16 @@ func TestOverspendAndThresholdAlertsOncePerDay(t *testing.T) {
 	}
 	kinds := f.alertKinds()
 	slices.Sort(kinds)
-	if want := []string{"overspend", "threshold-100", "threshold-80"}; !slices.Equal(kinds, want) {
+	if want := []string{"overspend", "overspend", "threshold-100", "threshold-80"}; !slices.Equal(kinds, want) {
 		t.Fatalf("alerts %v, want %v", kinds, want)
 	}
+	f.lock(func() {
+		for _, a := range f.alerts {
+			if a.Kind == workflows.AlertOverspend && !strings.Contains(a.Message, "card ****4001") {
+				t.Errorf("overspend alert does not name the card: %s", a.Message)
+			}
+		}
+	})
 }
 
 func TestReconcileAppliesMissedEventsOnce(t *testing.T) {
@@ -546,13 +551,13 @@ func TestReconcileAppliesMissedEventsOnce(t *testing.T) {
 	})
 }
 
-func TestIssueRejectedAsInvalidIsRebuiltUnderTheSameKey(t *testing.T) {
+func TestIssueRejectedAsInvalidIsRetriedUnderTheSameKey(t *testing.T) {
 	f := newFake()
 	h := newHarness(t, f, sunday)
 	h.at(17*time.Hour-time.Minute, func() {
 		f.lock(func() { f.failIssue, f.failIssueType = 1, workflows.ErrTypeIssuerInvalid })
 	})
-	// Spend between the failed attempt and its retry: the retry must carry today's remainder.
+	// Spend between the failed attempt and its retry: the new card gets the period's remainder.
 	h.at(17*time.Hour+time.Minute, func() { h.signal(approved("e1", "card-1", sunday.Add(17*time.Hour), 1000)) })
 	h.run(policyJSON(retireAt(sunday.Add(19 * time.Hour))))
 	f.lock(func() {
@@ -563,8 +568,11 @@ func TestIssueRejectedAsInvalidIsRebuiltUnderTheSameKey(t *testing.T) {
 		if failed.IdempotencyKey != retry.IdempotencyKey || failed.Generation != 2 || retry.Generation != 2 {
 			t.Fatalf("keys: %s %s", failed.IdempotencyKey, retry.IdempotencyKey)
 		}
-		if failed.Limits[0].AmountMinor != 2500 || retry.Limits[0].AmountMinor != 1500 {
-			t.Fatalf("limits: %v then %v", failed.Limits, retry.Limits)
+		if failed.Limits[0].AmountMinor != 0 || retry.Limits[0].AmountMinor != 0 {
+			t.Fatalf("a replacement card is issued capped: %v then %v", failed.Limits, retry.Limits)
+		}
+		if last := f.limits[len(f.limits)-1]; last.CardID != "card-2" || last.Limits[0].AmountMinor != 1500 {
+			t.Fatalf("card-2 funded with %+v, want the 15.00 left", last)
 		}
 	})
 }

@@ -1,137 +1,95 @@
 package workflows
 
 import (
+	"time"
+
 	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/spend"
 )
 
-// Budget is the agent's running spend: today (the period since the last reset), this calendar
-// month in the agent's zone, and the authorizations still open, so captures can be matched to
-// what was authorized. Plain data, carried through continue-as-new.
+// Budget is the agent's running spend: in the current budget period (from the last reset to
+// the next), in this calendar month of the agent's zone, and the records of recent
+// authorizations that later events (captures, reversals) still refer to. What counts as spend
+// is package spend's rule, the same one the ledger and reconciliation use. Plain data,
+// carried through continue-as-new.
 type Budget struct {
-	Day                 string       `json:"day"`   // local date of the last reset, YYYY-MM-DD
-	Month               string       `json:"month"` // local month of the last reset, YYYY-MM
-	SpentTodayMinor     int64        `json:"spent_today_minor"`
-	SpentMonthMinor     int64        `json:"spent_month_minor"`
-	OverspendTodayMinor int64        `json:"overspend_today_minor"`
-	Auths               []AuthRecord `json:"auths,omitempty"` // oldest first, bounded
+	Day   string `json:"day"`   // local date of the period's start, YYYY-MM-DD
+	Month string `json:"month"` // local month of the period's start, YYYY-MM
+	// PeriodStart is the reset instant that began the period; MonthStart the first instant of
+	// Month in the agent's zone. Events count towards a window by when they happened.
+	PeriodStart         time.Time `json:"period_start,omitzero"`
+	MonthStart          time.Time `json:"month_start,omitzero"`
+	SpentTodayMinor     int64     `json:"spent_today_minor"`
+	SpentMonthMinor     int64     `json:"spent_month_minor"`
+	OverspendTodayMinor int64     `json:"overspend_today_minor"`
+	// MaxDailyMinor is the highest daily limit in force during the period, so approvals
+	// beyond it are recognised even after a set-budget lowered the limit.
+	MaxDailyMinor int64      `json:"max_daily_minor,omitempty"`
+	Book          spend.Book `json:"book"`
+	// Auths is the open-authorization memory of runs from before package spend; resume turns
+	// it into Book records.
+	Auths []AuthRecord `json:"auths,omitempty"`
 }
 
-// AuthRecord is one authorization as far as spend is concerned.
+// AuthRecord is one authorization as runs before package spend remembered it.
 type AuthRecord struct {
 	ID         string `json:"id"`
 	CardID     string `json:"card_id"`
 	Authorized int64  `json:"authorized"`
 	Captured   int64  `json:"captured"`
-	Settled    bool   `json:"settled"` // a capture arrived: the captured amount is the spend
+	Settled    bool   `json:"settled"`
 }
 
-// maxAuths bounds the open-authorization memory; authorizations settle within days, and a
-// capture for one forgotten here is still counted, just without overspend detection.
-const maxAuths = 512
-
-// Delta is the change one event makes to spend. Overspend is the part no limit could stop:
-// captures above the authorized amount and force-posts.
+// Delta is the change one event makes: to the period's spend (Spent, of which Overspend is
+// what no limit could stop) and to the usage of the card it happened on.
 type Delta struct {
 	Spent     int64
 	Overspend int64
+	Usage     int64
 }
 
-// Apply updates spend for one event and returns the change. It assumes the event is new
-// (the workflow deduplicates by event id first).
+func (b *Budget) period() spend.Window { return spend.Window{Start: b.PeriodStart} }
+func (b *Budget) month() spend.Window  { return spend.Window{Start: b.MonthStart} }
+
+// Apply updates spend for one event and returns the change. The workflow deduplicates by
+// event id first; an event without a time counts as happening now.
 func (b *Budget) Apply(ev issuer.Event) Delta {
-	amt := ev.AmountMinor
-	if amt < 0 {
-		amt = -amt
-	}
-	var d Delta
-	switch ev.Kind {
-	case issuer.KindAuthorization:
-		if !ev.Approved {
-			return Delta{}
-		}
-		if ev.AuthorizationID != "" {
-			if a := b.auth(ev.AuthorizationID); a != nil {
-				// The capture came first and was counted then.
-				return Delta{}
-			}
-			b.remember(AuthRecord{ID: ev.AuthorizationID, CardID: ev.CardID, Authorized: amt})
-		}
-		d.Spent = amt
-	case issuer.KindCapture:
-		a := b.auth(ev.AuthorizationID)
-		if ev.AuthorizationID == "" || a == nil {
-			// No authorization on record (missed, or forgotten): count what was captured and
-			// remember it, so a late authorization is not counted a second time.
-			if ev.AuthorizationID != "" {
-				b.remember(AuthRecord{ID: ev.AuthorizationID, CardID: ev.CardID, Authorized: amt, Captured: amt, Settled: true})
-			}
-			d.Spent = amt
-			break
-		}
-		before, overBefore := a.accounted(), a.over()
-		a.Captured += amt
-		a.Settled = true
-		d.Spent = a.accounted() - before
-		d.Overspend = a.over() - overBefore
-	case issuer.KindForceCapture:
-		d.Spent, d.Overspend = amt, amt
-	case issuer.KindReversal:
-		a := b.auth(ev.AuthorizationID)
-		if a == nil || a.Settled {
-			return Delta{}
-		}
-		r := min(amt, a.Authorized)
-		a.Authorized -= r
-		d.Spent = -r
-	case issuer.KindRefund:
-		d.Spent = -amt
-	}
-	b.SpentTodayMinor = max(0, b.SpentTodayMinor+d.Spent)
-	b.SpentMonthMinor = max(0, b.SpentMonthMinor+d.Spent)
-	b.OverspendTodayMinor += d.Overspend
-	return d
+	e := b.Book.Apply(ev, b.period(), b.month())
+	b.SpentTodayMinor += e.Period.Spent
+	b.OverspendTodayMinor += e.Period.Overspend
+	b.SpentMonthMinor += e.Month.Spent
+	return Delta{Spent: e.Period.Spent, Overspend: e.Period.Overspend, Usage: e.Usage}
 }
 
-// accounted is what an authorization counts as spend: the hold until it settles, then what
-// was captured.
-func (a *AuthRecord) accounted() int64 {
-	if a.Settled {
-		return a.Captured
+// StartPeriod begins a new budget period at a reset: spend is recounted from the records, so
+// events that happened after the reset instant but arrived before the reset ran still count.
+func (b *Budget) StartPeriod(start time.Time, loc *time.Location, dailyMinor int64) {
+	b.PeriodStart = start
+	b.Day = LocalDay(start, loc)
+	if m := LocalMonth(start, loc); m != b.Month || b.MonthStart.IsZero() {
+		b.Month = m
+		l := start.In(loc)
+		b.MonthStart = time.Date(l.Year(), l.Month(), 1, 0, 0, 0, 0, loc).UTC()
+		b.SpentMonthMinor = b.Book.Sum(b.month()).Spent
 	}
-	return a.Authorized
+	t := b.Book.Sum(b.period())
+	b.SpentTodayMinor, b.OverspendTodayMinor = t.Spent, t.Overspend
+	b.MaxDailyMinor = dailyMinor
 }
 
-func (a *AuthRecord) over() int64 { return max(0, a.Captured-a.Authorized) }
-
-func (b *Budget) auth(id string) *AuthRecord {
-	if id == "" {
-		return nil
+// migrateAuths turns a legacy open-authorization memory into records.
+func (b *Budget) migrateAuths() {
+	for _, a := range b.Auths {
+		b.Book.Records = append(b.Book.Records, spend.Record{
+			Key: "auth:" + a.ID, CardID: a.CardID, Seen: true, Amount: a.Authorized, AmountKnown: true,
+			Captured: a.Captured, Settled: a.Settled,
+		})
 	}
-	for i := len(b.Auths) - 1; i >= 0; i-- {
-		if b.Auths[i].ID == id {
-			return &b.Auths[i]
-		}
-	}
-	return nil
+	b.Auths = nil
 }
 
-func (b *Budget) remember(a AuthRecord) {
-	b.Auths = append(b.Auths, a)
-	if n := len(b.Auths) - maxAuths; n > 0 {
-		b.Auths = append(b.Auths[:0:0], b.Auths[n:]...)
-	}
-}
-
-// StartDay begins a new budget day at a reset; a new month also clears the month's spend.
-func (b *Budget) StartDay(day, month string) {
-	b.Day = day
-	b.SpentTodayMinor = 0
-	b.OverspendTodayMinor = 0
-	if month != b.Month {
-		b.Month = month
-		b.SpentMonthMinor = 0
-	}
-}
+// ApprovedNet is the period's approved spend net of its own reversals: what the invariant caps.
+func (b Budget) ApprovedNet() int64 { return b.SpentTodayMinor - b.OverspendTodayMinor }
 
 // RemainingToday is what the agent may still spend today: the rest of the daily limit, never
 // more than the rest of the monthly cap (monthlyMinor 0 means no cap).
@@ -189,9 +147,10 @@ func LimitPlan(caps issuer.Capabilities, cardSpentMinor, allowanceMinor int64) [
 	}
 }
 
-// FreezePlan returns limits that stop new authorizations on a card that cannot be paused.
-func FreezePlan(caps issuer.Capabilities, cardSpentMinor int64) []issuer.SpendLimit {
-	return LimitPlan(caps, cardSpentMinor, 0)
+// CapPlan returns limits under which a card approves nothing more, whatever it has spent:
+// zero. Captures of what it approved before still settle (issuers never limit those).
+func CapPlan(caps issuer.Capabilities) []issuer.SpendLimit {
+	return LimitPlan(caps, 0, 0)
 }
 
 func containsInt(xs []int, x int) bool {

@@ -3,49 +3,56 @@ package workflows
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
 )
 
+var budgetT0 = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+
 func ev(kind issuer.EventKind, auth string, amount int64, approved bool) issuer.Event {
-	return issuer.Event{ID: string(kind) + auth, Kind: kind, AuthorizationID: auth, AmountMinor: amount, Approved: approved, CardID: "c1"}
+	return issuer.Event{ID: string(kind) + auth, Kind: kind, AuthorizationID: auth, AmountMinor: amount, Approved: approved,
+		CardID: "c1", OccurredAt: budgetT0.Add(time.Hour)}
 }
 
 func TestBudgetSpendAndOverspend(t *testing.T) {
 	var b Budget
-	b.StartDay("2027-01-01", "2027-01")
+	b.StartPeriod(budgetT0, time.UTC, 5000)
 	steps := []struct {
 		ev                issuer.Event
 		spent, over, want int64
+		usage             int64
 	}{
-		{ev(issuer.KindAuthorization, "a1", 1000, true), 1000, 0, 1000},
-		{ev(issuer.KindAuthorization, "a2", 500, false), 0, 0, 1000},  // declined: no spend
-		{ev(issuer.KindCapture, "a1", 1200, true), 200, 200, 1200},    // over-capture (tip)
-		{ev(issuer.KindAuthorization, "a3", 800, true), 800, 0, 2000}, // hold
-		{ev(issuer.KindCapture, "a3", 600, true), -200, 0, 1800},      // partial capture releases the rest
-		{ev(issuer.KindAuthorization, "a4", 300, true), 300, 0, 2100}, // hold
-		{ev(issuer.KindReversal, "a4", 300, true), -300, 0, 1800},     // reversed
-		{ev(issuer.KindForceCapture, "", 700, true), 700, 700, 2500},  // no authorization at all
-		{ev(issuer.KindRefund, "", 400, true), -400, 0, 2100},         // money back
-		{ev(issuer.KindCapture, "zz", 100, true), 100, 0, 2200},       // capture of a missed auth
-		{ev(issuer.KindAuthorization, "zz", 100, true), 0, 0, 2200},   // the late auth is not counted again
+		{ev(issuer.KindAuthorization, "a1", 1000, true), 1000, 0, 1000, 1000},
+		{ev(issuer.KindAuthorization, "a2", 500, false), 0, 0, 1000, 0},    // declined: no spend
+		{ev(issuer.KindCapture, "a1", 1200, true), 200, 200, 1200, 200},    // over-capture (tip)
+		{ev(issuer.KindAuthorization, "a3", 800, true), 800, 0, 2000, 800}, // hold
+		{ev(issuer.KindCapture, "a3", 600, true), 0, 0, 2000, -200},        // partial capture: the approval stays spent
+		{ev(issuer.KindAuthorization, "a4", 300, true), 300, 0, 2300, 300}, // hold
+		{ev(issuer.KindReversal, "a4", 300, true), -300, 0, 2000, -300},    // reversed in its own period
+		{ev(issuer.KindForceCapture, "", 700, true), 700, 700, 2700, 700},  // no authorization at all
+		{ev(issuer.KindRefund, "", 400, true), 0, 0, 2700, -400},           // a refund is no allowance
+		{ev(issuer.KindCapture, "zz", 100, true), 0, 0, 2700, 100},         // capture of an authorization not seen yet
+		{ev(issuer.KindAuthorization, "zz", 100, true), 100, 0, 2800, 0},   // the late authorization counts once
 	}
 	for i, s := range steps {
 		d := b.Apply(s.ev)
-		if d.Spent != s.spent || d.Overspend != s.over || b.SpentTodayMinor != s.want {
-			t.Fatalf("step %d (%s %s): delta %+v today %d; want spent %d over %d today %d",
-				i, s.ev.Kind, s.ev.AuthorizationID, d, b.SpentTodayMinor, s.spent, s.over, s.want)
+		if d.Spent != s.spent || d.Overspend != s.over || b.SpentTodayMinor != s.want || d.Usage != s.usage {
+			t.Fatalf("step %d (%s %s): delta %+v today %d; want spent %d over %d usage %d today %d",
+				i, s.ev.Kind, s.ev.AuthorizationID, d, b.SpentTodayMinor, s.spent, s.over, s.usage, s.want)
 		}
 	}
-	if b.OverspendTodayMinor != 900 {
-		t.Fatalf("overspend today %d, want 900", b.OverspendTodayMinor)
+	if b.OverspendTodayMinor != 900 || b.ApprovedNet() != 1900 {
+		t.Fatalf("overspend today %d, approved net %d; want 900 and 1900", b.OverspendTodayMinor, b.ApprovedNet())
 	}
 }
 
 func TestBudgetRemainingAndMonthlyCap(t *testing.T) {
 	var b Budget
-	b.StartDay("2027-01-30", "2027-01")
-	b.Apply(ev(issuer.KindAuthorization, "a", 2000, true))
+	b.StartPeriod(time.Date(2027, 1, 30, 0, 0, 0, 0, time.UTC), time.UTC, 2500)
+	e := ev(issuer.KindAuthorization, "a", 2000, true)
+	e.OccurredAt = time.Date(2027, 1, 30, 1, 0, 0, 0, time.UTC)
+	b.Apply(e)
 	if r := b.RemainingToday(2500, 0); r != 500 {
 		t.Fatalf("remaining %d", r)
 	}
@@ -57,17 +64,56 @@ func TestBudgetRemainingAndMonthlyCap(t *testing.T) {
 	if r := b.RemainingToday(2500, 30000); r != 200 {
 		t.Fatalf("monthly cap binds: remaining %d", r)
 	}
-	b.StartDay("2027-01-31", "2027-01")
+	b.StartPeriod(time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC), time.UTC, 2500)
 	if b.SpentTodayMinor != 0 || b.SpentMonthMinor != 29800 {
 		t.Fatalf("same month keeps month spend: %+v", b)
 	}
-	b.StartDay("2027-02-01", "2027-02")
+	b.StartPeriod(time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), time.UTC, 2500)
 	if b.SpentMonthMinor != 0 || b.RemainingToday(2500, 30000) != 2500 {
 		t.Fatalf("new month: %+v", b)
 	}
-	b.Apply(ev(issuer.KindAuthorization, "big", 9999, true))
+	big := ev(issuer.KindAuthorization, "big", 9999, true)
+	big.OccurredAt = time.Date(2027, 2, 1, 1, 0, 0, 0, time.UTC)
+	b.Apply(big)
 	if b.RemainingToday(2500, 30000) != 0 {
 		t.Fatal("remaining never negative")
+	}
+}
+
+// Yesterday's hold reversed and yesterday's capture refunded after the reset give today no
+// extra allowance (leak 5), and an event that happened after the reset instant but arrived
+// before the reset ran still counts in the new period.
+func TestBudgetCreditsFromAnEarlierPeriod(t *testing.T) {
+	day1, day2 := budgetT0, budgetT0.Add(24*time.Hour)
+	at := func(t time.Time, h int) time.Time { return t.Add(time.Duration(h) * time.Hour) }
+	var b Budget
+	b.StartPeriod(day1, time.UTC, 1000)
+	hold := ev(issuer.KindAuthorization, "h", 500, true)
+	hold.OccurredAt = at(day1, 10)
+	buy := ev(issuer.KindAuthorization, "b", 500, true)
+	buy.OccurredAt = at(day1, 11)
+	capture := ev(issuer.KindCapture, "b", 500, true)
+	capture.OccurredAt = at(day1, 12)
+	early := ev(issuer.KindAuthorization, "early", 100, true)
+	early.OccurredAt = at(day2, 0).Add(time.Second) // after the reset instant, processed before the reset ran
+	for _, e := range []issuer.Event{hold, buy, capture, early} {
+		b.Apply(e)
+	}
+	b.StartPeriod(day2, time.UTC, 1000)
+	if b.SpentTodayMinor != 100 {
+		t.Fatalf("new period starts with %d, want the 100 approved after its start", b.SpentTodayMinor)
+	}
+	rev := ev(issuer.KindReversal, "h", 500, true)
+	rev.OccurredAt = at(day2, 1)
+	refund := ev(issuer.KindRefund, "", 500, true)
+	refund.OccurredAt = at(day2, 2)
+	for _, e := range []issuer.Event{rev, refund} {
+		if d := b.Apply(e); d.Spent != 0 || d.Usage != -500 {
+			t.Fatalf("%s: delta %+v, want no spend and usage -500", e.Kind, d)
+		}
+	}
+	if r := b.RemainingToday(1000, 0); r != 900 {
+		t.Fatalf("remaining %d after yesterday's credits, want 900", r)
 	}
 }
 
@@ -88,7 +134,7 @@ func TestLimitPlan(t *testing.T) {
 	if got := LimitPlan(daily, 1234, 2550); !slices.Equal(got, []issuer.SpendLimit{{AmountMinor: 2500, Interval: issuer.Daily}}) {
 		t.Fatalf("daily, whole dollars rounded down: %v", got)
 	}
-	if got := FreezePlan(all, 1234); got[0].AmountMinor != 1234 {
-		t.Fatalf("freeze: %v", got)
+	if got := CapPlan(all); !slices.Equal(got, []issuer.SpendLimit{{AmountMinor: 0, Interval: issuer.AllTime}}) {
+		t.Fatalf("cap: %v", got)
 	}
 }

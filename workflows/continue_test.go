@@ -48,7 +48,7 @@ func TestContinueAsNewDrainsSignalsAndCarriesState(t *testing.T) {
 	if st == nil || st.SignalsTotal != 3 || st.Budget.SpentTodayMinor != 600 || st.Run != 2 {
 		t.Fatalf("carried state: %+v", st)
 	}
-	if st.Card == nil || st.Card.ID != "card-1" || st.Card.SpentMinor != 600 || st.Generation != 1 || len(st.Seen) != 3 {
+	if st.Card == nil || st.Card.ID != "card-1" || st.Card.UsageMinor != 600 || st.Generation != 1 || len(st.Seen) != 3 {
 		t.Fatalf("carried card: %+v", st)
 	}
 	if next.AgentID != "demo" || next.Policy.RetireAt == nil {

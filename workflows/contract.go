@@ -72,14 +72,18 @@ type IssuerInfo struct {
 type UpsertAgentInput struct {
 	Policy Policy `json:"policy"`
 	Status Status `json:"status"`
+	// CardsSince asks for the agent's cards that were open at or after this time
+	// (AgentSnapshot.RecentCards); zero asks for none.
+	CardsSince time.Time `json:"cards_since,omitzero"`
 }
 
 // AgentSnapshot is what the store knows about an agent's cards when its workflow starts: a
-// workflow started again for a retired agent continues the generation count, and closes any
-// card an earlier workflow left open.
+// workflow started again for a retired agent continues the generation count, closes any card
+// an earlier workflow left open, and counts what its recent cards spent in the period.
 type AgentSnapshot struct {
 	LastGeneration int         `json:"last_generation"`
 	OpenCards      []StoreCard `json:"open_cards,omitempty"`
+	RecentCards    []StoreCard `json:"recent_cards,omitempty"`
 }
 
 // StoreCard is a card as the store has it.
@@ -211,7 +215,24 @@ type ReconcileInput struct {
 	// instant in runs from before that change (informational: the issuer is asked for
 	// everything since Since).
 	Until time.Time `json:"until"`
+	// IncludeAll also returns (in Events) every approved money event listed that the ledger
+	// already had: the workflow may not have been signalled them yet, and a card is read this
+	// way after it is capped and before another is funded.
+	IncludeAll bool `json:"include_all,omitempty"`
+	// LedgerFallback reads a card's events from the ledger when the issuer cannot list them.
+	LedgerFallback bool `json:"ledger_fallback,omitempty"`
+	// Reason says why the workflow reads (ReconcileBeforeReset, ReconcileAtReset,
+	// ReconcileCapped, ReconcileEarlierCards), for history readers and tests.
+	Reason string `json:"reason,omitempty"`
 }
+
+// Why a workflow reads a card's events from the issuer (ReconcileInput.Reason).
+const (
+	ReconcileBeforeReset  = "before-reset"  // the ending period, in the lead before its reset
+	ReconcileAtReset      = "at-reset"      // the ending period, at its reset (runs before that change)
+	ReconcileCapped       = "capped"        // cards just capped, before another card is funded
+	ReconcileEarlierCards = "earlier-cards" // a new workflow counting its agent's earlier cards
+)
 
 // ReconcileResult lists what the webhooks missed (now in the ledger with source
 // "reconcile") and events whose amounts differ between the issuer and the ledger.
@@ -219,6 +240,19 @@ type ReconcileResult struct {
 	Checked    int            `json:"checked"`
 	Missed     []issuer.Event `json:"missed,omitempty"`
 	Mismatches []Mismatch     `json:"mismatches,omitempty"`
+	// Events are the approved money events listed that the ledger already had (IncludeAll).
+	Events []issuer.Event `json:"events,omitempty"`
+	// Totals compares each card's usage as the issuer's listing and the ledger count it
+	// (cards whose listing covers their whole life).
+	Totals []CardTotals `json:"totals,omitempty"`
+}
+
+// CardTotals is one card's usage (what counts against its lifetime limit) by the issuer's
+// own records and by the ledger, over the same events.
+type CardTotals struct {
+	CardID           string `json:"card_id"`
+	IssuerUsageMinor int64  `json:"issuer_usage_minor"`
+	LedgerUsageMinor int64  `json:"ledger_usage_minor"`
 }
 
 // Mismatch is an event the ledger and the issuer disagree about.

@@ -30,29 +30,23 @@ var issuerRetry = &temporal.RetryPolicy{
 	MaximumInterval:    time.Minute,
 }
 
-// issuerQueue is where issuer calls go: the urgent queue while a card is being stopped.
-func (wf *agentCard) issuerQueue() string {
-	if wf.stopping {
-		return IssuerUrgentTaskQueue
-	}
-	return IssuerTaskQueue
-}
-
-// onUrgentQueue sends the issuer calls made until restore runs to IssuerUrgentTaskQueue (in
-// runs that have the change): stopping a card must not wait behind a fleet-wide reset.
-func (wf *agentCard) onUrgentQueue() (restore func()) {
-	prev := wf.stopping
-	wf.stopping = wf.urgentStops
-	return func() { wf.stopping = prev }
-}
-
-// issuerCall runs an issuer activity on the issuer task queue (the urgent one while a card is
-// being stopped). The schedule-to-close bound keeps an issuer outage from blocking the
-// workflow forever: the caller decides what a failure means (keep the old card, retry later,
-// alert).
+// issuerCall runs an issuer activity on the issuer task queue. The schedule-to-close bound
+// keeps an issuer outage from blocking the workflow forever: the caller decides what a
+// failure means (keep the old card, retry later, alert).
 func (wf *agentCard) issuerCall(ctx workflow.Context, activity string, startToClose time.Duration, in, out any) error {
+	return wf.issuerCallOn(ctx, false, activity, startToClose, in, out)
+}
+
+// issuerCallOn is issuerCall with the queue chosen by the caller: urgent calls (those that
+// stop a card) go to IssuerUrgentTaskQueue in runs that have that change, so a freeze never
+// waits behind a fleet-wide reset.
+func (wf *agentCard) issuerCallOn(ctx workflow.Context, urgent bool, activity string, startToClose time.Duration, in, out any) error {
+	queue := IssuerTaskQueue
+	if urgent && wf.urgentStops {
+		queue = IssuerUrgentTaskQueue
+	}
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              wf.issuerQueue(),
+		TaskQueue:              queue,
 		StartToCloseTimeout:    startToClose,
 		ScheduleToCloseTimeout: 15 * time.Minute,
 		RetryPolicy:            issuerRetry,

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -20,34 +21,64 @@ func (wf *agentCard) onSignal(ctx workflow.Context, ev issuerEvent) {
 	wf.onEvent(ctx, ev)
 }
 
-// onEvent applies one issuer event, from a signal or from reconciliation: spend, alerts, and
-// the detector. An event id seen before is ignored, so redelivery never counts twice.
+// onEvent applies one issuer event, from a signal or from reconciliation: spend, alerts, the
+// card's limit when a credit or overspend left it too generous, and the detector. An event id
+// seen before is ignored, so redelivery never counts twice; an event no issuer could send (no
+// id or card, an amount out of bounds) is ignored with a warning.
 func (wf *agentCard) onEvent(ctx workflow.Context, ev issuerEvent) {
-	if ev.ID == "" {
-		wf.logger(ctx).Warn("card event without an id ignored", "kind", ev.Kind, "card_id", ev.CardID)
+	if err := ev.Check(); err != nil {
+		wf.logger(ctx).Warn("card event ignored", "error", err, "kind", ev.Kind, "card_id", ev.CardID)
 		return
 	}
 	if _, dup := wf.seen[ev.ID]; dup {
 		return
 	}
 	wf.markSeen(ev.ID)
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = workflow.Now(ctx)
+	}
 	d := wf.st.Budget.Apply(ev)
 	if c := wf.cardByID(ev.CardID); c != nil {
-		c.SpentMinor = max(0, c.SpentMinor+d.Spent)
+		c.UsageMinor += d.Usage
 	}
-	if d.Overspend > 0 && !wf.st.OverspendAlerted {
-		wf.st.OverspendAlerted = true
-		what := "a capture above its authorization"
-		if ev.Kind == issuer.KindForceCapture {
-			what = "a force-post"
-		}
-		wf.alert(ctx, AlertOverspend, wf.st.Budget.Day, fmt.Sprintf(
-			"agent %s overspent by %s USD through %s on card %s (event %s); limits cannot stop this",
-			wf.policy.AgentID, money.Format(d.Overspend), what, ev.CardID, ev.ID))
-	}
+	wf.alertOverspend(ctx, ev, d)
 	wf.checkThresholds(ctx)
+	if wf.overfunded() {
+		_ = wf.fund(ctx, wf.st.Card, time.Time{})
+	}
 	if ev.Kind == issuer.KindAuthorization && !ev.Approved {
 		wf.onDecline(ctx, ev)
+	}
+}
+
+// alertOverspend alerts on spend no limit stopped: every over-capture and force-post (runs
+// from before changeMoneyInvariant: the first of the day), and an approval that took the
+// period past its allowance.
+func (wf *agentCard) alertOverspend(ctx workflow.Context, ev issuerEvent, d Delta) {
+	card := ev.CardID
+	if c := wf.cardByID(ev.CardID); c != nil {
+		card = fmt.Sprintf("****%s (%s)", c.Last4, c.ID)
+	}
+	if d.Overspend > 0 && (wf.moneyInvariant || !wf.st.OverspendAlerted) {
+		wf.st.OverspendAlerted = true
+		what := "a capture above its authorization"
+		if ev.Kind == issuer.KindForceCapture || ev.AuthorizationID == "" {
+			what = "a force-post"
+		}
+		period := wf.st.Budget.Day
+		if wf.moneyInvariant {
+			period = wf.periodKey() + "/" + ev.ID
+		}
+		wf.alert(ctx, AlertOverspend, period, fmt.Sprintf(
+			"agent %s overspent by %s %s through %s on card %s (event %s, %s); limits cannot stop this; %s overspent in this period, %s left",
+			wf.policy.AgentID, money.Format(d.Overspend), wf.policy.Currency, what, card, ev.ID, ev.Kind,
+			money.Format(wf.st.Budget.OverspendTodayMinor), money.Format(wf.remaining())))
+	}
+	if wf.moneyInvariant && ev.Kind == issuer.KindAuthorization && d.Spent > 0 && wf.st.Budget.ApprovedNet() > wf.st.Budget.MaxDailyMinor {
+		wf.alert(ctx, AlertOverspend, wf.periodKey()+"/"+ev.ID, fmt.Sprintf(
+			"agent %s: the issuer approved %s %s on card %s (event %s), taking the period's approved spend to %s against a daily limit of %s",
+			wf.policy.AgentID, money.Format(ev.AmountMinor), wf.policy.Currency, card, ev.ID,
+			money.Format(wf.st.Budget.ApprovedNet()), money.Format(wf.st.Budget.MaxDailyMinor)))
 	}
 }
 
@@ -67,7 +98,7 @@ func (wf *agentCard) checkThresholds(ctx workflow.Context) {
 	daily := wf.policy.DailyLimitUSD.Minor()
 	for _, pct := range wf.st.Budget.CrossedThresholds(daily, wf.policy.Alerts.ThresholdsPct, wf.st.AlertedThresholds) {
 		wf.st.AlertedThresholds = append(wf.st.AlertedThresholds, pct)
-		wf.alert(ctx, fmt.Sprintf("%s-%d", AlertThreshold, pct), wf.st.Budget.Day, fmt.Sprintf(
+		wf.alert(ctx, fmt.Sprintf("%s-%d", AlertThreshold, pct), wf.periodKey(), fmt.Sprintf(
 			"agent %s has spent %s of its %s USD daily limit (%d%% threshold) on %s",
 			wf.policy.AgentID, money.Format(wf.st.Budget.SpentTodayMinor), wf.policy.DailyLimitUSD, pct, wf.st.Budget.Day))
 	}

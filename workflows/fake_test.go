@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ type fake struct {
 	pushes     []workflows.PushCredentialsInput
 	failPush   bool // every PushCredentials fails, non-retryably
 
+	calls         []string            // "Activity card-id" of every issuer call, in order
+	atIssuer      []issuer.Event      // events the issuer has; Reconcile with IncludeAll lists them
+	failLimit     map[string]int      // fail the next n UpdateLimit calls on a card, non-retryably
 	failIssue     int                 // fail the next n IssueCard calls, non-retryably
 	failIssueType string              // with this error type (default IssuerUnauthorized)
 	missed        []issuer.Event      // returned by the next Reconcile
@@ -122,6 +126,7 @@ func (f *fake) IssueCard(_ context.Context, in workflows.IssueCardInput) (workfl
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.issued = append(f.issued, in)
+	f.calls = append(f.calls, "IssueCard gen"+fmt.Sprint(in.Generation))
 	if f.failIssue > 0 {
 		f.failIssue--
 		typ := f.failIssueType
@@ -170,6 +175,11 @@ func (f *fake) UpdateLimit(ctx context.Context, in workflows.UpdateLimitInput) e
 	f.onQueue(ctx)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("UpdateLimit %s %d", in.CardID, in.Limits[0].AmountMinor))
+	if f.failLimit[in.CardID] > 0 {
+		f.failLimit[in.CardID]--
+		return temporal.NewNonRetryableApplicationError("issuer update limits: simulated outage", workflows.ErrTypeIssuerTransient, nil)
+	}
 	c, err := f.card(in.CardID)
 	if err != nil {
 		return err
@@ -220,6 +230,7 @@ func (f *fake) setStatus(id string, to issuer.CardStatus, log *[]string) error {
 	}
 	c.status = to
 	*log = append(*log, id)
+	f.calls = append(f.calls, fmt.Sprintf("%s %s", to, id))
 	return nil
 }
 
@@ -230,8 +241,16 @@ func (f *fake) Reconcile(_ context.Context, in workflows.ReconcileInput) (workfl
 	if f.failReconcile {
 		return workflows.ReconcileResult{}, temporal.NewNonRetryableApplicationError("issuer down", workflows.ErrTypeIssuerUnauthorized, nil)
 	}
+	f.calls = append(f.calls, "Reconcile "+in.Reason)
 	res := workflows.ReconcileResult{Checked: len(f.missed), Missed: f.missed}
 	f.missed = nil
+	if in.IncludeAll {
+		for _, ev := range f.atIssuer {
+			if slices.Contains(in.CardIDs, ev.CardID) && !ev.OccurredAt.Before(in.Since) {
+				res.Events = append(res.Events, ev)
+			}
+		}
+	}
 	return res, nil
 }
 

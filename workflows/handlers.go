@@ -30,9 +30,18 @@ func invalidRequestf(format string, args ...any) error {
 	return invalidRequest(fmt.Errorf(format, args...))
 }
 
+// notApplied fails an update whose change the issuer did not take: nothing was changed.
+func notApplied(format string, err error) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, failureMessage(err)), ErrTypeNotApplied, nil)
+}
+
 // registerHandlers installs the query, the updates with their validators and the signal
 // channel. It runs before the workflow's first blocking call, so nothing sent early is lost.
 func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
+	// The channels first: an update that arrived with the run's first task is delivered as
+	// soon as its handler is registered, and its handler sends on cmdCh.
+	wf.eventCh = workflow.GetSignalChannel(ctx, SignalCardEvent)
+	wf.cmdCh = workflow.NewBufferedChannel(ctx, 64)
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (StateView, error) {
 		return View(wf.policy, wf.st), nil
 	}); err != nil {
@@ -78,8 +87,6 @@ func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return fmt.Errorf("register update %s: %w", UpdateSetBudget, err)
 	}
-	wf.eventCh = workflow.GetSignalChannel(ctx, SignalCardEvent)
-	wf.cmdCh = workflow.NewBufferedChannel(ctx, 64)
 	return nil
 }
 

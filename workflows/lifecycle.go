@@ -12,30 +12,16 @@ import (
 	"github.com/cardwarden/cardwarden/internal/money"
 )
 
-// Why a card was issued. The reason travels to the issue activity (and the store) and
-// decides which counter the issue adds to.
-const (
-	reasonInitial           = "initial"
-	reasonScheduledRotation = "scheduled-rotation"
-	reasonExpiry            = "expiry"
-	reasonManualRotation    = "manual-rotation"
-	reasonDailyReissue      = "daily-reissue"
-	reasonBudgetChange      = "budget-change"
-	reasonUnfreeze          = "unfreeze"
-)
-
 // Freeze modes.
 const (
 	freezePause = "pause" // paused at the issuer
-	freezeLimit = "limit" // limit lowered to what the card has spent (issuer cannot pause)
+	freezeLimit = "limit" // capped: limit set to 0 (issuer cannot pause)
 )
 
 const (
 	// reconcileOverlap re-reads a little before the last reconciliation, so events that
 	// occurred just before it but were listed late are not missed; ids deduplicate.
 	reconcileOverlap = time.Hour
-	// closeRetry is how long a card that could not be closed waits before the next try.
-	closeRetry = 10 * time.Minute
 	// reconcileLead is the window before each reset in which the ending day is reconciled.
 	// Each agent takes its own point in it (by agent id), so a fleet whose resets fall on one
 	// instant does not also list every card at that instant: the limit updates alone then
@@ -48,190 +34,17 @@ const (
 	changeUrgentStops = "stop-cards-on-urgent-queue"
 )
 
-func (wf *agentCard) remaining() int64 {
-	return wf.st.Budget.RemainingToday(wf.policy.DailyLimitUSD.Minor(), wf.policy.MonthlyLimitMinor())
+// periodKey names the current budget period (its start, local time) in alert keys, so an
+// alert fires once per period however often the reset cron fires in a day.
+func (wf *agentCard) periodKey() string {
+	if wf.st.Budget.PeriodStart.IsZero() {
+		return wf.st.Budget.Day
+	}
+	return wf.st.Budget.PeriodStart.In(wf.loc).Format("2006-01-02T15:04:05")
 }
 
-func (wf *agentCard) cardLabel(gen int) string {
-	name := wf.policy.Label
-	if name == "" {
-		name = "cardwarden " + wf.policy.AgentID
-	}
-	return fmt.Sprintf("%s (gen %d)", name, gen)
-}
-
-// rotateAt is when a card issued at issued must be replaced: at its TTL, or early enough
-// that the grace period ends before the issuer's expiry; never sooner than an hour out.
-func (wf *agentCard) rotateAt(issued, expires time.Time) time.Time {
-	at := issued.Add(wf.policy.CardTTL.D())
-	if !expires.IsZero() {
-		if e := expires.Add(-wf.policy.RotationGrace.D()); e.Before(at) {
-			at = e
-		}
-	}
-	if earliestOK := issued.Add(time.Hour); at.Before(earliestOK) {
-		at = earliestOK
-	}
-	return at
-}
-
-// issueBackoff spaces out retries of a failed issue: 5m, 10m, 20m, 40m, then hourly.
-func issueBackoff(failures int) time.Duration {
-	d := 5 * time.Minute
-	for i := 1; i < failures && d < time.Hour; i++ {
-		d *= 2
-	}
-	return min(d, time.Hour)
-}
-
-// issue issues the next card generation and makes it current; the card it replaces stays open
-// for rotation_grace. A failed issue keeps the current card, alerts, and is retried later
-// with exactly the same input, so the idempotency key always comes with the same body.
-func (wf *agentCard) issue(ctx workflow.Context, reason string) error {
-	in, retried := wf.issueInput(reason)
-	var out IssuedCard
-	err := wf.issuerCall(ctx, ActivityIssueCard, time.Minute, in, &out)
-	now := workflow.Now(ctx)
-	if err != nil {
-		failures := 1
-		if wf.st.Pending != nil {
-			failures = wf.st.Pending.Failures + 1
-		}
-		wf.st.Pending = &PendingIssue{Input: in, RetryAt: now.Add(issueBackoff(failures)), Failures: failures,
-			Rebuild: errorType(err) == ErrTypeIssuerInvalid}
-		msg := fmt.Sprintf("could not issue card generation %d (%s): %s;", in.Generation, in.Reason, failureMessage(err))
-		if c := wf.st.Card; c != nil {
-			msg += fmt.Sprintf(" card ****%s stays in use;", c.Last4)
-		}
-		msg += " retrying at " + wf.st.Pending.RetryAt.In(wf.loc).Format(time.RFC3339)
-		wf.alert(ctx, AlertRotationFailed, wf.st.Budget.Day, msg)
-		return fmt.Errorf("issue card generation %d: %s", in.Generation, failureMessage(err))
-	}
-	wf.st.Pending = nil
-	card := &CardRef{
-		ID: out.ID, Issuer: in.Issuer, Last4: out.Last4, Generation: in.Generation, Status: string(issuer.CardActive),
-		IssuedAt: now, ExpiresAt: out.ExpiresAt, RotateAt: wf.rotateAt(now, out.ExpiresAt),
-	}
-	old := wf.st.Card
-	wf.st.Card = card
-	wf.st.Generation = in.Generation
-	wf.addReconcileCard(card.ID)
-	switch in.Reason {
-	case reasonInitial:
-	case reasonDailyReissue, reasonBudgetChange, reasonUnfreeze:
-		wf.st.Reissues++
-	default:
-		wf.st.Rotations++
-	}
-	if retried && wf.st.Capabilities.UpdatableLimits {
-		// A retried issue carries its first attempt's limits, which may be out of date.
-		if want := LimitPlan(wf.st.Capabilities, 0, wf.remaining()); !slices.Equal(want, in.Limits) {
-			wf.setCardLimit(ctx, card)
-		}
-	}
-	if old != nil {
-		wf.replace(ctx, *old, in.Reason)
-	}
-	wf.pushCredentials(ctx, *card)
-	return nil
-}
-
-func (wf *agentCard) issueInput(reason string) (IssueCardInput, bool) {
-	if p := wf.st.Pending; p != nil {
-		if !p.Rebuild {
-			return p.Input, true
-		}
-		reason = p.Input.Reason
-	}
-	gen := wf.st.Generation + 1
-	return IssueCardInput{
-		AgentID: wf.policy.AgentID, Issuer: wf.policy.Issuer, Label: wf.cardLabel(gen), Currency: wf.policy.Currency,
-		Generation: gen, IdempotencyKey: IdempotencyKey(wf.workflowID, gen),
-		Limits:          LimitPlan(wf.st.Capabilities, 0, wf.remaining()),
-		DailyLimitMinor: wf.policy.DailyLimitUSD.Minor(), Reason: reason,
-	}, false
-}
-
-// replace keeps a replaced card open for the grace period. Where limits can change, its
-// limit drops to what it has spent, so in-flight authorizations settle but the old and the
-// new card never both have today's budget.
-func (wf *agentCard) replace(ctx workflow.Context, old CardRef, reason string) {
-	if old.Status == string(issuer.CardClosed) {
-		return
-	}
-	if wf.st.Capabilities.UpdatableLimits && old.Status == string(issuer.CardActive) {
-		_ = wf.updateLimit(ctx, &old, FreezePlan(wf.st.Capabilities, old.SpentMinor))
-	}
-	wf.st.Closing = append(wf.st.Closing, ClosingRef{
-		Card: old, CloseAt: workflow.Now(ctx).Add(wf.policy.RotationGrace.D()), Reason: reason,
-	})
-}
-
-func (wf *agentCard) updateLimit(ctx workflow.Context, card *CardRef, limits []issuer.SpendLimit) error {
-	in := UpdateLimitInput{
-		AgentID: wf.policy.AgentID, Issuer: wf.policy.Issuer, CardID: card.ID, Limits: limits,
-		DailyLimitMinor: wf.policy.DailyLimitUSD.Minor(), ResetAt: wf.resetting,
-	}
-	return wf.issuerCall(ctx, ActivityUpdateLimit, 30*time.Second, in, nil)
-}
-
-// setCardLimit gives the current card exactly today's remaining budget.
-func (wf *agentCard) setCardLimit(ctx workflow.Context, card *CardRef) {
-	err := wf.updateLimit(ctx, card, LimitPlan(wf.st.Capabilities, card.SpentMinor, wf.remaining()))
-	if err == nil {
-		return
-	}
-	if wf.cardGone(ctx, card, err) {
-		return
-	}
-	wf.alert(ctx, AlertLimitFailed, wf.st.Budget.Day,
-		fmt.Sprintf("could not set the limit of card ****%s: %s", card.Last4, failureMessage(err)))
-}
-
-// cardGone handles the issuer saying the current card is closed or unknown: someone closed it
-// outside cardwarden. That is treated like a revocation, not silently replaced.
-func (wf *agentCard) cardGone(ctx workflow.Context, card *CardRef, err error) bool {
-	if t := errorType(err); t != ErrTypeIssuerAlreadyClosed && t != ErrTypeIssuerNotFound {
-		return false
-	}
-	if wf.st.Card == nil || wf.st.Card.ID != card.ID {
-		return true
-	}
-	reason := fmt.Sprintf("card ****%s was closed at the issuer outside cardwarden", card.Last4)
-	wf.st.Card = nil
-	wf.st.FreezeMode = ""
-	wf.st.Revocations++
-	wf.setStatus(ctx, StatusRevoked, reason)
-	wf.alert(ctx, AlertCardGone, fmt.Sprintf("gen%d", card.Generation), reason+"; unfreeze or rotate to issue a new card")
-	return true
-}
-
-func (wf *agentCard) closeCard(ctx workflow.Context, card CardRef, reason string) error {
-	in := CardActionInput{AgentID: wf.policy.AgentID, Issuer: reasonOr(card.Issuer, wf.policy.Issuer), CardID: card.ID, Reason: reason}
-	return wf.issuerCall(ctx, ActivityCloseCard, 30*time.Second, in, nil)
-}
-
-// closeDue closes replaced cards whose grace period is over.
-func (wf *agentCard) closeDue(ctx workflow.Context, now time.Time) {
-	if len(wf.st.Closing) == 0 {
-		return
-	}
-	var keep []ClosingRef
-	for _, c := range wf.st.Closing {
-		if now.Before(c.CloseAt) {
-			keep = append(keep, c)
-			continue
-		}
-		if err := wf.closeCard(ctx, c.Card, c.Reason); err != nil && isRetryable(err) {
-			c.CloseAt = workflow.Now(ctx).Add(closeRetry)
-			keep = append(keep, c)
-		}
-	}
-	wf.st.Closing = keep
-}
-
-// reset starts a new budget day and gives the card today's budget (by limit update, or by a
-// fresh card where limits cannot change). The ending day was reconciled in the lead before
+// reset starts a new budget period and gives the card its allowance (by limit update, or by a
+// fresh card where limits cannot change). The ending period was reconciled in the lead before
 // the reset (runDue), or, in runs from before that change, is reconciled here.
 func (wf *agentCard) reset(ctx workflow.Context, now time.Time) {
 	fireAt, skipped := Catchup(wf.resetSched, wf.loc, wf.st.NextReset, now)
@@ -242,50 +55,55 @@ func (wf *agentCard) reset(ctx workflow.Context, now time.Time) {
 	if !wf.reconcileAhead {
 		wf.reconcile(ctx, fireAt)
 	}
-	wf.st.Budget.StartDay(LocalDay(fireAt, wf.loc), LocalMonth(fireAt, wf.loc))
+	wf.st.Budget.StartPeriod(fireAt, wf.loc, wf.policy.DailyLimitUSD.Minor())
 	wf.st.AlertedThresholds = nil
 	wf.st.OverspendAlerted = false
 	wf.st.Resets++
 	wf.st.LastReset = fireAt
 	wf.st.NextReset = NextFire(wf.resetSched, wf.loc, fireAt)
-	wf.resetting = fireAt
-	wf.applyBudget(ctx, reasonDailyReissue)
-	wf.resetting = time.Time{}
+	if wf.moneyInvariant {
+		_ = wf.applyBudget(ctx, reasonDailyReissue, fireAt)
+	} else {
+		wf.legacyApplyBudget(ctx, reasonDailyReissue, fireAt)
+	}
 }
 
-// applyBudget puts the current budget on the card after a reset or a budget change.
-func (wf *agentCard) applyBudget(ctx workflow.Context, reissueReason string) {
+// applyBudget puts the period's allowance on the card after a reset or a budget change, and
+// says whether the issuer took it. resetAt names the reset (zero for a budget change).
+func (wf *agentCard) applyBudget(ctx workflow.Context, reissueReason string, resetAt time.Time) error {
 	card := wf.st.Card
-	if wf.st.Pending != nil {
-		return
-	}
 	caps := wf.st.Capabilities
 	switch wf.st.Status {
 	case StatusActive:
 		switch {
+		case card == nil && wf.st.Pending != nil:
+			return nil // the pending issue funds its card with what is left then
 		case card == nil:
-			// Put away for lack of budget (below); a new day or budget brings a card back.
+			// Put away for lack of budget; a new period or budget brings a card back.
 			if wf.remaining() > 0 {
-				_ = wf.issue(ctx, reissueReason)
+				return wf.issue(ctx, reissueReason)
 			}
 		case caps.UpdatableLimits:
-			wf.setCardLimit(ctx, card)
-		case wf.remaining() > 0:
-			_ = wf.issue(ctx, reissueReason)
+			if err := wf.stopOthers(ctx, card); err != nil {
+				return err
+			}
+			return wf.fund(ctx, card, resetAt)
 		default:
-			// Nothing may be spent, and this card's limit cannot be lowered: it still holds
-			// what was left of its own day. Close it (after the grace period) until there
-			// is budget again, rather than issue a card with nothing on it.
-			wf.replace(ctx, *card, "no budget left")
-			wf.st.Card = nil
+			// The card's limit cannot change: a fresh card carries the new allowance, or
+			// none is issued when nothing is left.
+			return wf.issue(ctx, reissueReason)
 		}
 	case StatusFrozen:
-		// A paused card gets the right limit for when it is resumed; a card frozen by its
-		// limit keeps it until a human unfreezes it.
+		// A paused card gets the right limit for when it is resumed; a capped card keeps its
+		// zero limit until a human unfreezes it.
 		if card != nil && caps.UpdatableLimits && wf.st.FreezeMode == freezePause {
-			wf.setCardLimit(ctx, card)
+			if err := wf.stopOthers(ctx, card); err != nil {
+				return err
+			}
+			return wf.fund(ctx, card, resetAt)
 		}
 	}
+	return nil
 }
 
 // plannedReconcile is when the ending day's reconciliation runs, if it is still to run: at a
@@ -317,7 +135,9 @@ func spread(key string, window time.Duration) time.Duration {
 }
 
 // reconcile compares the issuer's events since the last reconciliation with the ledger. What
-// the webhooks missed is applied here as if it had been signalled.
+// the webhooks missed is applied here as if it had been signalled, and so (in runs with
+// changeMoneyInvariant) is what the ledger had but this workflow was not signalled yet; a card
+// whose usage the issuer and the ledger count differently alerts.
 func (wf *agentCard) reconcile(ctx workflow.Context, until time.Time) {
 	if len(wf.st.ReconcileCards) == 0 {
 		wf.st.LastReconcile = until
@@ -327,6 +147,10 @@ func (wf *agentCard) reconcile(ctx workflow.Context, until time.Time) {
 	in := ReconcileInput{
 		AgentID: wf.policy.AgentID, Issuer: wf.policy.Issuer, Timezone: wf.policy.Timezone,
 		CardIDs: slices.Clone(wf.st.ReconcileCards), Since: wf.st.LastReconcile.Add(-reconcileOverlap), Until: until,
+		IncludeAll: wf.moneyInvariant, Reason: ReconcileAtReset,
+	}
+	if wf.reconcileAhead {
+		in.Reason = ReconcileBeforeReset
 	}
 	var res ReconcileResult
 	if err := wf.issuerCall(ctx, ActivityReconcile, 2*time.Minute, in, &res); err != nil {
@@ -335,20 +159,28 @@ func (wf *agentCard) reconcile(ctx workflow.Context, until time.Time) {
 			wf.resetReconcileCards()
 			return
 		}
-		wf.alert(ctx, AlertReconcileFailed, wf.st.Budget.Day, "reconciliation with the issuer failed: "+failureMessage(err))
+		wf.alert(ctx, AlertReconcileFailed, wf.periodKey(), "reconciliation with the issuer failed: "+failureMessage(err))
 		return
 	}
-	for _, ev := range res.Missed {
-		wf.onEvent(ctx, ev)
+	wf.applyListed(ctx, res)
+	var differ []string
+	for _, t := range res.Totals {
+		if t.IssuerUsageMinor != t.LedgerUsageMinor {
+			differ = append(differ, fmt.Sprintf("card %s: the issuer counts %s, the ledger %s", t.CardID,
+				money.Format(t.IssuerUsageMinor), money.Format(t.LedgerUsageMinor)))
+		}
 	}
-	if len(res.Missed) > 0 || len(res.Mismatches) > 0 {
+	if len(res.Missed) > 0 || len(res.Mismatches) > 0 || len(differ) > 0 {
 		var missedMinor int64
 		for _, ev := range res.Missed {
 			missedMinor += ev.AmountMinor
 		}
-		wf.alert(ctx, AlertReconcile, wf.st.Budget.Day, fmt.Sprintf(
-			"reconciliation of %s: %d events the webhooks missed (%s USD), %d events whose amounts differ from the ledger",
-			wf.st.Budget.Day, len(res.Missed), money.Format(missedMinor), len(res.Mismatches)))
+		msg := fmt.Sprintf("reconciliation of %s: %d events the webhooks missed (%s USD), %d events whose amounts differ from the ledger",
+			wf.st.Budget.Day, len(res.Missed), money.Format(missedMinor), len(res.Mismatches))
+		for _, d := range differ {
+			msg += "; " + d
+		}
+		wf.alert(ctx, AlertReconcile, wf.periodKey(), msg)
 	}
 	wf.st.LastReconcile = until
 	wf.resetReconcileCards()
@@ -390,18 +222,21 @@ func (wf *agentCard) expire(ctx workflow.Context) {
 		_ = wf.issue(ctx, reasonExpiry)
 		return
 	}
-	if err := wf.closeCard(ctx, *card, reasonExpiry); err != nil && isRetryable(err) {
+	if err := wf.closeCard(ctx, *card, reasonExpiry, false); err != nil && isRetryable(err) {
 		card.RotateAt = workflow.Now(ctx).Add(closeRetry)
 		return
+	}
+	card.Status, card.Capped = string(issuer.CardClosed), true
+	if wf.moneyInvariant && !card.Read {
+		wf.st.Closing = append(wf.st.Closing, ClosingRef{Card: *card, CloseAt: workflow.Now(ctx), Reason: reasonExpiry})
 	}
 	wf.st.Card = nil
 }
 
-// freeze stops the card: paused at the issuer, or its limit lowered to what it has spent
-// where it cannot be paused, or closed where neither is possible. burstStart is set for an
-// automatic freeze: the time of the burst's first decline.
+// freeze stops the card: paused at the issuer, or capped (limit 0) where it cannot be paused,
+// or closed where neither is possible. Both calls go to the urgent issuer queue. burstStart
+// is set for an automatic freeze: the time of the burst's first decline.
 func (wf *agentCard) freeze(ctx workflow.Context, reason, actor string, burstStart time.Time) error {
-	defer wf.onUrgentQueue()()
 	automatic := !burstStart.IsZero()
 	card := wf.st.Card
 	if card == nil {
@@ -413,10 +248,10 @@ func (wf *agentCard) freeze(ctx workflow.Context, reason, actor string, burstSta
 	mode := freezePause
 	switch {
 	case caps.Pause:
-		err = wf.issuerCall(ctx, ActivityPauseCard, 30*time.Second, in, nil)
+		err = wf.issuerCallOn(ctx, true, ActivityPauseCard, 30*time.Second, in, nil)
 	case caps.UpdatableLimits:
 		mode = freezeLimit
-		err = wf.updateLimit(ctx, card, FreezePlan(caps, card.SpentMinor))
+		err = wf.updateLimit(ctx, card, CapPlan(caps), time.Time{}, true)
 	default:
 		return wf.revoke(ctx, reason+" (the issuer can neither pause nor limit cards, so it was closed)", actor)
 	}
@@ -432,8 +267,11 @@ func (wf *agentCard) freeze(ctx workflow.Context, reason, actor string, burstSta
 	}
 	if mode == freezePause {
 		card.Status = string(issuer.CardPaused)
+	} else {
+		card.Capped, card.LimitMinor = true, 0
 	}
 	wf.st.FreezeMode = mode
+	wf.st.FundRetryAt, wf.st.FundFailures = time.Time{}, 0
 	wf.st.Freezes++
 	wf.st.Detector.Reset()
 	wf.setStatus(ctx, StatusFrozen, reason)
@@ -447,9 +285,10 @@ func (wf *agentCard) freeze(ctx workflow.Context, reason, actor string, burstSta
 	return nil
 }
 
-// revoke closes every card of the agent now, and waits for a human to unfreeze or rotate.
+// revoke closes every card of the agent now (on the urgent issuer queue), and waits for a
+// human to unfreeze or rotate. A card that could not be closed is retried; what the closed
+// cards spent is read before any new card is funded.
 func (wf *agentCard) revoke(ctx workflow.Context, reason, actor string) error {
-	defer wf.onUrgentQueue()()
 	cards := []CardRef{}
 	if wf.st.Card != nil {
 		cards = append(cards, *wf.st.Card)
@@ -458,10 +297,17 @@ func (wf *agentCard) revoke(ctx workflow.Context, reason, actor string) error {
 		cards = append(cards, c.Card)
 	}
 	gen := wf.st.Generation
-	var failed []ClosingRef
+	var left []ClosingRef
 	for _, c := range cards {
-		if err := wf.closeCard(ctx, c, "revoked: "+reason); err != nil && isRetryable(err) {
-			failed = append(failed, ClosingRef{Card: c, CloseAt: workflow.Now(ctx).Add(closeRetry), Reason: "revoked"})
+		if c.Status != string(issuer.CardClosed) {
+			if err := wf.closeCard(ctx, c, "revoked: "+reason, true); err != nil && isRetryable(err) {
+				left = append(left, ClosingRef{Card: c, CloseAt: workflow.Now(ctx).Add(closeRetry), Reason: "revoked"})
+				continue
+			}
+			c.Status, c.Capped = string(issuer.CardClosed), true
+		}
+		if wf.moneyInvariant && !c.Read {
+			left = append(left, ClosingRef{Card: c, CloseAt: workflow.Now(ctx), Reason: "revoked"})
 		}
 	}
 	last4 := ""
@@ -469,8 +315,9 @@ func (wf *agentCard) revoke(ctx workflow.Context, reason, actor string) error {
 		last4 = wf.st.Card.Last4
 	}
 	wf.st.Card = nil
-	wf.st.Closing = failed
+	wf.st.Closing = left
 	wf.st.FreezeMode = ""
+	wf.st.FundRetryAt, wf.st.FundFailures = time.Time{}, 0
 	wf.st.Revocations++
 	wf.st.Detector.Reset()
 	wf.setStatus(ctx, StatusRevoked, reason)
@@ -480,8 +327,9 @@ func (wf *agentCard) revoke(ctx workflow.Context, reason, actor string) error {
 	return nil
 }
 
-// unfreeze makes the agent active again: the paused card is resumed and given today's budget
-// where the issuer allows; otherwise (revoked, no card, fixed-limit issuer) a new card is issued.
+// unfreeze makes the agent active again: the paused card is resumed and given what is left of
+// the period where the issuer allows; otherwise (revoked, no card, fixed-limit issuer) a new
+// card is issued.
 func (wf *agentCard) unfreeze(ctx workflow.Context, req ReasonRequest) error {
 	reason := reasonOr(req.Reason, "unfrozen by "+actorOr(req.Actor))
 	card := wf.st.Card
@@ -499,12 +347,24 @@ func (wf *agentCard) unfreeze(ctx workflow.Context, req ReasonRequest) error {
 			card.Status = string(issuer.CardActive)
 		}
 	}
-	if reissue {
+	switch {
+	case reissue:
 		if err := wf.issue(ctx, reasonUnfreeze); err != nil {
 			return err
 		}
-	} else if err := wf.updateLimit(ctx, card, LimitPlan(caps, card.SpentMinor, wf.remaining())); err != nil {
-		return fmt.Errorf("restore the limit of card ****%s: %s", card.Last4, failureMessage(err))
+	case wf.moneyInvariant:
+		err := wf.stopOthers(ctx, card)
+		if err == nil {
+			err = wf.fund(ctx, card, time.Time{})
+		}
+		if err != nil {
+			wf.st.FundRetryAt, wf.st.FundFailures = time.Time{}, 0 // still frozen: nothing is owed
+			return fmt.Errorf("restore the limit of card ****%s: %s", card.Last4, failureMessage(err))
+		}
+	default:
+		if err := wf.updateLimit(ctx, card, LimitPlan(caps, card.UsageMinor, wf.remaining()), time.Time{}, false); err != nil {
+			return fmt.Errorf("restore the limit of card ****%s: %s", card.Last4, failureMessage(err))
+		}
 	}
 	wf.st.FreezeMode = ""
 	wf.st.Detector.Reset()
@@ -529,7 +389,9 @@ func (wf *agentCard) manualRotate(ctx workflow.Context, req ReasonRequest) error
 	return nil
 }
 
-// setBudget changes the limits and applies them to the card at once.
+// setBudget changes the limits and applies them to the card at once. Either the issuer takes
+// the new limit, or nothing changes and the update fails saying why: a budget change never
+// reports a success the issuer did not see.
 func (wf *agentCard) setBudget(ctx workflow.Context, req BudgetRequest) error {
 	p := wf.policy
 	if req.DailyLimitUSD != nil {
@@ -546,9 +408,15 @@ func (wf *agentCard) setBudget(ctx workflow.Context, req BudgetRequest) error {
 	if err != nil {
 		return invalidRequest(err)
 	}
-	wf.policy = np
+	if wf.moneyInvariant {
+		if err := wf.applyNewBudget(ctx, np); err != nil {
+			return err
+		}
+	} else {
+		wf.policy = np
+		wf.legacyApplyBudget(ctx, reasonBudgetChange, time.Time{})
+	}
 	_ = wf.local(ctx, la.UpsertAgent, UpsertAgentInput{Policy: np, Status: wf.st.Status}, nil)
-	wf.applyBudget(ctx, reasonBudgetChange)
 	monthly := "none"
 	if np.MonthlyLimitUSD != nil {
 		monthly = np.MonthlyLimitUSD.String()
@@ -556,6 +424,34 @@ func (wf *agentCard) setBudget(ctx workflow.Context, req BudgetRequest) error {
 	wf.audit(ctx, actorOr(req.Actor), "set-budget",
 		fmt.Sprintf("daily %s, monthly %s: %s", np.DailyLimitUSD, monthly, req.Reason))
 	wf.checkThresholds(ctx)
+	return nil
+}
+
+// applyNewBudget makes np the policy if the issuer takes its limit, and otherwise leaves the
+// policy as it was and says why.
+func (wf *agentCard) applyNewBudget(ctx workflow.Context, np Policy) error {
+	if wf.st.Card == nil && wf.st.Pending != nil && wf.st.Status == StatusActive {
+		// The card a pending issue will create carries the old allowance: issue it now, so
+		// the new limit can be put on it, or refuse.
+		if err := wf.issue(ctx, wf.st.Pending.Input.Reason); err != nil {
+			return notApplied("the agent's card is still being issued (%s); the budget was not changed, try again once it exists", err)
+		}
+	}
+	old := wf.policy
+	wf.policy = np
+	wf.st.Budget.MaxDailyMinor = max(wf.st.Budget.MaxDailyMinor, np.DailyLimitUSD.Minor())
+	if err := wf.applyBudget(ctx, reasonBudgetChange, time.Time{}); err != nil {
+		wf.policy = old
+		wf.st.FundRetryAt, wf.st.FundFailures = time.Time{}, 0
+		if c := wf.st.Card; c != nil && !c.Capped && c.LimitMinor > 0 && wf.st.Status == StatusActive && wf.st.Capabilities.UpdatableLimits {
+			// The card kept the limit it had; if a cap on the way left it without one, the
+			// old budget's limit is owed again.
+			if c.LimitMinor != c.UsageMinor+wf.remaining() {
+				wf.st.FundRetryAt = workflow.Now(ctx)
+			}
+		}
+		return notApplied("the issuer did not take the new limit, so the budget was not changed: %s", err)
+	}
 	return nil
 }
 
@@ -572,7 +468,10 @@ func (wf *agentCard) retire(ctx workflow.Context, reason, actor string) {
 	}
 	for _, c := range cards {
 		for {
-			err := wf.closeCard(ctx, c, "retired: "+reason)
+			if c.Status == string(issuer.CardClosed) {
+				break
+			}
+			err := wf.closeCard(ctx, c, "retired: "+reason, false)
 			if err == nil || !isRetryable(err) {
 				break
 			}
@@ -585,23 +484,11 @@ func (wf *agentCard) retire(ctx workflow.Context, reason, actor string) {
 	wf.st.Card = nil
 	wf.st.Closing = nil
 	wf.st.Pending = nil
+	wf.st.FundRetryAt, wf.st.FundFailures = time.Time{}, 0
 	wf.setStatus(ctx, StatusRetired, reason)
 	wf.audit(ctx, reasonOr(actor, "workflow"), "retire", reason)
 	wf.result = &Result{
 		AgentID: wf.policy.AgentID, Status: StatusRetired, Generation: wf.st.Generation, Rotations: wf.st.Rotations,
 		Resets: wf.st.Resets, SignalsTotal: wf.st.SignalsTotal, RetiredAt: workflow.Now(ctx), Reason: reason,
 	}
-}
-
-// cardByID finds the current or a closing card.
-func (wf *agentCard) cardByID(id string) *CardRef {
-	if wf.st.Card != nil && wf.st.Card.ID == id {
-		return wf.st.Card
-	}
-	for i := range wf.st.Closing {
-		if wf.st.Closing[i].Card.ID == id {
-			return &wf.st.Closing[i].Card
-		}
-	}
-	return nil
 }

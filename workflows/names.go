@@ -97,4 +97,7 @@ const (
 	// ErrTypeInvalidRequest rejects an update whose payload is invalid or not allowed in the
 	// current state.
 	ErrTypeInvalidRequest = "InvalidRequest"
+	// ErrTypeNotApplied rejects an update the issuer could not carry out (a new budget whose
+	// limit it did not take): nothing was changed, and trying again later may work.
+	ErrTypeNotApplied = "NotApplied"
 )

@@ -72,6 +72,10 @@ type State struct {
 	// ReconciledFor is the reset whose lead-time reconciliation has run (or failed and
 	// alerted), so it runs once per reset.
 	ReconciledFor time.Time `json:"reconciled_for,omitzero"`
+	// FundRetryAt is when to try again to put the right limit on the current card after the
+	// issuer failed to take it (zero when nothing is owed); FundFailures counts the tries.
+	FundRetryAt  time.Time `json:"fund_retry_at,omitzero"`
+	FundFailures int       `json:"fund_failures,omitempty"`
 
 	Capabilities issuer.Capabilities `json:"capabilities"`
 	SignalsTotal int64               `json:"signals_total"`
@@ -90,8 +94,22 @@ type CardRef struct {
 	ExpiresAt  time.Time `json:"expires_at,omitzero"`
 	// RotateAt is when the card must be replaced: its TTL, or the issuer's expiry less the
 	// grace period, whichever is first.
-	RotateAt   time.Time `json:"rotate_at"`
-	SpentMinor int64     `json:"spent_minor"`
+	RotateAt time.Time `json:"rotate_at"`
+	// UsageMinor is what the issuer counts against the card's lifetime limit, as the events
+	// received so far say: holds, captures and force-posts, less credits. A limit of
+	// UsageMinor + allowance leaves exactly the allowance, and an event the webhooks have not
+	// delivered yet is missing from both, so it cannot make the limit too generous.
+	UsageMinor int64 `json:"usage_minor"`
+	// LimitMinor is the lifetime limit cardwarden last set (usage + allowance when funded, 0
+	// when capped); 0 also for cards from runs before it was kept.
+	LimitMinor int64 `json:"limit_minor,omitempty"`
+	// Capped is set once the card can approve nothing more (its limit is 0, or it is closed):
+	// every card but the current one is capped before the current one is funded. Read is set
+	// once what it spent up to the cap has been read from the issuer.
+	Capped bool `json:"capped,omitempty"`
+	Read   bool `json:"read,omitempty"`
+	// LegacySpentMinor is the per-card spend runs before UsageMinor carried; resume adopts it.
+	LegacySpentMinor int64 `json:"spent_minor,omitempty"`
 	// Freezes counts automatic freezes of this card, for revoke_after_freezes.
 	Freezes int `json:"freezes,omitempty"`
 }

@@ -73,7 +73,7 @@ type DeclineView struct {
 
 func (c CardRef) view() CardView {
 	return CardView{ID: c.ID, Last4: c.Last4, Status: c.Status, Generation: c.Generation,
-		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, RotateAt: c.RotateAt, SpentUSD: money.Amount(c.SpentMinor)}
+		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, RotateAt: c.RotateAt, SpentUSD: money.Amount(c.UsageMinor)}
 }
 
 // View builds the query result from a policy and state.

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cardwarden/cardwarden/internal/money"
 )
 
 // Interval is the window a SpendLimit applies to.
@@ -125,13 +127,19 @@ type Event struct {
 	RawReason       string        `json:"raw_reason,omitempty"`
 	AmountMinor     int64         `json:"amount_minor"`
 	Currency        string        `json:"currency"`
-	MerchantName    string        `json:"merchant_name,omitempty"`
-	MCC             string        `json:"mcc,omitempty"`
-	OccurredAt      time.Time     `json:"occurred_at"`
+	// AuthorizedMinor is, on a capture, the amount its authorization approved (0 when the
+	// issuer does not say), so an over-capture is recognised whichever webhook arrives first.
+	AuthorizedMinor int64     `json:"authorized_minor,omitempty"`
+	MerchantName    string    `json:"merchant_name,omitempty"`
+	MCC             string    `json:"mcc,omitempty"`
+	OccurredAt      time.Time `json:"occurred_at"`
 }
 
 // Check reports the first field a normalized event cannot do without: an event without an id
-// cannot be deduplicated and one without a card cannot be attributed to an agent.
+// cannot be deduplicated, one without a card cannot be attributed to an agent, and an amount
+// outside (0, money.MaxMinor] cannot be a real card payment (a zero-amount authorization, which
+// card networks use to verify a card, is the one exception). Amounts are bounded so that no sum
+// of them can overflow.
 func (e Event) Check() error {
 	switch {
 	case e.ID == "":
@@ -140,6 +148,19 @@ func (e Event) Check() error {
 		return fmt.Errorf("event %s names no card", e.ID)
 	case e.Kind == "":
 		return fmt.Errorf("event %s has no kind", e.ID)
+	}
+	switch e.Kind {
+	case KindAuthorization, KindCapture, KindForceCapture, KindRefund, KindReversal:
+	default:
+		return fmt.Errorf("event %s: unknown kind %q", e.ID, e.Kind)
+	}
+	if !(e.Kind == KindAuthorization && e.AmountMinor == 0) {
+		if err := money.CheckBound(e.AmountMinor); err != nil {
+			return fmt.Errorf("event %s: amount_minor: %w", e.ID, err)
+		}
+	}
+	if e.AuthorizedMinor < 0 || e.AuthorizedMinor > money.MaxMinor {
+		return fmt.Errorf("event %s: authorized_minor %d out of range", e.ID, e.AuthorizedMinor)
 	}
 	return nil
 }

@@ -208,8 +208,8 @@ func validateLimits(ls []limit) error {
 		if !validIntervals[l.Interval] {
 			return fmt.Errorf("limits[%d].interval %q: want one of per_authorization, daily, weekly, monthly, all_time", i, l.Interval)
 		}
-		if l.AmountMinor < 0 {
-			return fmt.Errorf("limits[%d].amount_minor must be >= 0", i)
+		if l.AmountMinor < 0 || l.AmountMinor > maxLimitMinor {
+			return fmt.Errorf("limits[%d].amount_minor must be between 0 and %d", i, maxLimitMinor)
 		}
 		if seen[l.Interval] {
 			return fmt.Errorf("limits[%d]: interval %q given twice", i, l.Interval)

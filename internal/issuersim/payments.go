@@ -52,22 +52,36 @@ func (s *Server) resolveCard(ref moneyRef) (*card, result, bool) {
 	return nil, invalid("card_id or card_number is required"), false
 }
 
+// maxAmountMinor is the largest amount one payment may move (1,000,000,000.00), as card
+// networks cap a transaction: it keeps every sum the simulator makes far from overflowing.
+const maxAmountMinor int64 = 1_000_000_000_00
+
+// maxLimitMinor bounds a spending limit (an all-time limit is what a card spent plus an
+// allowance, so it may exceed one payment's maximum).
+const maxLimitMinor int64 = 1_000_000_000_000_00
+
 // amountIn reads exactly one of amount_usd (decimal) and amount_minor (integer cents).
 func amountIn(usd amount, minor *int64, required bool) (int64, bool, error) {
+	var v int64
 	switch {
 	case usd.set && minor != nil:
 		return 0, false, fmt.Errorf("give amount_usd or amount_minor, not both")
 	case usd.set:
-		return usd.minor, true, nil
+		v = usd.minor
 	case minor != nil:
 		if *minor < 0 {
 			return 0, false, fmt.Errorf("amount_minor must be >= 0")
 		}
-		return *minor, true, nil
+		v = *minor
 	case required:
 		return 0, false, fmt.Errorf("amount_usd is required")
+	default:
+		return 0, false, nil
 	}
-	return 0, false, nil
+	if v > maxAmountMinor {
+		return 0, false, fmt.Errorf("amount %s is above the maximum of %s for one payment", formatUSD(v), formatUSD(maxAmountMinor))
+	}
+	return v, true, nil
 }
 
 type authorizeParams struct {
@@ -161,7 +175,9 @@ func (s *Server) declineReasonLocked(c *card, amt int64, mcc, force string, now 
 			}
 			continue
 		}
-		if s.usageLocked(c, l.Interval, now)+amt > l.AmountMinor {
+		// Written so no sum can overflow: limits, usage and amounts are all bounded, but a
+		// comparison must not depend on that.
+		if u := s.usageLocked(c, l.Interval, now); amt > l.AmountMinor || u > l.AmountMinor-amt {
 			return reasonSpendingLimit
 		}
 	}

@@ -16,6 +16,22 @@ const Scale = 100
 // decimals is the number of fractional digits a minor unit allows.
 const decimals = 2
 
+// MaxMinor is the largest amount cardwarden accepts anywhere money enters it (a policy limit,
+// an issuer event, a simulated purchase): 1,000,000,000.00. Far above any agent's budget, and
+// far enough below MaxInt64 that sums of limits, usage and allowances cannot overflow.
+const MaxMinor int64 = 1_000_000_000_00
+
+// CheckBound reports an amount outside [1, MaxMinor] with what bound it broke.
+func CheckBound(minor int64) error {
+	switch {
+	case minor <= 0:
+		return fmt.Errorf("amount %s: must be greater than 0", Format(minor))
+	case minor > MaxMinor:
+		return fmt.Errorf("amount %s: above the maximum of %s", Format(minor), Format(MaxMinor))
+	}
+	return nil
+}
+
 // Errors returned by Parse, for errors.Is.
 var (
 	ErrSyntax    = errors.New("not a decimal amount")

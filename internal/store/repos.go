@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cardwarden/cardwarden/internal/issuer"
 )
 
 // Agent is an agent cardwarden manages. Policy is the agent's policy as JSON.
@@ -224,6 +226,7 @@ type LedgerEvent struct {
 	RawReason       string       `db:"raw_reason" json:"raw_reason,omitempty"`
 	AuthorizationID string       `db:"authorization_id" json:"authorization_id,omitempty"`
 	AmountMinor     int64        `db:"amount_minor" json:"amount_minor"`
+	AuthorizedMinor int64        `db:"authorized_minor" json:"authorized_minor,omitempty"`
 	Currency        string       `db:"currency" json:"currency"`
 	Merchant        string       `db:"merchant" json:"merchant,omitempty"`
 	MCC             string       `db:"mcc" json:"mcc,omitempty"`
@@ -232,6 +235,16 @@ type LedgerEvent struct {
 	OccurredAt      time.Time    `db:"occurred_at" json:"occurred_at"`
 	ReceivedAt      time.Time    `db:"received_at" json:"received_at"`
 	SignalledAt     sql.NullTime `db:"signalled_at" json:"-"`
+}
+
+// IssuerEvent is the normalized event the row was recorded from.
+func (e LedgerEvent) IssuerEvent() issuer.Event {
+	return issuer.Event{
+		ID: e.IssuerEventID, Issuer: e.Issuer, Kind: issuer.EventKind(e.Kind), CardID: e.IssuerCardID,
+		AuthorizationID: e.AuthorizationID, Approved: e.Approved, DeclineReason: issuer.DeclineReason(e.DeclineReason),
+		RawReason: e.RawReason, AmountMinor: e.AmountMinor, AuthorizedMinor: e.AuthorizedMinor, Currency: e.Currency,
+		MerchantName: e.Merchant, MCC: e.MCC, OccurredAt: e.OccurredAt.UTC(),
+	}
 }
 
 // SpendDelta is a change to an agent's daily spend that belongs to one ledger event.
@@ -247,40 +260,74 @@ type SpendDelta struct {
 // applies spend in the same transaction only when the event is new. It reports whether the
 // event was new.
 func (s *Store) InsertEvent(ctx context.Context, e LedgerEvent, spend *SpendDelta) (bool, error) {
+	return s.RecordEvent(ctx, e, func([]LedgerEvent) ([]SpendDelta, error) {
+		if spend == nil {
+			return nil, nil
+		}
+		return []SpendDelta{*spend}, nil
+	})
+}
+
+// RecordEvent stores the event unless (issuer, issuer event id) is already in the ledger and,
+// only when it is new, applies the spend deltas that deltas computes from the events already
+// recorded for the same authorization, in the same transaction. Events of one authorization
+// are recorded one at a time (an advisory lock on Postgres; SQLite has a single writer), so a
+// capture and its authorization arriving together each see the other or neither.
+func (s *Store) RecordEvent(ctx context.Context, e LedgerEvent, deltas func(prior []LedgerEvent) ([]SpendDelta, error)) (bool, error) {
 	received := e.ReceivedAt
 	if received.IsZero() {
 		received = time.Now()
 	}
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
+	fail := func(err error) (bool, error) {
 		return false, fmt.Errorf("insert event %s/%s: %w", e.Issuer, e.IssuerEventID, err)
 	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if s.dialect == Postgres && e.AuthorizationID != "" {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, e.Issuer+"/"+e.AuthorizationID); err != nil {
+			return fail(err)
+		}
+	}
 	res, err := tx.ExecContext(ctx, s.rebind(`
 INSERT INTO ledger_events (issuer, issuer_event_id, agent_id, issuer_card_id, kind, approved, decline_reason, raw_reason,
-  authorization_id, amount_minor, currency, merchant, mcc, source, orphaned, occurred_at, received_at, signalled_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  authorization_id, amount_minor, authorized_minor, currency, merchant, mcc, source, orphaned, occurred_at, received_at, signalled_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (issuer, issuer_event_id) DO NOTHING`),
 		e.Issuer, e.IssuerEventID, e.AgentID, e.IssuerCardID, e.Kind, e.Approved, e.DeclineReason, e.RawReason,
-		e.AuthorizationID, e.AmountMinor, e.Currency, e.Merchant, e.MCC, e.Source, e.Orphaned,
+		e.AuthorizationID, e.AmountMinor, e.AuthorizedMinor, e.Currency, e.Merchant, e.MCC, e.Source, e.Orphaned,
 		utc(e.OccurredAt), utc(received), e.SignalledAt)
 	if err != nil {
-		return false, fmt.Errorf("insert event %s/%s: %w", e.Issuer, e.IssuerEventID, err)
+		return fail(err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("insert event %s/%s: %w", e.Issuer, e.IssuerEventID, err)
+		return fail(err)
 	}
 	if n == 0 {
 		return false, nil
 	}
-	if spend != nil {
-		if err := s.addSpend(ctx, tx, *spend); err != nil {
+	var prior []LedgerEvent
+	if e.AuthorizationID != "" {
+		err := tx.SelectContext(ctx, &prior, s.rebind(`SELECT * FROM ledger_events WHERE issuer = ? AND authorization_id = ? AND issuer_event_id <> ?
+ORDER BY occurred_at, id`), e.Issuer, e.AuthorizationID, e.IssuerEventID)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	ds, err := deltas(prior)
+	if err != nil {
+		return fail(err)
+	}
+	for _, d := range ds {
+		if err := s.addSpend(ctx, tx, d); err != nil {
 			return false, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("insert event %s/%s: commit: %w", e.Issuer, e.IssuerEventID, err)
+		return fail(fmt.Errorf("commit: %w", err))
 	}
 	return true, nil
 }

@@ -288,6 +288,7 @@ type moneyWire struct {
 	Approved        bool   `json:"approved"`
 	Reason          string `json:"reason"`
 	AmountMinor     int64  `json:"amount_minor"`
+	AuthorizedMinor int64  `json:"authorized_minor"`
 	Currency        string `json:"currency"`
 	Merchant        string `json:"merchant"`
 	MCC             string `json:"mcc"`
@@ -315,6 +316,9 @@ func (w eventWire) event() (issuer.Event, bool, error) {
 		ID: w.ID, Issuer: Name, Kind: kind, CardID: m.CardID, AuthorizationID: m.AuthorizationID,
 		Approved: m.Approved, AmountMinor: m.AmountMinor, Currency: strings.ToUpper(m.Currency),
 		MerchantName: m.Merchant, MCC: m.MCC, OccurredAt: w.CreatedAt,
+	}
+	if kind == issuer.KindCapture {
+		ev.AuthorizedMinor = m.AuthorizedMinor
 	}
 	if ev.CardID == "" {
 		ev.CardID = w.CardID
