@@ -91,7 +91,18 @@ func (f *ctlFlags) connect(cmd *cobra.Command, withStore bool) (*session, error)
 		}
 		s.store = st
 	}
-	s.ctl = starter.New(tc, starter.Options{Store: s.store, Logger: logger, DataConverter: opts.DataConverter})
+	rules, err := outboundRules()
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	vlt, err := optionalVault()
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.ctl = starter.New(tc, starter.Options{Store: s.store, Logger: logger, DataConverter: opts.DataConverter,
+		Outbound: rules, Vault: vlt})
 	return s, nil
 }
 
@@ -220,7 +231,11 @@ with a different policy it fails (use set-budget, or retire and create again).`,
 				doc["alerts"] = alerts
 			}
 			raw, _ := json.Marshal(doc)
-			p, err := workflows.ParsePolicy(raw)
+			rules, err := outboundRules()
+			if err != nil {
+				return err
+			}
+			p, err := workflows.ParsePolicyWith(raw, rules)
 			if err != nil {
 				return usageError{fmt.Errorf("invalid policy: %w%s", err, flagHint(starter.FieldOf(err)))}
 			}
@@ -580,7 +595,7 @@ new one; the old one stops working at once.`,
 			return pullCard(cmd, f, id, token)
 		},
 	}
-	cmd.Flags().StringVar(&token, "token", os.Getenv("CARDWARDEN_AGENT_TOKEN"), "the agent's credential-pull token (env CARDWARDEN_AGENT_TOKEN)")
+	config.SecretVar(cmd.Flags(), &token, "token", "CARDWARDEN_AGENT_TOKEN", "", "the agent's credential-pull token")
 	cmd.Flags().BoolVar(&rotate, "rotate-token", false, "replace the agent's token and print the new one")
 	return cmd
 }

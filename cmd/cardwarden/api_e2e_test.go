@@ -150,8 +150,8 @@ func TestAPIEndToEnd(t *testing.T) {
 	require.Equal(t, 409, status, "%v", m)
 	require.Eventually(t, func() bool {
 		status, _ := e.httpDo("GET", "/v1/agents/api-bot/card", newToken, nil)
-		return status == 404
-	}, 30*time.Second, 100*time.Millisecond, "a retired agent has no open card")
+		return status == 401
+	}, 30*time.Second, 100*time.Millisecond, "a retired agent's token is revoked")
 
 	audit, err := e.store.ListAudit(ctx, "api-bot", 100)
 	require.NoError(t, err)

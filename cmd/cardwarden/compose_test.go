@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"net"
 	"net/url"
 	"os"
@@ -36,7 +39,36 @@ func loadCompose(t *testing.T) composeFile {
 	require.NoError(t, err)
 	var f composeFile
 	require.NoError(t, yaml.Unmarshal(b, &f))
+	// Secrets are ${NAME:?message} references to the environment (or .env): fill them the way
+	// scripts/compose-secrets.sh does, with fresh random values.
+	ref := regexp.MustCompile(`^\$\{([A-Z0-9_]+):\?[^}]+\}$`)
+	for name, svc := range f.Services {
+		for k, v := range svc.Environment {
+			if m := ref.FindStringSubmatch(v); m != nil {
+				require.Equal(t, k, m[1], "%s: %s refers to another variable", name, k)
+				svc.Environment[k] = composeSecret(t, k)
+			}
+		}
+	}
 	return f
+}
+
+var composeSecrets = map[string]string{}
+
+// composeSecret is one random value per variable, shaped as scripts/compose-secrets.sh makes it.
+func composeSecret(t *testing.T, name string) string {
+	if v, ok := composeSecrets[name]; ok {
+		return v
+	}
+	b := make([]byte, 32)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	v := hex.EncodeToString(b)
+	if strings.HasSuffix(name, "WEBHOOK_SECRET") {
+		v = "whsec_" + base64.StdEncoding.EncodeToString(b)
+	}
+	composeSecrets[name] = v
+	return v
 }
 
 // envNamesKnown collects every "(env NAME)" the binary's flags document, plus the variables
@@ -140,5 +172,21 @@ func TestComposeMatchesBinary(t *testing.T) {
 		require.Equal(t, "issuer-sim:"+simPort, simURL.Host, name)
 		require.Equal(t, env["CARDWARDEN_SIM_API_KEY"], f.Services["issuer-sim"].Environment["CARDWARDEN_SIM_API_KEY"])
 		require.Len(t, env["CARDWARDEN_VAULT_KEY"], 64, "%s: vault key is 32 bytes of hex", name)
+	}
+
+	// serve and worker start with these settings: nothing in the file is a known secret.
+	for _, svc := range []string{"cardwarden-serve", "cardwarden-worker"} {
+		env := f.Services[svc].Environment
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		flags := issuerFlags{simURL: env["CARDWARDEN_ISSUER_SIM_URL"], simAPIKey: env["CARDWARDEN_SIM_API_KEY"],
+			simWebhookSecret: env["CARDWARDEN_SIM_WEBHOOK_SECRET"]}
+		require.NoError(t, checkProductionSettings(strings.TrimPrefix(svc, "cardwarden-"), flags, env["CARDWARDEN_ADMIN_TOKEN"]), svc)
+	}
+	script, err := os.ReadFile("../../scripts/compose-secrets.sh")
+	require.NoError(t, err)
+	for _, k := range []string{"CARDWARDEN_VAULT_KEY", "CARDWARDEN_SIM_API_KEY", "CARDWARDEN_SIM_WEBHOOK_SECRET", "CARDWARDEN_ADMIN_TOKEN"} {
+		require.Contains(t, string(script), k+"=", "scripts/compose-secrets.sh writes %s", k)
 	}
 }

@@ -92,6 +92,19 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 		}
 	}
 
+	rules, err := devOutboundRules()
+	if err != nil {
+		return err
+	}
+	// Development defaults, never accepted by serve or worker: the simulator's public key and
+	// webhook secret.
+	if f.issuer.simAPIKey == "" {
+		f.issuer.simAPIKey = config.DefaultSimAPIKey
+	}
+	if f.issuer.simWebhookSecret == "" {
+		f.issuer.simWebhookSecret = config.DevSimWebhookSecret
+	}
+
 	// Bind every port we own next, so a clash is reported before anything starts.
 	apiSrv, err := listenHTTP(f.listen, "listen", nil)
 	if err != nil {
@@ -169,7 +182,7 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 		}()
 	}
 
-	o, err := newObservability(st, logger)
+	o, err := newObservability(st, rules, logger)
 	if err != nil {
 		return err
 	}
@@ -190,6 +203,8 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 	if err != nil {
 		return err
 	}
+	// The embedded Web UI cannot send a token to the codec endpoint.
+	deps.CodecOpen = true
 	if apiSrv.srv.Handler, err = httpHandler(deps, o, stack.UIURL(), temporal.Namespace); err != nil {
 		return err
 	}
@@ -199,6 +214,7 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 	printBanner(cmd.OutOrStdout(), banner{
 		took: time.Since(started), temporal: stack.Address(), ui: stack.UIURL(), api: apiURL,
 		sim: f.issuer.simURL, simEmbedded: runSim, dir: f.dir, adminTokenSource: adminTokenSource,
+		codec: cdc != nil,
 	})
 	<-ctx.Done()
 	fmt.Fprintln(cmd.OutOrStdout(), "\nshutting down…")
@@ -214,6 +230,7 @@ type banner struct {
 	temporal, ui, api, sim, dir string
 	simEmbedded                 bool
 	adminTokenSource            string
+	codec                       bool
 }
 
 func printBanner(w io.Writer, b banner) {
@@ -242,4 +259,14 @@ Try it:
 
 Ctrl-C stops everything; the next start finds the same state.
 `, b.took.Round(10*time.Millisecond), b.temporal, ui, b.api, b.adminTokenSource, sim, b.dir)
+	codec := ""
+	if b.codec {
+		codec = "\n  - /codec decrypts workflow payloads without a token (the embedded Web UI cannot send one)"
+	}
+	fmt.Fprintf(w, `
+Development defaults, for this machine only (cardwarden serve and worker refuse them):
+  - the simulator's public API key and webhook secret (anyone can sign "sim" events)
+  - outbound pushes and alerts may use plain http and reach the loopback interface
+  - the admin token and the vault key are kept in files under %s%s
+`, b.dir, codec)
 }

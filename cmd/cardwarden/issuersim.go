@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cardwarden/cardwarden/internal/config"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
 )
 
@@ -91,9 +92,9 @@ The API is documented in the README (Issuers).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "address to listen on")
-	f.StringVar(&apiKey, "api-key", issuerSimEnvOr("CARDWARDEN_SIM_API_KEY", issuersim.DefaultAPIKey), "bearer key clients must send (env CARDWARDEN_SIM_API_KEY)")
+	config.SecretVar(f, &apiKey, "api-key", "CARDWARDEN_SIM_API_KEY", issuersim.DefaultAPIKey, "bearer key clients must send (default "+issuersim.DefaultAPIKey+")")
 	f.StringVar(&webhookURL, "webhook-url", os.Getenv("CARDWARDEN_SIM_WEBHOOK_URL"), "URL that receives events as signed webhooks; empty disables delivery (env CARDWARDEN_SIM_WEBHOOK_URL)")
-	f.StringVar(&webhookSecret, "webhook-secret", os.Getenv("CARDWARDEN_SIM_WEBHOOK_SECRET"), `webhook signing secret, "whsec_<base64>" or a raw string (env CARDWARDEN_SIM_WEBHOOK_SECRET)`)
+	config.SecretVar(f, &webhookSecret, "webhook-secret", "CARDWARDEN_SIM_WEBHOOK_SECRET", "", `webhook signing secret, "whsec_<base64>" or a raw string`)
 	f.IntVar(&rateLimit, "rate-limit", 0, "API requests admitted per second, answered 429 with Retry-After beyond; 0 means no limit")
 	f.StringVar(&statePath, "state", "", "JSON file to keep state in across restarts; empty keeps state in memory")
 	f.Float64Var(&errorRate, "error-rate", 0, "share of API requests answered with an injected 500/503 (0..1)")
@@ -103,10 +104,3 @@ The API is documented in the README (Issuers).`,
 	return cmd
 }
 
-// issuerSimEnvOr returns the environment variable's value, or def when it is unset or empty.
-func issuerSimEnvOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}

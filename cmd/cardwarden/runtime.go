@@ -106,6 +106,19 @@ func loadVault(keyFile string) (*vault.Vault, error) {
 	return vault.New(key)
 }
 
+// optionalVault is the vault when its key is at hand (CARDWARDEN_VAULT_KEY, or the key file
+// `cardwarden dev` keeps), else nil. The CLI seals new agents' push keys with it.
+func optionalVault() (*vault.Vault, error) {
+	if os.Getenv("CARDWARDEN_VAULT_KEY") != "" {
+		return loadVault("")
+	}
+	path := filepath.Join(config.Env("CARDWARDEN_DIR", config.DefaultDataDir), "vault.key")
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil
+	}
+	return loadVault(path)
+}
+
 // httpServer serves handler on a listener that is already bound, so port errors surface
 // before anything else starts.
 type httpServer struct {
@@ -113,12 +126,35 @@ type httpServer struct {
 	ln  net.Listener
 }
 
+// Server limits: a client gets 10 s for its headers (64 KiB at most) and 30 s for the whole
+// request, so a body trickled in byte by byte cannot hold a connection; answers may take up to
+// 90 s (a management update waits up to 60 s for its workflow); an idle keep-alive connection
+// is closed after 2 minutes.
+const (
+	serverReadHeaderTimeout = 10 * time.Second
+	serverReadTimeout       = 30 * time.Second
+	serverWriteTimeout      = 90 * time.Second
+	serverIdleTimeout       = 2 * time.Minute
+	serverMaxHeaderBytes    = 64 << 10
+)
+
+func newHTTPServer(handler http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: serverReadHeaderTimeout,
+		ReadTimeout:       serverReadTimeout,
+		WriteTimeout:      serverWriteTimeout,
+		IdleTimeout:       serverIdleTimeout,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
+	}
+}
+
 func listenHTTP(addr, flagName string, handler http.Handler) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, portError(addr, flagName, err)
 	}
-	return &httpServer{ln: ln, srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}}, nil
+	return &httpServer{ln: ln, srv: newHTTPServer(handler)}, nil
 }
 
 func (h *httpServer) serve(logger *slog.Logger, what string) {

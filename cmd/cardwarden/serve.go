@@ -41,8 +41,8 @@ open card credentials for an agent's own token) and the issuers' webhook secrets
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			adminToken := os.Getenv(api.EnvAdminToken)
-			if adminToken == "" {
-				logger.Warn(api.EnvAdminToken + " is not set: the management API answers 401 to every call")
+			if err := checkProductionSettings("serve", issuers, adminToken); err != nil {
+				return err
 			}
 			p, closeAll, err := openProcess(ctx, temporal, dbURL, issuers, logger)
 			if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/adapters"
 	"github.com/cardwarden/cardwarden/internal/metrics"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/vault"
 	"github.com/cardwarden/cardwarden/worker"
@@ -39,21 +40,26 @@ type observability struct {
 	metrics  *metrics.Metrics
 	notifier *alerts.Notifier
 	watch    *alerts.IssuerWatch
+	// outbound are the process's outbound rules; client is the hardened client built from them.
+	outbound outbound.Rules
+	client   *http.Client
 }
 
-func newObservability(st *store.Store, logger *slog.Logger) (*observability, error) {
+func newObservability(st *store.Store, rules outbound.Rules, logger *slog.Logger) (*observability, error) {
 	m := metrics.New(metrics.Options{Version: version, AgentsByStatus: metrics.StoreAgentCounter(st)})
 	ac, err := alerts.ConfigFromEnv(os.Getenv)
 	if err != nil {
 		return nil, usageError{err}
 	}
+	ac.Outbound = rules
 	n, err := alerts.NewNotifier(ac)
 	if err != nil {
 		return nil, usageError{err}
 	}
 	n.Observe, n.Logger = m.AlertDelivery, logger
 	watch := &alerts.IssuerWatch{After: ac.IssuerDownAfter, Dispatcher: &alerts.Dispatcher{Store: st, Notifier: n, Logger: logger}}
-	return &observability{metrics: m, notifier: n, watch: watch}, nil
+	return &observability{metrics: m, notifier: n, watch: watch, outbound: rules,
+		client: outbound.NewClient(rules, outbound.Options{})}, nil
 }
 
 // withMetrics sends the Temporal SDK's metrics to the process registry.
@@ -81,7 +87,8 @@ func startWorkers(ctx context.Context, c client.Client, st *store.Store, vlt *va
 		return nil, err
 	}
 	go o.watch.Run(ctx, 0)
-	acts := &activities.Activities{Issuers: reg, Store: st, Vault: vlt, Logger: logger, Alerts: o.notifier, Metrics: o.metrics}
+	acts := &activities.Activities{Issuers: reg, Store: st, Vault: vlt, Logger: logger, Alerts: o.notifier, Metrics: o.metrics,
+		HTTPClient: o.client}
 	w := worker.New(c, acts, worker.Config{IssuerRatePerSecond: rateLimit})
 	if err := w.Start(); err != nil {
 		return nil, err
@@ -116,13 +123,14 @@ func apiDeps(st *store.Store, c client.Client, reg *issuer.Registry, vlt *vault.
 	return api.Deps{
 		Store: st, Temporal: c, Logger: logger, AdminToken: adminToken, Issuers: reg, Vault: vlt,
 		Codec: cdc, CodecOrigins: codec.OriginsFromEnv(os.Getenv), Observer: o.metrics,
+		CodecToken: os.Getenv(api.EnvCodecAuthToken), Outbound: o.outbound, Throttle: &api.Throttle{},
 	}, nil
 }
 
 // httpHandler is everything serve and dev answer: the API, the dashboard and /metrics.
 func httpHandler(deps api.Deps, o *observability, temporalUIURL, namespace string) (http.Handler, error) {
 	dash, err := dashboard.New(dashboard.Config{
-		Store: deps.Store, States: dashboard.QueryStates(deps.Temporal), AdminToken: deps.AdminToken,
+		Store: deps.Store, States: dashboard.QueryStates(deps.Temporal), AdminToken: deps.AdminToken, Throttle: deps.Throttle,
 		TemporalUIURL: temporalUIURL, Namespace: namespace, Logger: deps.Logger,
 	})
 	if err != nil {
@@ -156,6 +164,10 @@ type process struct {
 // opened, so a bad key fails fast. close releases what was opened.
 func openProcess(ctx context.Context, temporal config.Temporal, dbURL string, issuers issuerFlags, logger *slog.Logger) (p *process, closeAll func(), err error) {
 	p = &process{}
+	rules, err := outboundRules()
+	if err != nil {
+		return nil, nil, err
+	}
 	if p.vault, err = loadVault(""); err != nil {
 		return nil, nil, err
 	}
@@ -168,7 +180,7 @@ func openProcess(ctx context.Context, temporal config.Temporal, dbURL string, is
 	if p.store, err = openStore(ctx, dbURL, false, logger); err != nil {
 		return nil, nil, err
 	}
-	if p.obs, err = newObservability(p.store, logger); err != nil {
+	if p.obs, err = newObservability(p.store, rules, logger); err != nil {
 		p.store.Close()
 		return nil, nil, err
 	}

@@ -27,13 +27,13 @@ type issuerFlags struct {
 
 func bindIssuerFlags(fs *pflag.FlagSet, f *issuerFlags) {
 	fs.StringVar(&f.simURL, "issuer-url", config.Env("CARDWARDEN_ISSUER_SIM_URL", ""), "base URL of the issuer simulator (env CARDWARDEN_ISSUER_SIM_URL)")
-	fs.StringVar(&f.simAPIKey, "sim-api-key", config.Env("CARDWARDEN_SIM_API_KEY", config.DefaultSimAPIKey), "issuer simulator API key (env CARDWARDEN_SIM_API_KEY)")
-	fs.StringVar(&f.simWebhookSecret, "sim-webhook-secret", config.Env("CARDWARDEN_SIM_WEBHOOK_SECRET", "whsec_Y2FyZHdhcmRlbi1kZXYtd2ViaG9vay1zZWNyZXQ="), "secret that signs the simulator's webhooks (env CARDWARDEN_SIM_WEBHOOK_SECRET)")
-	fs.StringVar(&f.stripeAPIKey, "stripe-api-key", config.Env("CARDWARDEN_STRIPE_API_KEY", ""), "Stripe secret key; enables the stripe issuer (env CARDWARDEN_STRIPE_API_KEY)")
+	config.SecretVar(fs, &f.simAPIKey, "sim-api-key", "CARDWARDEN_SIM_API_KEY", "", "issuer simulator API key")
+	config.SecretVar(fs, &f.simWebhookSecret, "sim-webhook-secret", "CARDWARDEN_SIM_WEBHOOK_SECRET", "", "secret that signs the simulator's webhooks")
+	config.SecretVar(fs, &f.stripeAPIKey, "stripe-api-key", "CARDWARDEN_STRIPE_API_KEY", "", "Stripe secret key; enables the stripe issuer")
 	fs.StringVar(&f.stripeURL, "stripe-url", config.Env("CARDWARDEN_STRIPE_URL", ""), "Stripe API base URL, e.g. a stripe-mock (env CARDWARDEN_STRIPE_URL)")
-	fs.StringVar(&f.stripeWebhookSecret, "stripe-webhook-secret", config.Env("CARDWARDEN_STRIPE_WEBHOOK_SECRET", ""), "Stripe webhook signing secret (env CARDWARDEN_STRIPE_WEBHOOK_SECRET)")
+	config.SecretVar(fs, &f.stripeWebhookSecret, "stripe-webhook-secret", "CARDWARDEN_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret")
 	fs.StringVar(&f.aippURL, "aipp-url", config.Env("CARDWARDEN_AIPP_URL", ""), "AI Payment Proxy base URL; enables the aipaymentproxy issuer (env CARDWARDEN_AIPP_URL)")
-	fs.StringVar(&f.aippAPIKey, "aipp-api-key", config.Env("CARDWARDEN_AIPP_API_KEY", ""), "AI Payment Proxy API key (env CARDWARDEN_AIPP_API_KEY)")
+	config.SecretVar(fs, &f.aippAPIKey, "aipp-api-key", "CARDWARDEN_AIPP_API_KEY", "", "AI Payment Proxy API key")
 	fs.Float64Var(&f.rateLimit, "issuer-rate-limit", config.EnvFloat("CARDWARDEN_ISSUER_RATE_LIMIT", 0),
 		"the issuer's API rate limit in calls per second: a cap across all workers, and each worker paces its calls evenly at 90% of it; 0 means no limit (env CARDWARDEN_ISSUER_RATE_LIMIT)")
 }
@@ -63,6 +63,9 @@ Requires CARDWARDEN_VAULT_KEY (32-byte AES key, 64 hex characters) to seal card 
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := logs.logger(cmd)
 			if err != nil {
+				return err
+			}
+			if err := checkProductionSettings("worker", issuer, ""); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)

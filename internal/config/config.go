@@ -70,7 +70,7 @@ type Temporal struct {
 func BindTemporal(fs *pflag.FlagSet, t *Temporal) {
 	fs.StringVar(&t.Address, "address", Env("TEMPORAL_ADDRESS", DefaultTemporalAddress), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
 	fs.StringVar(&t.Namespace, "namespace", Env("TEMPORAL_NAMESPACE", DefaultNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
-	fs.StringVar(&t.APIKey, "temporal-api-key", os.Getenv("TEMPORAL_API_KEY"), "API key for Temporal Cloud; implies TLS (env TEMPORAL_API_KEY)")
+	SecretVar(fs, &t.APIKey, "temporal-api-key", "TEMPORAL_API_KEY", "", "API key for Temporal Cloud; implies TLS")
 	fs.StringVar(&t.TLSCert, "temporal-tls-cert", os.Getenv("TEMPORAL_TLS_CERT"), "client certificate file for mTLS (env TEMPORAL_TLS_CERT)")
 	fs.StringVar(&t.TLSKey, "temporal-tls-key", os.Getenv("TEMPORAL_TLS_KEY"), "client key file for mTLS (env TEMPORAL_TLS_KEY)")
 }
