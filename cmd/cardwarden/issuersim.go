@@ -103,4 +103,3 @@ The API is documented in the README (Issuers).`,
 	f.BoolVar(&reorder, "reorder-webhooks", false, "deliver events out of order")
 	return cmd
 }
-
