@@ -109,6 +109,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	require.Equal(t, 200, status, "%v", m)
 	require.Equal(t, "active", m["status"])
 	status, m = e.httpDo("POST", "/v1/agents/api-bot/unfreeze", adm, nil)
+	require.Equal(t, "rejected", first(apiErr(m)))
 	require.Equal(t, 409, status)
 	status, m = e.httpDo("POST", "/v1/agents/api-bot/budget", adm, []byte(`{"daily_limit_usd":"0"}`))
 	require.Equal(t, 422, status)

@@ -48,7 +48,7 @@ target is reported, not an error); 1 otherwise.`,
 			if o.Scale <= 0 {
 				return usageError{fmt.Errorf("--scale %g: want a positive factor", o.Scale)}
 			}
-			if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+			if err := os.MkdirAll(o.OutDir, 0o750); err != nil {
 				return err
 			}
 			var level slog.Level
@@ -66,7 +66,7 @@ target is reported, not an error); 1 otherwise.`,
 				o.WorkerCommand = exe
 			}
 			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
+				f, err := os.Create(cpuProfile) // #nosec G304 -- the operator's own --cpuprofile path
 				if err != nil {
 					return err
 				}

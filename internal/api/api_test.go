@@ -265,6 +265,7 @@ func TestManagementAPI(t *testing.T) {
 	require.Len(t, m["agents"], 1)
 	status, m, _ = h.do("GET", "/v1/agents?status=sleepy", adminToken, nil)
 	require.Equal(t, 422, status)
+	require.Equal(t, "invalid_request", must(errCode(m)))
 	status, _, _ = h.do("GET", "/v1/agents?limit=x", adminToken, nil)
 	require.Equal(t, 422, status)
 
@@ -370,6 +371,7 @@ func TestCredentialPull(t *testing.T) {
 	}
 	status, m, hdr = h.do("GET", "/v1/agents/alpha/card", alphaTok, nil)
 	require.Equal(t, 429, status)
+	require.Equal(t, "rate_limited", must(errCode(m)))
 	require.Equal(t, "60", hdr.Get("Retry-After"))
 	h.now = h.now.Add(2 * time.Minute)
 	status, _, _ = h.do("GET", "/v1/agents/alpha/card", alphaTok, nil)

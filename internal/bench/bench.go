@@ -166,7 +166,7 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]*Result, error) {
 	if o.OutDir == "" {
 		o.OutDir = "bench-out"
 	}
-	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+	if err := os.MkdirAll(o.OutDir, 0o750); err != nil {
 		return nil, err
 	}
 	names, err := selectScenarios(o.Scenarios)
@@ -209,7 +209,7 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]*Result, error) {
 		}
 	}
 	summary, _ := json.MarshalIndent(results, "", "  ")
-	if err := os.WriteFile(filepath.Join(o.OutDir, "summary.json"), summary, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(o.OutDir, "summary.json"), summary, 0o600); err != nil {
 		errs = append(errs, err)
 	}
 	return results, errors.Join(errs...)
@@ -273,11 +273,11 @@ func writeResult(dir string, r *Result) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, r.Scenario+".json"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, r.Scenario+".json"), b, 0o600); err != nil {
 		return err
 	}
 	if r.chart != nil && r.Error == "" && r.Skipped == "" {
-		if err := os.WriteFile(filepath.Join(dir, r.Scenario+".svg"), []byte(r.chart(r)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, r.Scenario+".svg"), []byte(r.chart(r)), 0o600); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -41,7 +40,7 @@ import (
 // webhookSecret signs the simulator's webhooks and verifies them at the API.
 var webhookSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("cardwarden-bench-webhook-secret"))
 
-const simAPIKey = "sim_bench_key"
+const simAPIKey = "sim_bench_key" // #nosec G101 -- the benchmark's private simulator's key, never a real credential
 
 // stackConfig says what one scenario needs from its stack.
 type stackConfig struct {
@@ -407,5 +406,3 @@ func (s *stack) count(ctx context.Context, q string, args ...any) (int, error) {
 	err := s.store.DB().GetContext(ctx, &n, s.store.DB().Rebind(q), args...)
 	return n, err
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

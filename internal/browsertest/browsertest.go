@@ -53,7 +53,7 @@ func New(t *testing.T) *Browser {
 	if path == "" {
 		path = DefaultPath
 	}
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(path); err != nil { // #nosec G703 -- the test runner's own browser path setting
 		msg := fmt.Sprintf("no Chromium at %s (install Debian's package: apt-get install -y chromium; or set %s)", path, EnvPath)
 		if os.Getenv(EnvRequire) == "1" {
 			t.Fatalf("%s=1 but %s", EnvRequire, msg)
@@ -175,12 +175,13 @@ func (b *Browser) Screenshot(dir, name string) string {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
 	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
+	if err := os.WriteFile(path, png, 0o600); err != nil {
 		b.t.Fatalf("save screenshot: %v", err)
 	}
 	if extra := os.Getenv(EnvScreenshots); extra != "" {
-		if err := os.MkdirAll(extra, 0o755); err == nil {
-			_ = os.WriteFile(filepath.Join(extra, name), png, 0o644)
+		// #nosec G703 -- the screenshot directory is the test runner's own setting (CI's .ci/out)
+		if err := os.MkdirAll(extra, 0o750); err == nil {
+			_ = os.WriteFile(filepath.Join(extra, name), png, 0o600) // #nosec G703 -- as above
 			b.t.Logf("screenshot copied to %s", filepath.Join(extra, name))
 		}
 	}

@@ -5,7 +5,7 @@ import "github.com/spf13/pflag"
 // DevSimWebhookSecret signs the embedded simulator's webhooks in `cardwarden dev`. It is in
 // this public repository, so anyone can sign "sim" events with it: `serve` and `worker`
 // refuse it.
-const DevSimWebhookSecret = "whsec_Y2FyZHdhcmRlbi1kZXYtd2ViaG9vay1zZWNyZXQ="
+const DevSimWebhookSecret = "whsec_Y2FyZHdhcmRlbi1kZXYtd2ViaG9vay1zZWNyZXQ=" // #nosec G101 -- deliberately public, dev only; serve and worker refuse it
 
 // secretValue is a string flag whose value is never printed: --help shows no default (the
 // default may come from the environment) and usage errors repeat nothing of it.

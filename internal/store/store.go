@@ -120,10 +120,3 @@ func (s *Store) sel(ctx context.Context, dest any, q string, args ...any) error 
 
 // utc normalizes times so both databases store and return the same instant the same way.
 func utc(t time.Time) time.Time { return t.UTC() }
-
-func nullTime(t time.Time) sql.NullTime {
-	if t.IsZero() {
-		return sql.NullTime{}
-	}
-	return sql.NullTime{Time: t.UTC(), Valid: true}
-}

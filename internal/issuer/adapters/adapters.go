@@ -16,14 +16,14 @@ import (
 // Environment variables read by FromEnv.
 const (
 	EnvSimURL              = "CARDWARDEN_ISSUER_SIM_URL"
-	EnvSimAPIKey           = "CARDWARDEN_SIM_API_KEY"
-	EnvSimWebhookSecret    = "CARDWARDEN_SIM_WEBHOOK_SECRET"
+	EnvSimAPIKey           = "CARDWARDEN_SIM_API_KEY"        // #nosec G101 -- the variable's name, not a credential
+	EnvSimWebhookSecret    = "CARDWARDEN_SIM_WEBHOOK_SECRET" // #nosec G101 -- the variable's name, not a credential
 	EnvStripeAPIKey        = "CARDWARDEN_STRIPE_API_KEY"
 	EnvStripeURL           = "CARDWARDEN_STRIPE_URL"
-	EnvStripeWebhookSecret = "CARDWARDEN_STRIPE_WEBHOOK_SECRET"
+	EnvStripeWebhookSecret = "CARDWARDEN_STRIPE_WEBHOOK_SECRET" // #nosec G101 -- the variable's name, not a credential
 	EnvStripeCardholderID  = "CARDWARDEN_STRIPE_CARDHOLDER_ID"
 	EnvAIPPURL             = "CARDWARDEN_AIPP_URL"
-	EnvAIPPAPIKey          = "CARDWARDEN_AIPP_API_KEY"
+	EnvAIPPAPIKey          = "CARDWARDEN_AIPP_API_KEY" // #nosec G101 -- the variable's name, not a credential
 )
 
 // DefaultSimAPIKey is the simulator's default key (issuersim.DefaultAPIKey), used when the sim
