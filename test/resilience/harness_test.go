@@ -130,9 +130,11 @@ type harness struct {
 	simURL   string
 	apiURL   string
 	apiSrv   *httptest.Server
-	starter  *starter.Client
-	log      *slog.Logger
-	whKey    []byte
+	// adminToken is the management API's bearer token.
+	adminToken string
+	starter    *starter.Client
+	log        *slog.Logger
+	whKey      []byte
 
 	proc   *workerProc
 	inproc *worker.Workers
@@ -214,7 +216,8 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.starter = starter.New(h.tc, starter.Options{Store: h.st, Logger: h.log.With("component", "starter"), Issuers: h.issuers.Names()})
-	deps := api.Deps{Store: h.st, Temporal: h.tc, Logger: h.log.With("component", "api"), Issuers: h.issuers, Control: h.starter, AdminToken: randomHex(16)}
+	h.adminToken = randomHex(16)
+	deps := api.Deps{Store: h.st, Temporal: h.tc, Logger: h.log.With("component", "api"), Issuers: h.issuers, Control: h.starter, AdminToken: h.adminToken}
 	h.apiSrv.Config.Handler = api.New(deps)
 	h.apiSrv.Start()
 	t.Cleanup(h.apiSrv.Close)

@@ -4,8 +4,10 @@ package resilience
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -108,6 +110,81 @@ func TestHostileWebhooks(t *testing.T) {
 			t.Errorf("%s: accepted as something other than a duplicate: %s", a.name, b)
 		}
 	}
+	// Issue 12: paths the router must not trust, headers that carry two timestamps, and
+	// genuinely signed amounts at the int64 limits.
+	post := func(name, rawPath string, header http.Header, body []byte) (int, string) {
+		req, err := http.NewRequestWithContext(h.ctx, http.MethodPost, h.apiURL+"/", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL.Opaque = rawPath
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	longName := strings.Repeat("x", 50_000)
+	for _, p := range []struct{ name, path string }{
+		{"invalid UTF-8 issuer name", "/v1/webhooks/%ff%fe"},
+		{"overlong UTF-8 issuer name", "/v1/webhooks/%c0%af"},
+		{"NUL in the issuer name", "/v1/webhooks/si%00m"},
+		{"oversized issuer name", "/v1/webhooks/" + longName},
+		{"invalid UTF-8 agent id on the credential pull", "/v1/agents/%ff%fe/card"},
+	} {
+		code, body := post(p.name, p.path, signed("evt_other", other, now, h.whKey), other)
+		if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+			t.Errorf("%s: %d %.200s, want 404", p.name, code, body)
+		}
+		if strings.Contains(body, longName[:64]) {
+			t.Errorf("%s: the answer repeats the path", p.name)
+		}
+	}
+	twoTimestamps := signed("evt_other", other, now, h.whKey)
+	twoTimestamps["Webhook-Timestamp"] = append([]string{fmt.Sprint(stale.Unix())}, twoTimestamps["Webhook-Timestamp"]...)
+	staleSigned := signed("evt_other", other, stale, h.whKey)
+	staleSigned.Add("Webhook-Timestamp", fmt.Sprint(now.Unix()))
+	twoIDs := signed("evt_other", other, now, h.whKey)
+	twoIDs.Add("Webhook-Id", "evt_genuine")
+	for name, hd := range map[string]http.Header{
+		"two timestamps, the fresh one signed":       twoTimestamps,
+		"stale signed timestamp, a fresh one second": staleSigned,
+		"two webhook ids":                            twoIDs,
+	} {
+		if code, body := post(name, "/v1/webhooks/sim", hd, other); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d %.200s, want 401", name, code, body)
+		}
+	}
+	for i, amount := range []int64{math.MaxInt64, math.MinInt64, -1, math.MaxInt64 / 100} {
+		id := fmt.Sprintf("evt_limit_%d", i)
+		ev := approvedEvent(id, card, amount, now)
+		if code, body := post("amount "+fmt.Sprint(amount), "/v1/webhooks/sim", signed(id, ev, now, h.whKey), ev); code != 400 && code != 422 {
+			t.Errorf("genuinely signed amount %d: %d %.200s, want 400 or 422 (nothing recorded)", amount, code, body)
+		}
+	}
+	// A policy whose credentials would go to an internal address, a metadata service, plain
+	// http or a URL with credentials is refused before any agent or card exists.
+	for _, u := range []string{"https://127.0.0.1:9/cards", "https://169.254.169.254/latest", "http://agent.example.com/cards",
+		"https://[::ffff:10.0.0.1]/cards", "https://u:p@agent.example.com/cards"} {
+		body, _ := json.Marshal(map[string]any{"agent_id": "hostile-push", "daily_limit_usd": 5, "credentials_push_url": u})
+		req, _ := http.NewRequestWithContext(h.ctx, http.MethodPost, h.apiURL+"/v1/agents", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+h.adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 422 || !strings.Contains(string(b), "policy.credentials_push_url") {
+			t.Errorf("push URL %s: %d %s, want 422 naming policy.credentials_push_url", u, resp.StatusCode, b)
+		}
+	}
+
 	time.Sleep(2 * time.Second) // anything wrongly signalled would land now
 	h.compareSnapshot(t, agent, before)
 
