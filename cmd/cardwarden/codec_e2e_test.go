@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -51,12 +52,22 @@ func TestCodecEndToEnd(t *testing.T) {
 	require.Equal(t, codec.MetadataEncoding, string(p.GetMetadata()["encoding"]))
 	require.NotContains(t, string(p.GetData()), "sealed-bot")
 
-	// The codec endpoint turns it back into the policy for an operator.
+	// The codec endpoint turns it back into the policy for an operator who holds a token, and
+	// for nobody else.
 	body, err := protojson.Marshal(&commonpb.Payloads{Payloads: []*commonpb.Payload{p}})
 	require.NoError(t, err)
+	anon, _ := http.NewRequest("POST", e.apiURL+"/codec/decode", bytes.NewReader(body))
+	anon.Header.Set("Content-Type", "application/json")
+	anonResp, err := http.DefaultClient.Do(anon)
+	require.NoError(t, err)
+	anonBody, _ := io.ReadAll(anonResp.Body)
+	anonResp.Body.Close()
+	require.Equal(t, 401, anonResp.StatusCode)
+	require.NotContains(t, string(anonBody), "sealed-bot")
 	req, _ := http.NewRequest("POST", e.apiURL+"/codec/decode", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Origin", "http://127.0.0.1:8233")
+	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
