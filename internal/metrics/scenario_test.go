@@ -25,6 +25,7 @@ import (
 	"github.com/cardwarden/cardwarden/internal/alerts"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/metrics"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/internal/vault"
@@ -59,7 +60,7 @@ func TestMetricsEndpointAfterAScenario(t *testing.T) {
 		hookMu.Unlock()
 	}))
 	t.Cleanup(hook.Close)
-	notifier, err := alerts.NewNotifier(alerts.Config{WebhookURL: hook.URL})
+	notifier, err := alerts.NewNotifier(alerts.Config{WebhookURL: hook.URL, Outbound: outbound.Dev()}) // the receiver is plain http on loopback
 	require.NoError(t, err)
 	notifier.Observe = m.AlertDelivery
 
