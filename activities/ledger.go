@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -51,6 +52,10 @@ func (a *Activities) recordEvent(ctx context.Context, ev issuer.Event, source st
 		Approved: ev.Approved, DeclineReason: string(ev.DeclineReason), RawReason: ev.RawReason,
 		AuthorizationID: ev.AuthorizationID, AmountMinor: ev.AmountMinor, AuthorizedMinor: ev.AuthorizedMinor, Currency: ev.Currency,
 		Merchant: ev.MerchantName, MCC: ev.MCC, Source: source, Orphaned: res.Orphaned, OccurredAt: ev.OccurredAt,
+	}
+	if source == store.SourceReconcile {
+		// The workflow that reconciles applies what it finds itself: nothing to redeliver.
+		row.SignalledAt = sql.NullTime{Time: time.Now().UTC(), Valid: true}
 	}
 	var loc *time.Location
 	if !res.Orphaned {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/spend"
@@ -26,7 +28,21 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 	if err != nil {
 		return res, err
 	}
-	for _, cardID := range in.CardIDs {
+	cards := in.CardIDs
+	if in.Reason == workflows.ReconcileBeforeReset {
+		// Cards closed in the last days still move money (late captures, force-posts,
+		// refunds); a webhook lost for one of them is found here.
+		recent, err := a.recentlyClosed(ctx, in.AgentID, in.Issuer, time.Now().Add(-recentlyClosedFor))
+		if err != nil {
+			return res, err
+		}
+		for _, id := range recent {
+			if !slices.Contains(cards, id) {
+				cards = append(cards, id)
+			}
+		}
+	}
+	for _, cardID := range cards {
 		events, err := iss.ListAuthorizations(ctx, cardID, in.Since)
 		switch {
 		case errors.Is(err, issuer.ErrNotFound):
@@ -130,6 +146,24 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 			"missed", len(res.Missed), "mismatches", len(res.Mismatches), "checked", res.Checked)
 	}
 	return res, nil
+}
+
+// recentlyClosedFor is how long after closing a card is still reconciled.
+const recentlyClosedFor = 8 * 24 * time.Hour
+
+// recentlyClosed lists the agent's cards at iss closed since t.
+func (a *Activities) recentlyClosed(ctx context.Context, agentID, iss string, t time.Time) ([]string, error) {
+	cards, err := a.Store.ListCards(ctx, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	var ids []string
+	for _, c := range cards {
+		if c.Issuer == iss && c.ClosedAt.Valid && c.ClosedAt.Time.After(t) {
+			ids = append(ids, c.IssuerCardID)
+		}
+	}
+	return ids, nil
 }
 
 func compare(le store.LedgerEvent, ev issuer.Event) (workflows.Mismatch, bool) {

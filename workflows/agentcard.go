@@ -170,7 +170,9 @@ func (wf *agentCard) start(ctx workflow.Context) error {
 	var snap AgentSnapshot
 	in := UpsertAgentInput{Policy: wf.policy, Status: StatusActive}
 	if wf.moneyInvariant {
-		in.CardsSince = periodStart
+		// Cards that could have spent in this period or this month (for the monthly cap).
+		l := periodStart.In(wf.loc)
+		in.CardsSince = time.Date(l.Year(), l.Month(), 1, 0, 0, 0, 0, wf.loc).UTC()
 	}
 	if err := wf.mustLocal(ctx, la.UpsertAgent, in, &snap); err != nil {
 		return fmt.Errorf("record agent %s: %w", wf.policy.AgentID, err)

@@ -50,8 +50,10 @@ type CardView struct {
 
 // BudgetView is today's budget. RemainingMonthUSD is absent without a monthly cap.
 type BudgetView struct {
-	Currency          string        `json:"currency"`
-	Day               string        `json:"day"`
+	Currency string `json:"currency"`
+	Day      string `json:"day"`
+	// PeriodStart is the reset instant that began the current budget period.
+	PeriodStart       time.Time     `json:"period_start,omitzero"`
 	DailyLimitUSD     money.Amount  `json:"daily_limit_usd"`
 	SpentTodayUSD     money.Amount  `json:"spent_today_usd"`
 	RemainingTodayUSD money.Amount  `json:"remaining_today_usd"`
@@ -101,7 +103,7 @@ func View(p Policy, s *State) StateView {
 	}
 	monthly := p.MonthlyLimitMinor()
 	v.Budget = BudgetView{
-		Currency: p.Currency, Day: s.Budget.Day, DailyLimitUSD: p.DailyLimitUSD,
+		Currency: p.Currency, Day: s.Budget.Day, PeriodStart: s.Budget.PeriodStart, DailyLimitUSD: p.DailyLimitUSD,
 		SpentTodayUSD:     money.Amount(s.Budget.SpentTodayMinor),
 		RemainingTodayUSD: money.Amount(s.Budget.RemainingToday(p.DailyLimitUSD.Minor(), monthly)),
 		OverspendTodayUSD: money.Amount(s.Budget.OverspendTodayMinor),

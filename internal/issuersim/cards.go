@@ -357,7 +357,7 @@ func (s *Server) nativeListCards(r *http.Request, _ []byte) result {
 	if err != nil {
 		return invalid("%v", err)
 	}
-	status, label, after := q.Get("status"), q.Get("label"), q.Get("starting_after")
+	status, label, after, agent := q.Get("status"), q.Get("label"), q.Get("starting_after"), q.Get("agent_id")
 	out := []cardJSON{}
 	started := after == ""
 	more := false
@@ -366,7 +366,7 @@ func (s *Server) nativeListCards(r *http.Request, _ []byte) result {
 			started = c.ID == after
 			continue
 		}
-		if (status != "" && c.Status != status) || (label != "" && c.Label != label) {
+		if (status != "" && c.Status != status) || (label != "" && c.Label != label) || (agent != "" && c.Metadata["agent_id"] != agent) {
 			continue
 		}
 		if len(out) == n {

@@ -70,11 +70,13 @@ type Stats struct {
 	EventsCreated         int64            `json:"events_created"`
 	// WebhooksSent counts delivery attempts (retries and duplicates included);
 	// WebhooksAcknowledged those answered 2xx; WebhooksPending the events not yet acknowledged.
-	WebhooksSent         int64  `json:"webhooks_sent"`
-	WebhooksAcknowledged int64  `json:"webhooks_acknowledged"`
-	WebhooksFailed       int64  `json:"webhooks_failed"`
-	WebhooksPending      int64  `json:"webhooks_pending"`
-	Faults               Faults `json:"faults"`
+	WebhooksSent         int64 `json:"webhooks_sent"`
+	WebhooksAcknowledged int64 `json:"webhooks_acknowledged"`
+	WebhooksFailed       int64 `json:"webhooks_failed"`
+	WebhooksPending      int64 `json:"webhooks_pending"`
+	// WebhooksDropped counts events the drop_webhooks fault never delivered.
+	WebhooksDropped int64  `json:"webhooks_dropped"`
+	Faults          Faults `json:"faults"`
 }
 
 // Stats returns a consistent snapshot of the counters.
@@ -84,7 +86,7 @@ func (s *Server) Stats() Stats {
 		DeclinesByReason: map[string]int64{},
 		Requests:         s.requests.Load(), RateLimited: s.rateLimited.Load(), ErrorsInjected: s.errorsInjected.Load(),
 		IdempotentReplays: s.replays.Load(), PeakRequestsPerSecond: s.limiter.peakPerSecond(),
-		WebhooksSent: s.webhooksSent.Load(), WebhooksAcknowledged: s.webhooksAcked.Load(), WebhooksFailed: s.webhooksFailed.Load(),
+		WebhooksSent: s.webhooksSent.Load(), WebhooksAcknowledged: s.webhooksAcked.Load(), WebhooksFailed: s.webhooksFailed.Load(), WebhooksDropped: s.webhooksDropped.Load(),
 		Faults: s.Faults(),
 	}
 	s.mu.Lock()

@@ -69,6 +69,12 @@ type Faults struct {
 	LatencyMS         int64   `json:"latency_ms"`
 	DuplicateWebhooks float64 `json:"duplicate_webhooks"`
 	ReorderWebhooks   bool    `json:"reorder_webhooks"`
+	// WebhookDelayMS holds each event's first delivery back by a random time up to this
+	// many milliseconds (a slow or backed-up issuer).
+	WebhookDelayMS int64 `json:"webhook_delay_ms,omitempty"`
+	// DropWebhooks is the share (0..1) of events never delivered at all, as an issuer that
+	// loses a webhook: only listing the card's events finds them.
+	DropWebhooks float64 `json:"drop_webhooks,omitempty"`
 }
 
 func (f Faults) validate() error {
@@ -81,6 +87,10 @@ func (f Faults) validate() error {
 		return errors.New("latency_ms must be between 0 and 600000")
 	case f.DuplicateWebhooks < 0 || f.DuplicateWebhooks > 1 || math.IsNaN(f.DuplicateWebhooks):
 		return errors.New("duplicate_webhooks must be between 0 and 1")
+	case f.WebhookDelayMS < 0 || f.WebhookDelayMS > 600_000:
+		return errors.New("webhook_delay_ms must be between 0 and 600000")
+	case f.DropWebhooks < 0 || f.DropWebhooks > 1 || math.IsNaN(f.DropWebhooks):
+		return errors.New("drop_webhooks must be between 0 and 1")
 	}
 	return nil
 }
@@ -122,6 +132,7 @@ type Server struct {
 
 	requests, rateLimited, errorsInjected, replays atomic.Int64
 	webhooksSent, webhooksAcked, webhooksFailed    atomic.Int64
+	webhooksDropped                                atomic.Int64
 }
 
 // maxConcurrentDeliveries bounds in-flight webhook requests so a backlog cannot open

@@ -31,11 +31,25 @@ func (s *Server) startDeliveryLocked(e *event) {
 func (s *Server) deliver(id string, body []byte) {
 	defer s.wg.Done()
 	f := s.Faults()
+	if f.DropWebhooks > 0 && randFloat() < f.DropWebhooks {
+		// Lost for good: only a listing of the card's events will ever show it.
+		s.mu.Lock()
+		delete(s.st.pending, id)
+		s.changedLocked(false)
+		s.mu.Unlock()
+		s.webhooksDropped.Add(1)
+		return
+	}
+	var hold time.Duration
 	if f.ReorderWebhooks {
 		// A random head start per event is enough to make later events overtake earlier ones.
-		if !s.sleep(time.Duration(rand.Int64N(int64(300 * time.Millisecond)))) {
-			return
-		}
+		hold = time.Duration(rand.Int64N(int64(300 * time.Millisecond)))
+	}
+	if f.WebhookDelayMS > 0 {
+		hold += time.Duration(rand.Int64N(f.WebhookDelayMS*int64(time.Millisecond) + 1))
+	}
+	if hold > 0 && !s.sleep(hold) {
+		return
 	}
 	for attempt := 0; ; attempt++ {
 		if s.send(id, body) {
