@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # a 2-core machine responsive.
 TESTFLAGS ?= -count=1 -p 2 -timeout 40m
 
-.PHONY: dev test test-resilience bench bench-quick build lint fmt tools
+.PHONY: dev test test-resilience test-model bench bench-quick build lint fmt tools
 
 dev: ## run the whole system: embedded Temporal + Web UI, worker, API, issuer simulator
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/cardwarden dev
@@ -15,8 +15,12 @@ dev: ## run the whole system: embedded Temporal + Web UI, worker, API, issuer si
 test: ## unit, store (SQLite + Postgres), adapter and end-to-end tests
 	$(GO) test $(TESTFLAGS) $(PKG)
 
-test-resilience: ## crash, issuer-fault, Postgres-restart, Temporal-down and hostile-input tests
+test-resilience: ## crash, issuer-fault, Postgres-restart, Temporal-down and hostile-input tests; 50 model sequences
 	$(GO) test -tags resilience -count=1 -timeout 30m ./test/resilience/
+	CARDWARDEN_MODEL_SEQUENCES=50 CARDWARDEN_MODEL_CONCURRENCY=25 $(GO) test -count=1 -timeout 30m ./test/model/
+
+test-model: ## the budget invariant's model test, 1,000 seeded sequences (about 70 minutes on 2 cores)
+	CARDWARDEN_MODEL_SEQUENCES=1000 CARDWARDEN_MODEL_CONCURRENCY=25 $(GO) test -count=1 -timeout 4h -v -run TestBudgetInvariantModel ./test/model/
 
 bench: ## every benchmark scenario against its floor; tables, JSON and SVG charts in bench-out/
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/cardwarden bench --scenario all --out bench-out

@@ -74,3 +74,32 @@ func TestReportEventSignalsRecordsAndRedelivers(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidRequest)
 	tc.AssertExpectations(t)
 }
+
+// Money that moves on a retired agent's card (a force-post after retirement) is recorded and
+// alerted, once per event.
+func TestEventOnARetiredAgentsCardAlerts(t *testing.T) {
+	s := testdb.Open(t, testdb.SQLiteURL(t))
+	ctx := context.Background()
+	seedCard(t, s, "gone", "card_9", "UTC")
+	tc := &mocks.Client{}
+	c := New(tc, Options{Store: s})
+	tc.On("SignalWorkflow", mock.Anything, "agent/gone", "", workflows.SignalCardEvent, mock.Anything).
+		Return(serviceerror.NewNotFound("workflow execution already completed"))
+	force := issuer.Event{ID: "ev_force", Kind: issuer.KindForceCapture, CardID: "card_9", Approved: true, AmountMinor: 7000, Currency: "USD", OccurredAt: time.Now()}
+	for range 2 {
+		_, err := c.ReportEvent(ctx, "sim", force)
+		require.NoError(t, err)
+	}
+	alerts, err := s.ListAlerts(ctx, "gone", 10)
+	require.NoError(t, err)
+	require.Len(t, alerts, 1)
+	require.Equal(t, AlertRetiredCardEvent, alerts[0].Kind)
+	require.Equal(t, "sim/ev_force", alerts[0].Period)
+	require.Contains(t, alerts[0].Message, "70.00")
+
+	// An absurd amount is refused before anything is recorded.
+	_, err = c.ReportEvent(ctx, "sim", issuer.Event{ID: "ev_huge", Kind: issuer.KindCapture, CardID: "card_9", AuthorizationID: "a", Approved: true, AmountMinor: 9223372036854775807})
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	_, err = s.GetEvent(ctx, "sim", "ev_huge")
+	require.True(t, store.IsNotFound(err))
+}

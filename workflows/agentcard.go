@@ -184,7 +184,7 @@ func (wf *agentCard) start(ctx workflow.Context) error {
 		wf.st.NextRotation = NextFire(wf.rotateSched, wf.loc, now)
 	}
 	wf.st.LastReconcile = now
-	wf.st.Budget.StartPeriod(periodStart, wf.loc, wf.policy.DailyLimitUSD.Minor())
+	wf.st.Budget.StartPeriod(periodStart, wf.loc, wf.policy.DailyLimitUSD.Minor(), wf.nextReset)
 	wf.syncSearchAttributes(ctx)
 	// Cards an earlier workflow for this agent left open are closed: before the new card is
 	// funded (or, in runs from before that change, once it exists).

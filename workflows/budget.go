@@ -24,8 +24,13 @@ type Budget struct {
 	OverspendTodayMinor int64     `json:"overspend_today_minor"`
 	// MaxDailyMinor is the highest daily limit in force during the period, so approvals
 	// beyond it are recognised even after a set-budget lowered the limit.
-	MaxDailyMinor int64      `json:"max_daily_minor,omitempty"`
-	Book          spend.Book `json:"book"`
+	MaxDailyMinor int64 `json:"max_daily_minor,omitempty"`
+	// CommittedMinor and CommittedMonthMinor add up the limits of the fixed-limit cards issued
+	// in the period and the month: on an issuer whose limits cannot change (and that may tell
+	// cardwarden nothing of what a card spent) a card is assumed to spend its whole limit.
+	CommittedMinor      int64      `json:"committed_minor,omitempty"`
+	CommittedMonthMinor int64      `json:"committed_month_minor,omitempty"`
+	Book                spend.Book `json:"book"`
 	// Auths is the open-authorization memory of runs from before package spend; resume turns
 	// it into Book records.
 	Auths []AuthRecord `json:"auths,omitempty"`
@@ -41,37 +46,51 @@ type AuthRecord struct {
 }
 
 // Delta is the change one event makes: to the period's spend (Spent, of which Overspend is
-// what no limit could stop) and to the usage of the card it happened on.
+// what no limit could stop), to the usage of the card it happened on, and the overspend the
+// event is, whichever period it belongs to (an over-capture arriving after its period ended).
 type Delta struct {
-	Spent     int64
-	Overspend int64
-	Usage     int64
+	Spent        int64
+	Overspend    int64
+	Usage        int64
+	OverspendAny int64
 }
 
 func (b *Budget) period() spend.Window { return spend.Window{Start: b.PeriodStart} }
-func (b *Budget) month() spend.Window  { return spend.Window{Start: b.MonthStart} }
+
+// month is the month's window; nextReset (the first reset after an instant) tells which of
+// its instants share a budget period, so a reversal of an earlier period's authorization is
+// no more allowance for the month than for the day.
+func (b *Budget) month(nextReset func(time.Time) time.Time) spend.Window {
+	w := spend.Window{Start: b.MonthStart}
+	if nextReset != nil {
+		w.SamePeriod = func(a, c time.Time) bool { return nextReset(a).After(c) }
+	}
+	return w
+}
 
 // Apply updates spend for one event and returns the change. The workflow deduplicates by
 // event id first; an event without a time counts as happening now.
-func (b *Budget) Apply(ev issuer.Event) Delta {
-	e := b.Book.Apply(ev, b.period(), b.month())
+func (b *Budget) Apply(ev issuer.Event, nextReset func(time.Time) time.Time) Delta {
+	e := b.Book.Apply(ev, b.period(), b.month(nextReset))
 	b.SpentTodayMinor += e.Period.Spent
 	b.OverspendTodayMinor += e.Period.Overspend
 	b.SpentMonthMinor += e.Month.Spent
-	return Delta{Spent: e.Period.Spent, Overspend: e.Period.Overspend, Usage: e.Usage}
+	return Delta{Spent: e.Period.Spent, Overspend: e.Period.Overspend, Usage: e.Usage, OverspendAny: e.Any.Overspend}
 }
 
 // StartPeriod begins a new budget period at a reset: spend is recounted from the records, so
 // events that happened after the reset instant but arrived before the reset ran still count.
-func (b *Budget) StartPeriod(start time.Time, loc *time.Location, dailyMinor int64) {
+func (b *Budget) StartPeriod(start time.Time, loc *time.Location, dailyMinor int64, nextReset func(time.Time) time.Time) {
 	b.PeriodStart = start
 	b.Day = LocalDay(start, loc)
 	if m := LocalMonth(start, loc); m != b.Month || b.MonthStart.IsZero() {
 		b.Month = m
 		l := start.In(loc)
 		b.MonthStart = time.Date(l.Year(), l.Month(), 1, 0, 0, 0, 0, loc).UTC()
-		b.SpentMonthMinor = b.Book.Sum(b.month()).Spent
+		b.SpentMonthMinor = b.Book.Sum(b.month(nextReset)).Spent
+		b.CommittedMonthMinor = 0
 	}
+	b.CommittedMinor = 0
 	t := b.Book.Sum(b.period())
 	b.SpentTodayMinor, b.OverspendTodayMinor = t.Spent, t.Overspend
 	b.MaxDailyMinor = dailyMinor
@@ -97,6 +116,16 @@ func (b Budget) RemainingToday(dailyMinor, monthlyMinor int64) int64 {
 	rem := dailyMinor - b.SpentTodayMinor
 	if monthlyMinor > 0 {
 		rem = min(rem, monthlyMinor-b.SpentMonthMinor)
+	}
+	return max(0, rem)
+}
+
+// FixedAllowance is what a new card whose limit cannot change may carry: what the limits of
+// the cards already issued in the period and the month leave (monthlyMinor 0: no cap).
+func (b Budget) FixedAllowance(dailyMinor, monthlyMinor int64) int64 {
+	rem := dailyMinor - b.CommittedMinor
+	if monthlyMinor > 0 {
+		rem = min(rem, monthlyMinor-b.CommittedMonthMinor)
 	}
 	return max(0, rem)
 }

@@ -17,7 +17,7 @@ func ev(kind issuer.EventKind, auth string, amount int64, approved bool) issuer.
 
 func TestBudgetSpendAndOverspend(t *testing.T) {
 	var b Budget
-	b.StartPeriod(budgetT0, time.UTC, 5000)
+	b.StartPeriod(budgetT0, time.UTC, 5000, nil)
 	steps := []struct {
 		ev                issuer.Event
 		spent, over, want int64
@@ -36,7 +36,7 @@ func TestBudgetSpendAndOverspend(t *testing.T) {
 		{ev(issuer.KindAuthorization, "zz", 100, true), 100, 0, 2800, 0},   // the late authorization counts once
 	}
 	for i, s := range steps {
-		d := b.Apply(s.ev)
+		d := b.Apply(s.ev, nil)
 		if d.Spent != s.spent || d.Overspend != s.over || b.SpentTodayMinor != s.want || d.Usage != s.usage {
 			t.Fatalf("step %d (%s %s): delta %+v today %d; want spent %d over %d usage %d today %d",
 				i, s.ev.Kind, s.ev.AuthorizationID, d, b.SpentTodayMinor, s.spent, s.over, s.usage, s.want)
@@ -49,10 +49,10 @@ func TestBudgetSpendAndOverspend(t *testing.T) {
 
 func TestBudgetRemainingAndMonthlyCap(t *testing.T) {
 	var b Budget
-	b.StartPeriod(time.Date(2027, 1, 30, 0, 0, 0, 0, time.UTC), time.UTC, 2500)
+	b.StartPeriod(time.Date(2027, 1, 30, 0, 0, 0, 0, time.UTC), time.UTC, 2500, nil)
 	e := ev(issuer.KindAuthorization, "a", 2000, true)
 	e.OccurredAt = time.Date(2027, 1, 30, 1, 0, 0, 0, time.UTC)
-	b.Apply(e)
+	b.Apply(e, nil)
 	if r := b.RemainingToday(2500, 0); r != 500 {
 		t.Fatalf("remaining %d", r)
 	}
@@ -64,17 +64,17 @@ func TestBudgetRemainingAndMonthlyCap(t *testing.T) {
 	if r := b.RemainingToday(2500, 30000); r != 200 {
 		t.Fatalf("monthly cap binds: remaining %d", r)
 	}
-	b.StartPeriod(time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC), time.UTC, 2500)
+	b.StartPeriod(time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC), time.UTC, 2500, nil)
 	if b.SpentTodayMinor != 0 || b.SpentMonthMinor != 29800 {
 		t.Fatalf("same month keeps month spend: %+v", b)
 	}
-	b.StartPeriod(time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), time.UTC, 2500)
+	b.StartPeriod(time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), time.UTC, 2500, nil)
 	if b.SpentMonthMinor != 0 || b.RemainingToday(2500, 30000) != 2500 {
 		t.Fatalf("new month: %+v", b)
 	}
 	big := ev(issuer.KindAuthorization, "big", 9999, true)
 	big.OccurredAt = time.Date(2027, 2, 1, 1, 0, 0, 0, time.UTC)
-	b.Apply(big)
+	b.Apply(big, nil)
 	if b.RemainingToday(2500, 30000) != 0 {
 		t.Fatal("remaining never negative")
 	}
@@ -87,7 +87,7 @@ func TestBudgetCreditsFromAnEarlierPeriod(t *testing.T) {
 	day1, day2 := budgetT0, budgetT0.Add(24*time.Hour)
 	at := func(t time.Time, h int) time.Time { return t.Add(time.Duration(h) * time.Hour) }
 	var b Budget
-	b.StartPeriod(day1, time.UTC, 1000)
+	b.StartPeriod(day1, time.UTC, 1000, nil)
 	hold := ev(issuer.KindAuthorization, "h", 500, true)
 	hold.OccurredAt = at(day1, 10)
 	buy := ev(issuer.KindAuthorization, "b", 500, true)
@@ -97,9 +97,9 @@ func TestBudgetCreditsFromAnEarlierPeriod(t *testing.T) {
 	early := ev(issuer.KindAuthorization, "early", 100, true)
 	early.OccurredAt = at(day2, 0).Add(time.Second) // after the reset instant, processed before the reset ran
 	for _, e := range []issuer.Event{hold, buy, capture, early} {
-		b.Apply(e)
+		b.Apply(e, nil)
 	}
-	b.StartPeriod(day2, time.UTC, 1000)
+	b.StartPeriod(day2, time.UTC, 1000, nil)
 	if b.SpentTodayMinor != 100 {
 		t.Fatalf("new period starts with %d, want the 100 approved after its start", b.SpentTodayMinor)
 	}
@@ -108,7 +108,7 @@ func TestBudgetCreditsFromAnEarlierPeriod(t *testing.T) {
 	refund := ev(issuer.KindRefund, "", 500, true)
 	refund.OccurredAt = at(day2, 2)
 	for _, e := range []issuer.Event{rev, refund} {
-		if d := b.Apply(e); d.Spent != 0 || d.Usage != -500 {
+		if d := b.Apply(e, nil); d.Spent != 0 || d.Usage != -500 {
 			t.Fatalf("%s: delta %+v, want no spend and usage -500", e.Kind, d)
 		}
 	}
@@ -136,5 +136,37 @@ func TestLimitPlan(t *testing.T) {
 	}
 	if got := CapPlan(all); !slices.Equal(got, []issuer.SpendLimit{{AmountMinor: 0, Interval: issuer.AllTime}}) {
 		t.Fatalf("cap: %v", got)
+	}
+}
+
+// A reversal in a later period of an earlier period's hold is no more allowance for the month
+// than for the day (found by the model test: a month's approvals passed its cap).
+func TestBudgetMonthNetsOnlyEachPeriodsOwnReversals(t *testing.T) {
+	daily := func(t time.Time) time.Time { return t.Truncate(24 * time.Hour).Add(24 * time.Hour) }
+	day1 := time.Date(2027, 3, 10, 0, 0, 0, 0, time.UTC)
+	var b Budget
+	b.StartPeriod(day1, time.UTC, 1000, daily)
+	at := func(h int) time.Time { return day1.Add(time.Duration(h) * time.Hour) }
+	a := ev(issuer.KindAuthorization, "a", 600, true)
+	a.OccurredAt = at(1)
+	same := ev(issuer.KindAuthorization, "s", 200, true)
+	same.OccurredAt = at(2)
+	sameRev := ev(issuer.KindReversal, "s", 200, true)
+	sameRev.OccurredAt = at(3)
+	b.Apply(a, daily)
+	b.Apply(same, daily)
+	b.Apply(sameRev, daily)
+	if b.SpentMonthMinor != 600 {
+		t.Fatalf("month %d after a same-day reversal, want 600", b.SpentMonthMinor)
+	}
+	b.StartPeriod(day1.Add(24*time.Hour), time.UTC, 1000, daily)
+	late := ev(issuer.KindReversal, "a", 600, true)
+	late.OccurredAt = at(25)
+	b.Apply(late, daily)
+	if b.SpentMonthMinor != 600 || b.SpentTodayMinor != 0 {
+		t.Fatalf("month %d, today %d after yesterday's hold was reversed today; want 600 and 0", b.SpentMonthMinor, b.SpentTodayMinor)
+	}
+	if r := b.RemainingToday(1000, 1000); r != 400 {
+		t.Fatalf("remaining %d, want the monthly 4.00", r)
 	}
 }

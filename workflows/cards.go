@@ -152,6 +152,8 @@ func (wf *agentCard) issueFixedLimit(ctx workflow.Context, reason string) error 
 	}
 	card := wf.adopt(ctx, in, out)
 	card.LimitMinor = in.Limits[0].AmountMinor
+	wf.st.Budget.CommittedMinor += card.LimitMinor
+	wf.st.Budget.CommittedMonthMinor += card.LimitMinor
 	wf.pushCredentials(ctx, *card)
 	return nil
 }
@@ -212,7 +214,11 @@ func (wf *agentCard) issueInput(reason string) (IssueCardInput, bool) {
 	gen := wf.st.Generation + 1
 	caps := wf.st.Capabilities
 	limits := LimitPlan(caps, 0, wf.remaining())
-	if wf.moneyInvariant && caps.UpdatableLimits && !(reason == reasonInitial && wf.st.Budget.SpentTodayMinor == 0) {
+	switch {
+	case !wf.moneyInvariant:
+	case !caps.UpdatableLimits:
+		limits = LimitPlan(caps, 0, wf.st.Budget.FixedAllowance(wf.policy.DailyLimitUSD.Minor(), wf.policy.MonthlyLimitMinor()))
+	case !(reason == reasonInitial && wf.st.Budget.SpentTodayMinor == 0):
 		limits = CapPlan(caps)
 	}
 	return IssueCardInput{
@@ -336,11 +342,13 @@ func (wf *agentCard) applyListed(ctx workflow.Context, res ReconcileResult) {
 // fund gives the card exactly what is left of the period's allowance: a lifetime limit of
 // what the issuer counts against it plus the allowance. resetAt names the reset it belongs to
 // (zero otherwise). A failure alerts and is retried (FundRetryAt); until then the card keeps
-// the limit it had.
+// the limit it had. A limit that only comes down (a credit or overspend made it too generous)
+// goes to the urgent issuer queue, like a freeze.
 func (wf *agentCard) fund(ctx workflow.Context, card *CardRef, resetAt time.Time) error {
 	rem := wf.remaining()
 	limits := LimitPlan(wf.st.Capabilities, card.UsageMinor, rem)
-	err := wf.updateLimit(ctx, card, limits, resetAt, false)
+	lowering := !card.Capped && card.LimitMinor > 0 && card.UsageMinor+rem < card.LimitMinor
+	err := wf.updateLimit(ctx, card, limits, resetAt, lowering)
 	if err == nil {
 		card.Capped, card.LimitMinor = false, card.UsageMinor+rem
 		if card == wf.st.Card {

@@ -24,10 +24,14 @@ const (
 	eventsPerUpsert   = 1
 )
 
+// issuerRetry retries issuer calls at most 10 s apart: while one runs, the workflow handles
+// no signal (a decline burst waits), and rate-limited attempts (retried after the issuer's
+// Retry-After) count towards the backoff too, so a longer cap left a workflow blocked for
+// minutes by a few 5xx after a burst of 429s (found by the model test).
 var issuerRetry = &temporal.RetryPolicy{
 	InitialInterval:    time.Second,
 	BackoffCoefficient: 2,
-	MaximumInterval:    time.Minute,
+	MaximumInterval:    10 * time.Second,
 }
 
 // issuerCall runs an issuer activity on the issuer task queue. The schedule-to-close bound

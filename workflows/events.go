@@ -37,7 +37,7 @@ func (wf *agentCard) onEvent(ctx workflow.Context, ev issuerEvent) {
 	if ev.OccurredAt.IsZero() {
 		ev.OccurredAt = workflow.Now(ctx)
 	}
-	d := wf.st.Budget.Apply(ev)
+	d := wf.st.Budget.Apply(ev, wf.nextReset)
 	if c := wf.cardByID(ev.CardID); c != nil {
 		c.UsageMinor += d.Usage
 	}
@@ -59,7 +59,11 @@ func (wf *agentCard) alertOverspend(ctx workflow.Context, ev issuerEvent, d Delt
 	if c := wf.cardByID(ev.CardID); c != nil {
 		card = fmt.Sprintf("****%s (%s)", c.Last4, c.ID)
 	}
-	if d.Overspend > 0 && (wf.moneyInvariant || !wf.st.OverspendAlerted) {
+	over := d.Overspend
+	if wf.moneyInvariant {
+		over = d.OverspendAny
+	}
+	if over > 0 && (wf.moneyInvariant || !wf.st.OverspendAlerted) {
 		wf.st.OverspendAlerted = true
 		what := "a capture above its authorization"
 		if ev.Kind == issuer.KindForceCapture || ev.AuthorizationID == "" {
@@ -71,7 +75,7 @@ func (wf *agentCard) alertOverspend(ctx workflow.Context, ev issuerEvent, d Delt
 		}
 		wf.alert(ctx, AlertOverspend, period, fmt.Sprintf(
 			"agent %s overspent by %s %s through %s on card %s (event %s, %s); limits cannot stop this; %s overspent in this period, %s left",
-			wf.policy.AgentID, money.Format(d.Overspend), wf.policy.Currency, what, card, ev.ID, ev.Kind,
+			wf.policy.AgentID, money.Format(over), wf.policy.Currency, what, card, ev.ID, ev.Kind,
 			money.Format(wf.st.Budget.OverspendTodayMinor), money.Format(wf.remaining())))
 	}
 	if wf.moneyInvariant && ev.Kind == issuer.KindAuthorization && d.Spent > 0 && wf.st.Budget.ApprovedNet() > wf.st.Budget.MaxDailyMinor {

@@ -34,6 +34,9 @@ const (
 	changeUrgentStops = "stop-cards-on-urgent-queue"
 )
 
+// nextReset is the first reset instant after t: what ends the budget period t falls in.
+func (wf *agentCard) nextReset(t time.Time) time.Time { return NextFire(wf.resetSched, wf.loc, t) }
+
 // periodKey names the current budget period (its start, local time) in alert keys, so an
 // alert fires once per period however often the reset cron fires in a day.
 func (wf *agentCard) periodKey() string {
@@ -55,7 +58,7 @@ func (wf *agentCard) reset(ctx workflow.Context, now time.Time) {
 	if !wf.reconcileAhead {
 		wf.reconcile(ctx, fireAt)
 	}
-	wf.st.Budget.StartPeriod(fireAt, wf.loc, wf.policy.DailyLimitUSD.Minor())
+	wf.st.Budget.StartPeriod(fireAt, wf.loc, wf.policy.DailyLimitUSD.Minor(), wf.nextReset)
 	wf.st.AlertedThresholds = nil
 	wf.st.OverspendAlerted = false
 	wf.st.Resets++

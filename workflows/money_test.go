@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -231,5 +232,103 @@ func TestThresholdsAlertOncePerPeriodNotPerDay(t *testing.T) {
 	})
 	if want := []string{"2027-01-04T00:00:00", "2027-01-04T06:00:00"}; !slices.Equal(periods, want) {
 		t.Fatalf("threshold-100 alerts for periods %v, want %v", periods, want)
+	}
+}
+
+// Leak 4: a $10 hold, 512 one-cent authorizations, then the hold captured at exactly $10. The
+// capture was counted a second time once the hold had been forgotten, and every later limit
+// gave the extra $10 again.
+func TestCaptureOfAnOldHoldIsNotCountedTwice(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, sunday)
+	h.at(time.Hour, func() {
+		h.signal(approved("hold", "card-1", sunday.Add(time.Hour), 1000))
+		for i := range 512 {
+			h.signal(approved(fmt.Sprintf("c%d", i), "card-1", sunday.Add(time.Hour), 1))
+		}
+		h.signal(issuer.Event{ID: "cap", Kind: issuer.KindCapture, CardID: "card-1", AuthorizationID: "auth-hold", Approved: true,
+			AmountMinor: 1000, OccurredAt: sunday.Add(time.Hour + time.Minute)})
+	})
+	var st workflows.StateView
+	h.at(2*time.Hour, func() { st = h.state() })
+	h.run(`{"agent_id":"demo","daily_limit_usd":20,"rotate_cron":"off","anomaly":{"max_declines":10000},` + retireAt(sunday.Add(15*time.Hour)) + `}`)
+	if st.Budget.SpentTodayUSD.String() != "15.12" || st.Card.SpentUSD.String() != "15.12" {
+		t.Fatalf("after the capture: spent %s, card %s; want 15.12 each", st.Budget.SpentTodayUSD, st.Card.SpentUSD)
+	}
+	f.lock(func() {
+		// The reset gives a fresh 20.00 on top of what the issuer counts: 35.12, not 45.12.
+		if len(f.limits) == 0 || f.limits[0].Limits[0].AmountMinor != 1512+2000 {
+			t.Fatalf("limit at the reset: %+v", f.limits)
+		}
+	})
+}
+
+// A re-created agent's monthly cap counts the cards it had earlier in the month, not only in
+// this period (found by the model test: approvals reached 14.10 against a 12.50 cap).
+func TestAnAgentCreatedAgainCountsItsMonthAgainstTheMonthlyCap(t *testing.T) {
+	f := newFake()
+	f.snapshot = workflows.AgentSnapshot{LastGeneration: 2, RecentCards: []workflows.StoreCard{{ID: "old-1", Issuer: "sim", Generation: 1, Status: "closed"}}}
+	f.atIssuer = []issuer.Event{approved("first-week", "old-1", time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC), 2000)}
+	h := newHarness(t, f, sunday)
+	var st workflows.StateView
+	h.at(time.Minute, func() { st = h.state() })
+	h.run(policyJSON(`"monthly_limit_usd":30,` + retireAt(sunday.Add(time.Hour))))
+	if st.Budget.SpentMonthUSD.String() != "20.00" || st.Budget.SpentTodayUSD.String() != "0.00" || st.Budget.RemainingTodayUSD.String() != "10.00" {
+		t.Fatalf("budget %+v", st.Budget)
+	}
+}
+
+// On an issuer whose limits cannot change (AI Payment Proxy) and that reports no spend, a card
+// is assumed to spend its whole limit: a card replaced within the period leaves its successor
+// only what its own limit did not take, so the period's cards never carry more than the day.
+func TestFixedLimitReplacementWithinAPeriodCarriesOnlyWhatIsUncommitted(t *testing.T) {
+	f := newFake()
+	f.caps = issuer.Capabilities{LimitIntervals: []issuer.Interval{issuer.AllTime}, Reveal: true}
+	h := newHarness(t, f, sunday)
+	var afterRotate, nextDay workflows.StateView
+	var r *updateResult
+	h.at(time.Hour, func() { r = h.update(workflows.UpdateRotate, workflows.ReasonRequest{Reason: "leaked"}) })
+	h.at(time.Hour+time.Minute, func() { afterRotate = h.state() })
+	h.at(15*time.Hour, func() { nextDay = h.state() })
+	h.run(policyJSON(`"rotate_cron":"off",` + retireAt(sunday.Add(16*time.Hour))))
+	if r.err != nil {
+		t.Fatalf("rotate: %v", r.err)
+	}
+	if afterRotate.Card != nil {
+		t.Fatalf("a second card with money on it the same day: %+v", afterRotate.Card)
+	}
+	if nextDay.Card == nil || nextDay.Card.ID != "card-2" {
+		t.Fatalf("next day: %+v", nextDay.Card)
+	}
+	f.lock(func() {
+		if len(f.issued) != 2 || f.issued[0].Limits[0].AmountMinor != 2500 || f.issued[1].Limits[0].AmountMinor != 2500 {
+			t.Fatalf("issued %+v", f.issued)
+		}
+		if !slices.Equal(f.closed[:1], []string{"card-1"}) {
+			t.Fatalf("closed %v", f.closed)
+		}
+	})
+}
+
+// An over-capture that happened just before a reset but arrives after it is still alerted
+// (found by the model test: a force-post 22 ms before the reset went unalerted).
+func TestOverspendFromTheEndedPeriodIsAlerted(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, sunday)
+	h.at(14*time.Hour+time.Minute, func() { // after Monday's reset
+		h.signal(issuer.Event{ID: "late-force", Kind: issuer.KindForceCapture, CardID: "card-1", Approved: true, AmountMinor: 18,
+			OccurredAt: time.Date(2027, 1, 3, 23, 59, 59, 0, time.UTC)})
+	})
+	h.run(policyJSON(`"rotate_cron":"off",` + retireAt(sunday.Add(15*time.Hour))))
+	var periods []string
+	f.lock(func() {
+		for _, a := range f.alerts {
+			if a.Kind == workflows.AlertOverspend {
+				periods = append(periods, a.Period)
+			}
+		}
+	})
+	if len(periods) != 1 || !strings.HasSuffix(periods[0], "/late-force") {
+		t.Fatalf("overspend alerts %v, want one for late-force", periods)
 	}
 }

@@ -45,7 +45,11 @@ type CardView struct {
 	ExpiresAt  time.Time    `json:"expires_at"`
 	RotateAt   time.Time    `json:"rotate_at"`
 	SpentUSD   money.Amount `json:"spent_usd"`
-	CloseAt    *time.Time   `json:"close_at,omitempty"`
+	// LimitUSD is the lifetime limit cardwarden last put on the card: what it has spent plus
+	// what is left of the period when funded, 0 when capped. Absent for cards from runs that
+	// did not keep it and on issuers whose limits cannot change.
+	LimitUSD *money.Amount `json:"limit_usd,omitempty"`
+	CloseAt  *time.Time    `json:"close_at,omitempty"`
 }
 
 // BudgetView is today's budget. RemainingMonthUSD is absent without a monthly cap.
@@ -74,8 +78,13 @@ type DeclineView struct {
 }
 
 func (c CardRef) view() CardView {
-	return CardView{ID: c.ID, Last4: c.Last4, Status: c.Status, Generation: c.Generation,
+	v := CardView{ID: c.ID, Last4: c.Last4, Status: c.Status, Generation: c.Generation,
 		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, RotateAt: c.RotateAt, SpentUSD: money.Amount(c.UsageMinor)}
+	if c.LimitMinor > 0 || c.Capped {
+		l := money.Amount(c.LimitMinor)
+		v.LimitUSD = &l
+	}
+	return v
 }
 
 // View builds the query result from a policy and state.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -444,24 +445,24 @@ func (h *handler) buildAgent(ctx context.Context, id string) (*AgentDetail, erro
 	return d, nil
 }
 
-// hourly buckets today's spend by local hour, with the workflow's own budget rules
-// (workflows.Budget.Apply), so captures, reversals and refunds count as they do in the budget.
+// hourly buckets today's spend by local hour: each event adds what it changed in the day's
+// spend under package spend's rules (the workflow's and the ledger's), so captures and
+// reversals count as they do in the budget and a refund is no negative spend.
 func hourly(evs []store.LedgerEvent, loc *time.Location, startToday time.Time) []HourPoint {
 	out := make([]HourPoint, 24)
 	for i := range out {
 		out[i].Hour = i
 	}
-	var b workflows.Budget
+	day := spend.Window{Start: startToday, End: startToday.AddDate(0, 0, 1)}
+	var b spend.Book
 	for _, e := range evs {
-		d := b.Apply(issuer.Event{ID: e.IssuerEventID, Issuer: e.Issuer, Kind: issuer.EventKind(e.Kind), CardID: e.IssuerCardID,
-			AuthorizationID: e.AuthorizationID, Approved: e.Approved, DeclineReason: issuer.DeclineReason(e.DeclineReason),
-			AmountMinor: e.AmountMinor, Currency: e.Currency, OccurredAt: e.OccurredAt})
+		d := b.Apply(e.IssuerEvent(), day, day)
 		at := e.OccurredAt.In(loc)
 		if at.Before(startToday) || at.Sub(startToday) >= 25*time.Hour {
 			continue
 		}
 		hr := at.Hour()
-		out[hr].SpentUSD += money.Amount(d.Spent)
+		out[hr].SpentUSD += money.Amount(d.Period.Spent)
 		if !e.Approved && e.Kind == string(issuer.KindAuthorization) {
 			out[hr].Declines++
 		}

@@ -785,3 +785,60 @@ func TestServeStopsOnCancel(t *testing.T) {
 		t.Fatal("webhook delivery continued after Close")
 	}
 }
+
+// Leak 6: a signed capture of 9223372036854775807 and then $1,000,000 and $50,000 purchases
+// were all approved against a $10 limit (usage+amount wrapped). Amounts above one payment's
+// maximum are refused, and the limit comparison cannot overflow.
+func TestAbsurdAmountsCannotWrapLimits(t *testing.T) {
+	_, c := newSim(t, Config{})
+	id := createCard(c, limit{intervalAllTime, 1000})
+	auth := buy(c, id, "5.00")
+	authID := auth["authorization_id"].(string)
+	for _, body := range []map[string]any{
+		{"authorization_id": authID, "amount_minor": int64(9223372036854775807)},
+		{"authorization_id": authID, "amount_minor": maxAmountMinor + 1},
+	} {
+		if r := c.must(400, "POST", "/v1/simulate/captures", body); r["error"] == nil {
+			t.Fatalf("capture %v accepted: %v", body["amount_minor"], r)
+		}
+	}
+	c.must(400, "POST", "/v1/simulate/force_captures", map[string]any{"card_id": id, "amount_usd": "99999999999999999.99"})
+	c.must(400, "POST", "/v1/cards", map[string]any{"label": "x", "limits": []limit{{intervalAllTime, maxLimitMinor + 1}}})
+	// The largest payment there is against the largest limit there is: compared without
+	// overflow, and the limit still holds.
+	big := createCard(c, limit{intervalAllTime, maxLimitMinor})
+	for range 3 {
+		c.must(200, "POST", "/v1/simulate/force_captures", map[string]any{"card_id": big, "amount_minor": maxAmountMinor})
+	}
+	wantDecline(t, c.must(200, "POST", "/v1/simulate/authorizations", map[string]any{"card_id": id, "amount_minor": maxAmountMinor}), reasonSpendingLimit)
+	wantDecline(t, c.must(200, "POST", "/v1/simulate/authorizations", map[string]any{"card_id": id, "amount_usd": "50000"}), reasonSpendingLimit)
+	wantApproved(t, c.must(200, "POST", "/v1/simulate/authorizations", map[string]any{"card_id": id, "amount_usd": "5.00"}))
+	wantDecline(t, c.must(200, "POST", "/v1/simulate/authorizations", map[string]any{"card_id": id, "amount_minor": 1}), reasonSpendingLimit)
+}
+
+// The drop fault loses an event for good (only a listing finds it); the delay fault holds it.
+func TestDroppedAndDelayedWebhooks(t *testing.T) {
+	sink, url := newSink(t, "raw-secret", 0)
+	s, c := newSim(t, Config{WebhookURL: url, WebhookSecret: "raw-secret"})
+	id := createCard(c)
+	if err := s.SetFaults(Faults{DropWebhooks: 1}); err != nil {
+		t.Fatal(err)
+	}
+	lost := buy(c, id, "1.00")["event_id"].(string)
+	eventually(t, "the dropped event leaves the queue", func() bool { return s.Stats().WebhooksPending == 0 })
+	if err := s.SetFaults(Faults{WebhookDelayMS: 300}); err != nil {
+		t.Fatal(err)
+	}
+	late := buy(c, id, "1.00")["event_id"].(string)
+	eventually(t, "the delayed event", func() bool { return sink.count(late) == 1 })
+	if sink.count(lost) != 0 || s.Stats().WebhooksDropped != 1 {
+		t.Fatalf("dropped event delivered %d times; %d dropped", sink.count(lost), s.Stats().WebhooksDropped)
+	}
+	listed := c.must(200, "GET", "/v1/cards/"+id+"/authorizations", nil)["data"].([]any)
+	if len(listed) != 2 {
+		t.Fatalf("listing shows %d events, want both", len(listed))
+	}
+	if err := s.SetFaults(Faults{DropWebhooks: 1.5}); err == nil {
+		t.Fatal("drop_webhooks 1.5 accepted")
+	}
+}

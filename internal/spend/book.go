@@ -15,13 +15,16 @@ type Book struct {
 	Records []Record `json:"records,omitempty"`
 }
 
-// Effect is what one event changed: its card's usage, and spend in the two windows the
-// workflow tracks (the budget period and the month).
+// Effect is what one event changed: its card's usage, spend in the two windows the workflow
+// tracks (the budget period and the month), and spend whenever it counts (Any: an
+// over-capture of an earlier period is overspend to alert on, though the current period's
+// spend does not change).
 type Effect struct {
 	CardID string
 	Usage  int64
 	Period Totals
 	Month  Totals
+	Any    Totals
 }
 
 // Apply adds one event (already deduplicated by id) and returns what it changed.
@@ -37,9 +40,10 @@ func (b *Book) Apply(ev issuer.Event, period, month Window) Effect {
 	} else {
 		r = Record{Key: k}
 	}
-	u0, p0, m0 := r.Usage(), r.Spend(period), r.Spend(month)
+	u0, p0, m0, a0 := r.Usage(), r.Spend(period), r.Spend(month), r.Spend(Window{})
 	r.Apply(ev)
-	e := Effect{CardID: r.CardID, Usage: r.Usage() - u0, Period: r.Spend(period).Sub(p0), Month: r.Spend(month).Sub(m0)}
+	e := Effect{CardID: r.CardID, Usage: r.Usage() - u0, Period: r.Spend(period).Sub(p0), Month: r.Spend(month).Sub(m0),
+		Any: r.Spend(Window{}).Sub(a0)}
 	if i >= 0 {
 		b.Records[i] = r
 	} else if r.Standalone != issuer.KindRefund {

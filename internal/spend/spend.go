@@ -17,10 +17,14 @@ import (
 	"github.com/cardwarden/cardwarden/internal/issuer"
 )
 
-// Window is the span [Start, End) of a budget period or a day; a zero End is open-ended.
+// Window is the span [Start, End) of a budget period, a day or a month; a zero End is
+// open-ended. A window that spans several budget periods (a month) says which instants share
+// a period with SamePeriod: a reversal nets its authorization only within the authorization's
+// own period. Nil means the window is one period.
 type Window struct {
-	Start time.Time
-	End   time.Time
+	Start      time.Time
+	End        time.Time
+	SamePeriod func(a, b time.Time) bool
 }
 
 // Contains reports whether t falls in the window.
@@ -165,7 +169,10 @@ func (r *Record) Spend(w Window) Totals {
 		return t
 	}
 	if r.Seen && w.Contains(r.At) {
-		t.Spent = r.Amount - min(r.Amount, r.reversed(w.Contains))
+		own := func(at time.Time) bool {
+			return w.Contains(at) && (w.SamePeriod == nil || w.SamePeriod(r.At, at))
+		}
+		t.Spent = r.Amount - min(r.Amount, r.reversed(own))
 	}
 	if r.Settled && w.Contains(r.CapturedAt) {
 		authorized := r.Captured // unknown: assume the capture matched it

@@ -26,6 +26,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -54,6 +55,7 @@ var whSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("cardwarden-m
 // the HTTP API receiving the simulator's signed webhooks, and a worker.
 type stack struct {
 	t       testing.TB
+	logDir  string
 	tc      client.Client
 	st      *store.Store
 	sim     *issuersim.Server
@@ -69,11 +71,23 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	logFile, err := os.Create(filepath.Join(dir, "stack.log"))
+	// The log outlives a failed test, with the histories of the agents that failed.
+	logDir, err := os.MkdirTemp("", "cardwarden-model-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { logFile.Close() })
+	logFile, err := os.Create(filepath.Join(logDir, "stack.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		logFile.Close()
+		if !t.Failed() {
+			os.RemoveAll(logDir)
+		} else {
+			t.Logf("stack log and failed agents' histories kept in %s", logDir)
+		}
+	})
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(client.Options{
@@ -93,7 +107,7 @@ func newStack(t *testing.T) *stack {
 
 	apiSrv := httptest.NewUnstartedServer(nil)
 	simSrv := httptest.NewUnstartedServer(nil)
-	s := &stack{t: t, tc: tc, st: st, apiURL: "http://" + apiSrv.Listener.Addr().String(),
+	s := &stack{t: t, logDir: logDir, tc: tc, st: st, apiURL: "http://" + apiSrv.Listener.Addr().String(),
 		simURL: "http://" + simSrv.Listener.Addr().String(), admin: randomHex(16),
 		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	s.sim, err = issuersim.NewServer(issuersim.Config{
@@ -269,16 +283,30 @@ func (s *stack) simEvents(ctx context.Context, cardID string) ([]issuer.Event, e
 	return s.adapter.ListAuthorizations(ctx, cardID, time.Time{})
 }
 
-// quiet waits until the simulator has no webhook left to deliver.
-func (s *stack) quiet(ctx context.Context) error {
-	for {
-		if s.sim.Stats().WebhooksPending == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("webhooks still pending: %d", s.sim.Stats().WebhooksPending)
-		case <-time.After(100 * time.Millisecond):
+// dumpHistory writes every run of the agent's workflow to the log directory, for a failure.
+func (s *stack) dumpHistory(agentID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f, err := os.Create(filepath.Join(s.logDir, agentID+".history.txt"))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	runs, err := s.tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowId = '" + workflows.WorkflowID(agentID) + "'"})
+	if err != nil {
+		fmt.Fprintln(f, "list runs:", err)
+		return
+	}
+	for _, run := range runs.GetExecutions() {
+		fmt.Fprintf(f, "=== run %s (%s)\n", run.GetExecution().GetRunId(), run.GetStatus())
+		it := s.tc.GetWorkflowHistory(ctx, run.GetExecution().GetWorkflowId(), run.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				fmt.Fprintln(f, "history:", err)
+				break
+			}
+			fmt.Fprintf(f, "%d %s %s %v\n", ev.GetEventId(), ev.GetEventTime().AsTime().Format("15:04:05.000"), ev.GetEventType(), ev.GetAttributes())
 		}
 	}
 }

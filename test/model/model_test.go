@@ -116,6 +116,7 @@ func TestBudgetInvariantModel(t *testing.T) {
 	t.Logf("model: faults: %d issuer 5xx, %d lost responses, %d 429s, %d webhooks dropped, %d fault changes",
 		s.sim.Stats().ErrorsInjected, s.lossy.lost.Load(), s.sim.Stats().RateLimited, s.sim.Stats().WebhooksDropped, chaos.changes.Load())
 	for _, r := range failures {
+		s.dumpHistory(r.agent)
 		t.Errorf("sequence seed %d (agent %s) violated the invariant:\n  %s\n  operations: %s",
 			r.seq.seed, r.agent, strings.Join(r.violations, "\n  "), r.seq)
 	}
@@ -156,7 +157,7 @@ func (c *chaos) run(ctx context.Context) {
 		pick := func(xs ...float64) float64 { return xs[c.rng.IntN(len(xs))] }
 		f := issuersim.Faults{
 			ErrorRate:         pick(0, 0, 0.1, 0.2),
-			RateLimit:         int(pick(0, 0, 40)),
+			RateLimit:         int(pick(0, 0, 30)),
 			LatencyMS:         int64(pick(0, 0, 30, 150)),
 			DuplicateWebhooks: pick(0, 0.2),
 			ReorderWebhooks:   c.rng.IntN(2) == 0,
@@ -417,7 +418,7 @@ func (r *runner) create() error {
 
 // current is the agent's current card id (waiting for one when wait is set).
 func (r *runner) current(wait bool) (string, error) {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		st, err := r.s.state(r.ctx, r.agent)
 		if err == nil && st.Card != nil {
@@ -667,7 +668,8 @@ func (r *runner) settle(eventID string) {
 	}
 }
 
-// caughtUp reports whether the workflow's view of every card it holds matches the simulator's.
+// caughtUp reports whether the workflow's view of every card it holds matches the
+// simulator's, and the current card's limit leaves no more than what is left of the period.
 func (r *runner) caughtUp() bool {
 	st, err := r.s.state(r.ctx, r.agent)
 	if err != nil {
@@ -690,6 +692,10 @@ func (r *runner) caughtUp() bool {
 			return false
 		}
 	}
+	if c := st.Card; c != nil && c.LimitUSD != nil && st.Status == workflows.StatusActive &&
+		c.LimitUSD.Minor()-c.SpentUSD.Minor() > st.Budget.RemainingTodayUSD.Minor() {
+		return false // the credit's limit update has not reached the issuer yet
+	}
 	return true
 }
 
@@ -699,7 +705,7 @@ func (r *runner) caughtUp() bool {
 func (r *runner) check() []string {
 	var out []string
 	within := func(d time.Duration) (context.Context, context.CancelFunc) { return context.WithTimeout(r.ctx, d) }
-	ctx, cancel := within(period)
+	ctx, cancel := within(3 * period)
 	cards, events, err := r.issuerRecords(ctx)
 	cancel()
 	if err != nil {
@@ -708,15 +714,17 @@ func (r *runner) check() []string {
 	out = append(out, r.checkInvariant(events)...)
 	// Everything the issuer recorded reaches the ledger (webhooks, or reconciliation of a lost
 	// one before the next reset) and the workflow.
-	ctx, cancel = within(3 * period)
+	// Under the batch's faults (429s, 5xx, slow calls) the workflow may lag well behind the
+	// issuer; each check waits for it to catch up, for at most a minute.
+	ctx, cancel = within(6 * period)
 	defer cancel()
 	if err := r.waitLedger(ctx, events); err != nil {
 		out = append(out, err.Error())
 	}
-	ctx, cancel = within(period)
+	ctx, cancel = within(6 * period)
 	defer cancel()
 	out = append(out, r.checkAlerts(ctx, events)...)
-	ctx, cancel = within(2 * period)
+	ctx, cancel = within(6 * period)
 	defer cancel()
 	out = append(out, r.checkAgreement(ctx, cards, events)...)
 	return out
@@ -879,7 +887,7 @@ func (r *runner) checkAlerts(ctx context.Context, events []issuer.Event) []strin
 	want := overspendEvents(events)
 	var missing []string
 	for {
-		alerts, err := r.s.st.ListAlerts(ctx, r.agent, 100000)
+		alerts, err := r.s.st.ListAlerts(context.WithoutCancel(ctx), r.agent, 100000)
 		if err != nil {
 			return []string{"list alerts: " + err.Error()}
 		}
@@ -908,6 +916,11 @@ func (r *runner) checkAlerts(ctx context.Context, events []issuer.Event) []strin
 // each card's usage, the period's and the month's spend, and each day's spend in the ledger.
 func (r *runner) checkAgreement(ctx context.Context, cards []simCard, events []issuer.Event) []string {
 	records := spend.Fold(events)
+	sched, err := workflows.ParseCron(resetCron)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	samePeriod := func(a, b time.Time) bool { return workflows.NextFire(sched, time.UTC, a).After(b) }
 	last := []string{"no comparison finished in time"}
 	for ctx.Err() == nil {
 		var diff []string
@@ -939,7 +952,7 @@ func (r *runner) checkAgreement(ctx context.Context, cards []simCard, events []i
 			}
 			ms := st.Budget.PeriodStart.UTC()
 			monthStart := time.Date(ms.Year(), ms.Month(), 1, 0, 0, 0, 0, time.UTC)
-			if want := spend.Sum(records, spend.Window{Start: monthStart}); st.Budget.SpentMonthUSD.Minor() != want.Spent {
+			if want := spend.Sum(records, spend.Window{Start: monthStart, SamePeriod: samePeriod}); st.Budget.SpentMonthUSD.Minor() != want.Spent {
 				diff = append(diff, fmt.Sprintf("month: workflow spent %s, simulator %s", st.Budget.SpentMonthUSD, money.Format(want.Spent)))
 			}
 		}
