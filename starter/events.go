@@ -9,9 +9,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
-	"github.com/cardwarden/cardwarden/internal/money"
 	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
 )

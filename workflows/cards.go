@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
-	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/money"
 )
 
 // Card operations: issue, cap, fund, read and close. Together they keep the budget invariant

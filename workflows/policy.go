@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
-	"github.com/cardwarden/cardwarden/internal/money"
 	"github.com/cardwarden/cardwarden/internal/outbound"
+	"github.com/cardwarden/cardwarden/money"
 )
 
 // Policy is an agent's policy: the AgentCard workflow's input (DESIGN.md, "The agent policy").

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/money"
 )
 
 func TestParsePolicyMinimalGetsDefaults(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/money"
 )
 
 // ReasonRequest is the payload of the rotate, freeze, unfreeze and retire updates:

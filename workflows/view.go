@@ -3,7 +3,7 @@ package workflows
 import (
 	"time"
 
-	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/money"
 )
 
 // StateView is the result of the "state" query and of every update. Money fields (*_usd) are

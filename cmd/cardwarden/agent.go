@@ -20,8 +20,8 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/codec"
 	"github.com/cardwarden/cardwarden/internal/config"
-	"github.com/cardwarden/cardwarden/internal/money"
 	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
 )

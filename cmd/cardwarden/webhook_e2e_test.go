@@ -16,7 +16,7 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/api"
 	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
-	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
 )

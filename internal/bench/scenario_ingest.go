@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
-	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 

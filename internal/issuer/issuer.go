@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/money"
 )
 
 // Interval is the window a SpendLimit applies to.

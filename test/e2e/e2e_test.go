@@ -17,7 +17,7 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
-	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 

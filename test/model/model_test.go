@@ -16,9 +16,9 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
-	"github.com/cardwarden/cardwarden/internal/money"
 	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
+	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
 )

@@ -18,8 +18,8 @@ import (
 
 	_ "github.com/lib/pq"
 
-	"github.com/cardwarden/cardwarden/internal/money"
 	"github.com/cardwarden/cardwarden/internal/testdb"
+	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/cardwarden/cardwarden/internal/config"
-	"github.com/cardwarden/cardwarden/internal/money"
+	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
