@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/alerts"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/outbound"
@@ -65,5 +66,5 @@ func (a *Activities) issuer(name string) (issuer.Issuer, error) {
 // took to freeze the card, and events only reconciliation found. *metrics.Metrics is one.
 type Observer interface {
 	ObserveFreeze(issuerName string, burstStart, pausedAt time.Time)
-	ObserveEvent(ev issuer.Event)
+	ObserveEvent(ev cardwarden.Event)
 }

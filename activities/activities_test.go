@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/activities"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/sim"
@@ -254,9 +255,9 @@ func TestRecordEventLedgerAndSpendInAgentZone(t *testing.T) {
 		w.agent(t, `{"agent_id":"demo","daily_limit_usd":25,"timezone":"America/New_York"}`)
 		card := w.issue(t, 1)
 		at := time.Date(2027, 1, 5, 3, 0, 0, 0, time.UTC) // 4 January, 22:00 in New York
-		ev := issuer.Event{ID: "evt_1", Issuer: "sim", Kind: issuer.KindAuthorization, CardID: card.ID, AuthorizationID: "auth_1",
+		ev := cardwarden.Event{ID: "evt_1", Issuer: "sim", Kind: cardwarden.KindAuthorization, CardID: card.ID, AuthorizationID: "auth_1",
 			Approved: true, AmountMinor: 1000, Currency: "USD", OccurredAt: at}
-		record := func(ev issuer.Event) workflows.RecordEventResult {
+		record := func(ev cardwarden.Event) workflows.RecordEventResult {
 			var r workflows.RecordEventResult
 			if err := w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{Event: ev}, &r); err != nil {
 				t.Fatal(err)
@@ -270,10 +271,10 @@ func TestRecordEventLedgerAndSpendInAgentZone(t *testing.T) {
 			t.Fatalf("duplicate stored twice: %+v", r)
 		}
 		capture := ev
-		capture.ID, capture.Kind, capture.AmountMinor = "evt_2", issuer.KindCapture, 1200
+		capture.ID, capture.Kind, capture.AmountMinor = "evt_2", cardwarden.KindCapture, 1200
 		record(capture)
 		declined := ev
-		declined.ID, declined.AuthorizationID, declined.Approved, declined.DeclineReason = "evt_3", "auth_3", false, issuer.ReasonSpendingLimit
+		declined.ID, declined.AuthorizationID, declined.Approved, declined.DeclineReason = "evt_3", "auth_3", false, cardwarden.ReasonSpendingLimit
 		record(declined)
 		days, err := st.SpendSeries(ctx, "demo", "2027-01-01", "2027-01-31")
 		if err != nil || len(days) != 1 {
@@ -290,7 +291,7 @@ func TestRecordEventLedgerAndSpendInAgentZone(t *testing.T) {
 		if n, _ := st.CountEvents(ctx); n != 4 {
 			t.Fatalf("ledger rows: %d", n)
 		}
-		err = w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{Event: issuer.Event{Issuer: "sim"}}, nil)
+		err = w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{Event: cardwarden.Event{Issuer: "sim"}}, nil)
 		if e := appError(t, err); !e.NonRetryable() {
 			t.Fatalf("event without id: %v", err)
 		}
@@ -304,7 +305,7 @@ func TestReconcileFindsMissedEventsAndDifferences(t *testing.T) {
 		w.agent(t, `{"agent_id":"demo","daily_limit_usd":25}`)
 		card := w.issue(t, 1)
 		since := time.Now().Add(-time.Minute)
-		var events []issuer.Event
+		var events []cardwarden.Event
 		for _, amt := range []int64{500, 700, 900} {
 			var r struct {
 				EventID string `json:"event_id"`
@@ -323,7 +324,7 @@ func TestReconcileFindsMissedEventsAndDifferences(t *testing.T) {
 		// and never the third.
 		wrong := events[1]
 		wrong.AmountMinor = 7
-		for _, ev := range []issuer.Event{events[0], wrong} {
+		for _, ev := range []cardwarden.Event{events[0], wrong} {
 			if err := w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{Event: ev}, nil); err != nil {
 				t.Fatal(err)
 			}

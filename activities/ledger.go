@@ -10,7 +10,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/workflows"
@@ -33,7 +33,7 @@ func (a *Activities) RecordEvent(ctx context.Context, in workflows.RecordEventIn
 	return a.recordEvent(ctx, ev, source)
 }
 
-func (a *Activities) recordEvent(ctx context.Context, ev issuer.Event, source string) (workflows.RecordEventResult, error) {
+func (a *Activities) recordEvent(ctx context.Context, ev cardwarden.Event, source string) (workflows.RecordEventResult, error) {
 	res := workflows.RecordEventResult{}
 	card, err := a.Store.CardByIssuerID(ctx, ev.Issuer, ev.CardID)
 	switch {
@@ -78,8 +78,8 @@ func (a *Activities) recordEvent(ctx context.Context, ev issuer.Event, source st
 // before and after, so the days come out the same whatever order the events arrive in. An
 // event can change two days: a late authorization counts on its own day while its capture's
 // over-capture counts on the capture's.
-func DaySpend(agentID string, loc *time.Location, ev issuer.Event, prior []store.LedgerEvent) []store.SpendDelta {
-	before := make([]issuer.Event, 0, len(prior)+1)
+func DaySpend(agentID string, loc *time.Location, ev cardwarden.Event, prior []store.LedgerEvent) []store.SpendDelta {
+	before := make([]cardwarden.Event, 0, len(prior)+1)
 	for _, p := range prior {
 		before = append(before, p.IssuerEvent())
 	}
@@ -97,7 +97,7 @@ func DaySpend(agentID string, loc *time.Location, ev issuer.Event, prior []store
 		w := dayWindow(day, loc)
 		d := spend.Sum(fa, w).Sub(spend.Sum(fb, w))
 		sd := store.SpendDelta{AgentID: agentID, Day: day, SpentMinor: d.Spent, OverspendMinor: d.Overspend}
-		if day == ev.OccurredAt.In(loc).Format(time.DateOnly) && ev.Kind == issuer.KindAuthorization && !ev.Approved {
+		if day == ev.OccurredAt.In(loc).Format(time.DateOnly) && ev.Kind == cardwarden.KindAuthorization && !ev.Approved {
 			sd.Declines = 1
 		}
 		if sd.SpentMinor != 0 || sd.OverspendMinor != 0 || sd.Declines != 0 {

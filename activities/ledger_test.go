@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/workflows"
@@ -23,16 +23,16 @@ func TestDailySpendDoesNotDependOnArrivalOrder(t *testing.T) {
 		w.agent(t, `{"agent_id":"demo","daily_limit_usd":25}`)
 		card := w.issue(t, 1)
 		at := time.Date(2027, 1, 5, 12, 0, 0, 0, time.UTC)
-		events := func(n int) []issuer.Event {
+		events := func(n int) []cardwarden.Event {
 			auth := fmt.Sprintf("auth_%d", n)
-			base := issuer.Event{Issuer: "sim", CardID: card.ID, AuthorizationID: auth, Approved: true, Currency: "USD"}
+			base := cardwarden.Event{Issuer: "sim", CardID: card.ID, AuthorizationID: auth, Approved: true, Currency: "USD"}
 			a, c, r := base, base, base
-			a.ID, a.Kind, a.AmountMinor, a.OccurredAt = fmt.Sprintf("a%d", n), issuer.KindAuthorization, 500, at
-			r.ID, r.Kind, r.AmountMinor, r.OccurredAt = fmt.Sprintf("r%d", n), issuer.KindReversal, 100, at.Add(time.Minute)
-			c.ID, c.Kind, c.AmountMinor, c.AuthorizedMinor, c.OccurredAt = fmt.Sprintf("c%d", n), issuer.KindCapture, 450, 500, at.Add(2*time.Minute)
-			return []issuer.Event{a, r, c}
+			a.ID, a.Kind, a.AmountMinor, a.OccurredAt = fmt.Sprintf("a%d", n), cardwarden.KindAuthorization, 500, at
+			r.ID, r.Kind, r.AmountMinor, r.OccurredAt = fmt.Sprintf("r%d", n), cardwarden.KindReversal, 100, at.Add(time.Minute)
+			c.ID, c.Kind, c.AmountMinor, c.AuthorizedMinor, c.OccurredAt = fmt.Sprintf("c%d", n), cardwarden.KindCapture, 450, 500, at.Add(2*time.Minute)
+			return []cardwarden.Event{a, r, c}
 		}
-		record := func(ev issuer.Event) {
+		record := func(ev cardwarden.Event) {
 			if err := w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{Event: ev}, nil); err != nil {
 				t.Error(err)
 			}
@@ -78,13 +78,13 @@ func TestDailySpendCountsEachEventOnItsDay(t *testing.T) {
 		w.agent(t, `{"agent_id":"demo","daily_limit_usd":25}`)
 		card := w.issue(t, 1)
 		day1 := time.Date(2027, 1, 5, 23, 0, 0, 0, time.UTC)
-		base := issuer.Event{Issuer: "sim", CardID: card.ID, AuthorizationID: "auth_late", Approved: true, Currency: "USD"}
+		base := cardwarden.Event{Issuer: "sim", CardID: card.ID, AuthorizationID: "auth_late", Approved: true, Currency: "USD"}
 		capture := base
-		capture.ID, capture.Kind, capture.AmountMinor, capture.AuthorizedMinor, capture.OccurredAt = "cap", issuer.KindCapture, 700, 600, day1.Add(2*time.Hour)
+		capture.ID, capture.Kind, capture.AmountMinor, capture.AuthorizedMinor, capture.OccurredAt = "cap", cardwarden.KindCapture, 700, 600, day1.Add(2*time.Hour)
 		auth := base
-		auth.ID, auth.Kind, auth.AmountMinor, auth.OccurredAt = "auth", issuer.KindAuthorization, 600, day1
-		refund := issuer.Event{ID: "ref", Issuer: "sim", Kind: issuer.KindRefund, CardID: card.ID, Approved: true, AmountMinor: 700, Currency: "USD", OccurredAt: day1.Add(3 * time.Hour)}
-		for _, ev := range []issuer.Event{capture, auth, refund} {
+		auth.ID, auth.Kind, auth.AmountMinor, auth.OccurredAt = "auth", cardwarden.KindAuthorization, 600, day1
+		refund := cardwarden.Event{ID: "ref", Issuer: "sim", Kind: cardwarden.KindRefund, CardID: card.ID, Approved: true, AmountMinor: 700, Currency: "USD", OccurredAt: day1.Add(3 * time.Hour)}
+		for _, ev := range []cardwarden.Event{capture, auth, refund} {
 			if err := w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{Event: ev}, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestReconcileComparesCardTotals(t *testing.T) {
 		since := time.Now().Add(-time.Minute)
 		w.simCall(t, "/v1/simulate/authorizations", map[string]any{"card_id": card.ID, "amount_minor": 800}, nil)
 		w.simCall(t, "/v1/simulate/authorizations", map[string]any{"card_id": card.ID, "amount_minor": 300}, nil)
-		phantom := issuer.Event{ID: "evt_phantom", Issuer: "sim", Kind: issuer.KindAuthorization, CardID: card.ID, AuthorizationID: "auth_phantom",
+		phantom := cardwarden.Event{ID: "evt_phantom", Issuer: "sim", Kind: cardwarden.KindAuthorization, CardID: card.ID, AuthorizationID: "auth_phantom",
 			Approved: true, AmountMinor: 400, Currency: "USD", OccurredAt: time.Now().Add(-30 * time.Second)}
 		if err := w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{Event: phantom}, nil); err != nil {
 			t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
@@ -71,7 +72,7 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 		for _, le := range ledger {
 			byID[le.IssuerEventID] = le
 		}
-		var listed, recorded []issuer.Event
+		var listed, recorded []cardwarden.Event
 		for _, ev := range events {
 			res.Checked++
 			if ev.Issuer == "" {
@@ -166,7 +167,7 @@ func (a *Activities) recentlyClosed(ctx context.Context, agentID, iss string, t 
 	return ids, nil
 }
 
-func compare(le store.LedgerEvent, ev issuer.Event) (workflows.Mismatch, bool) {
+func compare(le store.LedgerEvent, ev cardwarden.Event) (workflows.Mismatch, bool) {
 	m := workflows.Mismatch{
 		EventID: ev.ID, CardID: ev.CardID,
 		LedgerAmountMinor: le.AmountMinor, IssuerAmountMinor: ev.AmountMinor,

@@ -8,7 +8,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/money"
@@ -35,7 +35,7 @@ type EventResult struct {
 // signalled again if the first delivery never got through. An event for a card that no agent
 // owns is recorded as orphaned and alerted, and never starts a workflow. When Temporal cannot
 // be reached the error matches ErrUnavailable.
-func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev issuer.Event) (EventResult, error) {
+func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev cardwarden.Event) (EventResult, error) {
 	if c.recorder == nil || c.store == nil {
 		return EventResult{}, &Error{Kind: ErrNoStore, Op: "report event"}
 	}
@@ -93,7 +93,7 @@ func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev issuer.E
 }
 
 // signal delivers one recorded event to its agent's workflow and marks it signalled.
-func (c *Client) signal(ctx context.Context, agentID string, ev issuer.Event) error {
+func (c *Client) signal(ctx context.Context, agentID string, ev cardwarden.Event) error {
 	sctx, cancel := context.WithTimeout(ctx, c.sigTO)
 	defer cancel()
 	err := c.tc.SignalWorkflow(sctx, workflows.WorkflowID(agentID), "", workflows.SignalCardEvent, ev)
@@ -127,7 +127,7 @@ func (c *Client) signal(ctx context.Context, agentID string, ev issuer.Event) er
 const AlertRetiredCardEvent = "retired-card-event"
 
 // alertRetired records the "retired-card-event" alert once per event.
-func (c *Client) alertRetired(ctx context.Context, agentID string, ev issuer.Event) {
+func (c *Client) alertRetired(ctx context.Context, agentID string, ev cardwarden.Event) {
 	msg := fmt.Sprintf("agent %s is retired, but issuer %s sent %s event %s of %s %s on its card %s; recorded in the ledger",
 		agentID, ev.Issuer, ev.Kind, ev.ID, money.Format(ev.AmountMinor), ev.Currency, ev.CardID)
 	c.recordAlert(ctx, store.Alert{AgentID: agentID, Kind: AlertRetiredCardEvent, Period: ev.Issuer + "/" + ev.ID, Message: msg})
@@ -135,7 +135,7 @@ func (c *Client) alertRetired(ctx context.Context, agentID string, ev issuer.Eve
 
 // alertOrphan records the "orphaned_event" alert once per event. Nothing in the event is
 // secret (issuer events carry the card's id, never its number).
-func (c *Client) alertOrphan(ctx context.Context, ev issuer.Event) {
+func (c *Client) alertOrphan(ctx context.Context, ev cardwarden.Event) {
 	msg := fmt.Sprintf("issuer %s sent %s event %s (%s %s) for card %s, which no agent owns; recorded in the ledger as orphaned",
 		ev.Issuer, ev.Kind, ev.ID, money.Format(ev.AmountMinor), ev.Currency, ev.CardID)
 	c.log.Warn("orphaned issuer event", "issuer", ev.Issuer, "event_id", ev.ID, "card_id", ev.CardID, "kind", ev.Kind)
@@ -184,4 +184,4 @@ func (c *Client) RedeliverPending(ctx context.Context, grace time.Duration, limi
 }
 
 // EventFromLedger rebuilds the normalized event a ledger row was recorded from.
-func EventFromLedger(e store.LedgerEvent) issuer.Event { return e.IssuerEvent() }
+func EventFromLedger(e store.LedgerEvent) cardwarden.Event { return e.IssuerEvent() }

@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/mocks"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/workflows"
@@ -30,7 +30,7 @@ func TestReportEventSignalsRecordsAndRedelivers(t *testing.T) {
 	seedCard(t, s, "a1", "card_1", "UTC")
 	tc := &mocks.Client{}
 	c := New(tc, Options{Store: s})
-	ev := issuer.Event{ID: "ev_1", Kind: issuer.KindAuthorization, CardID: "card_1", Approved: true, AmountMinor: 500, Currency: "USD", OccurredAt: time.Now()}
+	ev := cardwarden.Event{ID: "ev_1", Kind: cardwarden.KindAuthorization, CardID: "card_1", Approved: true, AmountMinor: 500, Currency: "USD", OccurredAt: time.Now()}
 
 	// Temporal is down: the event is recorded, not signalled, and the caller learns it.
 	tc.On("SignalWorkflow", mock.Anything, "agent/a1", "", workflows.SignalCardEvent, mock.Anything).
@@ -43,7 +43,7 @@ func TestReportEventSignalsRecordsAndRedelivers(t *testing.T) {
 	require.False(t, stored.SignalledAt.Valid)
 
 	// Redelivery catches up once Temporal is back.
-	tc.On("SignalWorkflow", mock.Anything, "agent/a1", "", workflows.SignalCardEvent, mock.MatchedBy(func(e issuer.Event) bool {
+	tc.On("SignalWorkflow", mock.Anything, "agent/a1", "", workflows.SignalCardEvent, mock.MatchedBy(func(e cardwarden.Event) bool {
 		return e.ID == "ev_1" && e.Issuer == "sim" && e.AmountMinor == 500
 	})).Return(nil).Once()
 	n, err := c.RedeliverPending(ctx, 0, 100)
@@ -70,7 +70,7 @@ func TestReportEventSignalsRecordsAndRedelivers(t *testing.T) {
 	require.Equal(t, AlertOrphanedEvent, alerts[0].Kind)
 	require.Equal(t, store.AlertSent, alerts[0].Status)
 
-	_, err = c.ReportEvent(ctx, "sim", issuer.Event{Kind: issuer.KindAuthorization})
+	_, err = c.ReportEvent(ctx, "sim", cardwarden.Event{Kind: cardwarden.KindAuthorization})
 	require.ErrorIs(t, err, ErrInvalidRequest)
 	tc.AssertExpectations(t)
 }
@@ -85,7 +85,7 @@ func TestEventOnARetiredAgentsCardAlerts(t *testing.T) {
 	c := New(tc, Options{Store: s})
 	tc.On("SignalWorkflow", mock.Anything, "agent/gone", "", workflows.SignalCardEvent, mock.Anything).
 		Return(serviceerror.NewNotFound("workflow execution already completed"))
-	force := issuer.Event{ID: "ev_force", Kind: issuer.KindForceCapture, CardID: "card_9", Approved: true, AmountMinor: 7000, Currency: "USD", OccurredAt: time.Now()}
+	force := cardwarden.Event{ID: "ev_force", Kind: cardwarden.KindForceCapture, CardID: "card_9", Approved: true, AmountMinor: 7000, Currency: "USD", OccurredAt: time.Now()}
 	for range 2 {
 		_, err := c.ReportEvent(ctx, "sim", force)
 		require.NoError(t, err)
@@ -98,7 +98,7 @@ func TestEventOnARetiredAgentsCardAlerts(t *testing.T) {
 	require.Contains(t, alerts[0].Message, "70.00")
 
 	// An absurd amount is refused before anything is recorded.
-	_, err = c.ReportEvent(ctx, "sim", issuer.Event{ID: "ev_huge", Kind: issuer.KindCapture, CardID: "card_9", AuthorizationID: "a", Approved: true, AmountMinor: 9223372036854775807})
+	_, err = c.ReportEvent(ctx, "sim", cardwarden.Event{ID: "ev_huge", Kind: cardwarden.KindCapture, CardID: "card_9", AuthorizationID: "a", Approved: true, AmountMinor: 9223372036854775807})
 	require.ErrorIs(t, err, ErrInvalidRequest)
 	_, err = s.GetEvent(ctx, "sim", "ev_huge")
 	require.True(t, store.IsNotFound(err))

@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -285,7 +286,7 @@ func TestDeclineBurstFreezesAndHumanUnfreezes(t *testing.T) {
 	var freezeAgain, unfreeze, unfreezeAgain *updateResult
 	for i := range 5 {
 		h.at(time.Hour+time.Duration(i)*10*time.Second, func() {
-			h.signal(decline("d"+string(rune('0'+i)), "card-1", t0.Add(time.Duration(i)*10*time.Second), issuer.ReasonSpendingLimit))
+			h.signal(decline("d"+string(rune('0'+i)), "card-1", t0.Add(time.Duration(i)*10*time.Second), cardwarden.ReasonSpendingLimit))
 		})
 	}
 	// The freeze happens in the workflow task that saw the fifth decline: nothing else wakes
@@ -357,7 +358,7 @@ func TestHardReasonRevokesAndUnfreezeReissues(t *testing.T) {
 	h := newHarness(t, f, sunday)
 	var revoked, reissued workflows.StateView
 	var freeze *updateResult
-	h.at(time.Hour, func() { h.signal(decline("x1", "card-1", sunday.Add(time.Hour), issuer.ReasonSuspectedFraud)) })
+	h.at(time.Hour, func() { h.signal(decline("x1", "card-1", sunday.Add(time.Hour), cardwarden.ReasonSuspectedFraud)) })
 	h.at(time.Hour+time.Second, func() { revoked = h.state() })
 	h.at(2*time.Hour, func() { freeze = h.update(workflows.UpdateFreeze, workflows.ReasonRequest{}) })
 	h.at(3*time.Hour, func() { h.update(workflows.UpdateUnfreeze, workflows.ReasonRequest{Reason: "new card please"}) })
@@ -389,7 +390,7 @@ func TestRepeatedFreezesRevoke(t *testing.T) {
 	burst := func(at time.Duration, tag string) {
 		for i := range 3 {
 			h.at(at+time.Duration(i)*time.Second, func() {
-				h.signal(decline(tag+string(rune('0'+i)), "card-1", sunday.Add(at+time.Duration(i)*time.Second), issuer.ReasonMerchantBlocked))
+				h.signal(decline(tag+string(rune('0'+i)), "card-1", sunday.Add(at+time.Duration(i)*time.Second), cardwarden.ReasonMerchantBlocked))
 			})
 		}
 	}
@@ -495,10 +496,10 @@ func TestOverspendAlertsPerEventAndThresholdsOncePerPeriod(t *testing.T) {
 	t0 := sunday.Add(time.Hour)
 	h.at(time.Hour, func() { h.signal(approved("a1", "card-1", t0, 2000)) }) // 80%
 	h.at(time.Hour+time.Minute, func() {
-		h.signal(issuer.Event{ID: "c1", Kind: issuer.KindCapture, CardID: "card-1", AuthorizationID: "auth-a1", Approved: true, AmountMinor: 2600, OccurredAt: t0})
+		h.signal(cardwarden.Event{ID: "c1", Kind: cardwarden.KindCapture, CardID: "card-1", AuthorizationID: "auth-a1", Approved: true, AmountMinor: 2600, OccurredAt: t0})
 	})
 	h.at(time.Hour+2*time.Minute, func() {
-		h.signal(issuer.Event{ID: "f1", Kind: issuer.KindForceCapture, CardID: "card-1", Approved: true, AmountMinor: 100, OccurredAt: t0})
+		h.signal(cardwarden.Event{ID: "f1", Kind: cardwarden.KindForceCapture, CardID: "card-1", Approved: true, AmountMinor: 100, OccurredAt: t0})
 	})
 	var st workflows.StateView
 	h.at(time.Hour+3*time.Minute, func() { st = h.state() })
@@ -525,7 +526,7 @@ func TestReconcileAppliesMissedEventsOnce(t *testing.T) {
 	f := newFake()
 	h := newHarness(t, f, sunday)
 	missed := approved("m1", "card-1", sunday.Add(13*time.Hour), 1500)
-	f.missed = []issuer.Event{missed}
+	f.missed = []cardwarden.Event{missed}
 	var st workflows.StateView
 	h.at(14*time.Hour+time.Minute, func() {
 		h.signal(missed) // the webhook finally arrives: already counted

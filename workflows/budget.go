@@ -3,6 +3,7 @@ package workflows
 import (
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/spend"
 )
@@ -70,7 +71,7 @@ func (b *Budget) month(nextReset func(time.Time) time.Time) spend.Window {
 
 // Apply updates spend for one event and returns the change. The workflow deduplicates by
 // event id first; an event without a time counts as happening now.
-func (b *Budget) Apply(ev issuer.Event, nextReset func(time.Time) time.Time) Delta {
+func (b *Budget) Apply(ev cardwarden.Event, nextReset func(time.Time) time.Time) Delta {
 	e := b.Book.Apply(ev, b.period(), b.month(nextReset))
 	b.SpentTodayMinor += e.Period.Spent
 	b.OverspendTodayMinor += e.Period.Overspend

@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 )
 
 var budgetT0 = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func ev(kind issuer.EventKind, auth string, amount int64, approved bool) issuer.Event {
-	return issuer.Event{ID: string(kind) + auth, Kind: kind, AuthorizationID: auth, AmountMinor: amount, Approved: approved,
+func ev(kind cardwarden.EventKind, auth string, amount int64, approved bool) cardwarden.Event {
+	return cardwarden.Event{ID: string(kind) + auth, Kind: kind, AuthorizationID: auth, AmountMinor: amount, Approved: approved,
 		CardID: "c1", OccurredAt: budgetT0.Add(time.Hour)}
 }
 
@@ -19,21 +20,21 @@ func TestBudgetSpendAndOverspend(t *testing.T) {
 	var b Budget
 	b.StartPeriod(budgetT0, time.UTC, 5000, nil)
 	steps := []struct {
-		ev                issuer.Event
+		ev                cardwarden.Event
 		spent, over, want int64
 		usage             int64
 	}{
-		{ev(issuer.KindAuthorization, "a1", 1000, true), 1000, 0, 1000, 1000},
-		{ev(issuer.KindAuthorization, "a2", 500, false), 0, 0, 1000, 0},    // declined: no spend
-		{ev(issuer.KindCapture, "a1", 1200, true), 200, 200, 1200, 200},    // over-capture (tip)
-		{ev(issuer.KindAuthorization, "a3", 800, true), 800, 0, 2000, 800}, // hold
-		{ev(issuer.KindCapture, "a3", 600, true), 0, 0, 2000, -200},        // partial capture: the approval stays spent
-		{ev(issuer.KindAuthorization, "a4", 300, true), 300, 0, 2300, 300}, // hold
-		{ev(issuer.KindReversal, "a4", 300, true), -300, 0, 2000, -300},    // reversed in its own period
-		{ev(issuer.KindForceCapture, "", 700, true), 700, 700, 2700, 700},  // no authorization at all
-		{ev(issuer.KindRefund, "", 400, true), 0, 0, 2700, -400},           // a refund is no allowance
-		{ev(issuer.KindCapture, "zz", 100, true), 0, 0, 2700, 100},         // capture of an authorization not seen yet
-		{ev(issuer.KindAuthorization, "zz", 100, true), 100, 0, 2800, 0},   // the late authorization counts once
+		{ev(cardwarden.KindAuthorization, "a1", 1000, true), 1000, 0, 1000, 1000},
+		{ev(cardwarden.KindAuthorization, "a2", 500, false), 0, 0, 1000, 0},    // declined: no spend
+		{ev(cardwarden.KindCapture, "a1", 1200, true), 200, 200, 1200, 200},    // over-capture (tip)
+		{ev(cardwarden.KindAuthorization, "a3", 800, true), 800, 0, 2000, 800}, // hold
+		{ev(cardwarden.KindCapture, "a3", 600, true), 0, 0, 2000, -200},        // partial capture: the approval stays spent
+		{ev(cardwarden.KindAuthorization, "a4", 300, true), 300, 0, 2300, 300}, // hold
+		{ev(cardwarden.KindReversal, "a4", 300, true), -300, 0, 2000, -300},    // reversed in its own period
+		{ev(cardwarden.KindForceCapture, "", 700, true), 700, 700, 2700, 700},  // no authorization at all
+		{ev(cardwarden.KindRefund, "", 400, true), 0, 0, 2700, -400},           // a refund is no allowance
+		{ev(cardwarden.KindCapture, "zz", 100, true), 0, 0, 2700, 100},         // capture of an authorization not seen yet
+		{ev(cardwarden.KindAuthorization, "zz", 100, true), 100, 0, 2800, 0},   // the late authorization counts once
 	}
 	for i, s := range steps {
 		d := b.Apply(s.ev, nil)
@@ -50,7 +51,7 @@ func TestBudgetSpendAndOverspend(t *testing.T) {
 func TestBudgetRemainingAndMonthlyCap(t *testing.T) {
 	var b Budget
 	b.StartPeriod(time.Date(2027, 1, 30, 0, 0, 0, 0, time.UTC), time.UTC, 2500, nil)
-	e := ev(issuer.KindAuthorization, "a", 2000, true)
+	e := ev(cardwarden.KindAuthorization, "a", 2000, true)
 	e.OccurredAt = time.Date(2027, 1, 30, 1, 0, 0, 0, time.UTC)
 	b.Apply(e, nil)
 	if r := b.RemainingToday(2500, 0); r != 500 {
@@ -72,7 +73,7 @@ func TestBudgetRemainingAndMonthlyCap(t *testing.T) {
 	if b.SpentMonthMinor != 0 || b.RemainingToday(2500, 30000) != 2500 {
 		t.Fatalf("new month: %+v", b)
 	}
-	big := ev(issuer.KindAuthorization, "big", 9999, true)
+	big := ev(cardwarden.KindAuthorization, "big", 9999, true)
 	big.OccurredAt = time.Date(2027, 2, 1, 1, 0, 0, 0, time.UTC)
 	b.Apply(big, nil)
 	if b.RemainingToday(2500, 30000) != 0 {
@@ -88,26 +89,26 @@ func TestBudgetCreditsFromAnEarlierPeriod(t *testing.T) {
 	at := func(t time.Time, h int) time.Time { return t.Add(time.Duration(h) * time.Hour) }
 	var b Budget
 	b.StartPeriod(day1, time.UTC, 1000, nil)
-	hold := ev(issuer.KindAuthorization, "h", 500, true)
+	hold := ev(cardwarden.KindAuthorization, "h", 500, true)
 	hold.OccurredAt = at(day1, 10)
-	buy := ev(issuer.KindAuthorization, "b", 500, true)
+	buy := ev(cardwarden.KindAuthorization, "b", 500, true)
 	buy.OccurredAt = at(day1, 11)
-	capture := ev(issuer.KindCapture, "b", 500, true)
+	capture := ev(cardwarden.KindCapture, "b", 500, true)
 	capture.OccurredAt = at(day1, 12)
-	early := ev(issuer.KindAuthorization, "early", 100, true)
+	early := ev(cardwarden.KindAuthorization, "early", 100, true)
 	early.OccurredAt = at(day2, 0).Add(time.Second) // after the reset instant, processed before the reset ran
-	for _, e := range []issuer.Event{hold, buy, capture, early} {
+	for _, e := range []cardwarden.Event{hold, buy, capture, early} {
 		b.Apply(e, nil)
 	}
 	b.StartPeriod(day2, time.UTC, 1000, nil)
 	if b.SpentTodayMinor != 100 {
 		t.Fatalf("new period starts with %d, want the 100 approved after its start", b.SpentTodayMinor)
 	}
-	rev := ev(issuer.KindReversal, "h", 500, true)
+	rev := ev(cardwarden.KindReversal, "h", 500, true)
 	rev.OccurredAt = at(day2, 1)
-	refund := ev(issuer.KindRefund, "", 500, true)
+	refund := ev(cardwarden.KindRefund, "", 500, true)
 	refund.OccurredAt = at(day2, 2)
-	for _, e := range []issuer.Event{rev, refund} {
+	for _, e := range []cardwarden.Event{rev, refund} {
 		if d := b.Apply(e, nil); d.Spent != 0 || d.Usage != -500 {
 			t.Fatalf("%s: delta %+v, want no spend and usage -500", e.Kind, d)
 		}
@@ -147,11 +148,11 @@ func TestBudgetMonthNetsOnlyEachPeriodsOwnReversals(t *testing.T) {
 	var b Budget
 	b.StartPeriod(day1, time.UTC, 1000, daily)
 	at := func(h int) time.Time { return day1.Add(time.Duration(h) * time.Hour) }
-	a := ev(issuer.KindAuthorization, "a", 600, true)
+	a := ev(cardwarden.KindAuthorization, "a", 600, true)
 	a.OccurredAt = at(1)
-	same := ev(issuer.KindAuthorization, "s", 200, true)
+	same := ev(cardwarden.KindAuthorization, "s", 200, true)
 	same.OccurredAt = at(2)
-	sameRev := ev(issuer.KindReversal, "s", 200, true)
+	sameRev := ev(cardwarden.KindReversal, "s", 200, true)
 	sameRev.OccurredAt = at(3)
 	b.Apply(a, daily)
 	b.Apply(same, daily)
@@ -160,7 +161,7 @@ func TestBudgetMonthNetsOnlyEachPeriodsOwnReversals(t *testing.T) {
 		t.Fatalf("month %d after a same-day reversal, want 600", b.SpentMonthMinor)
 	}
 	b.StartPeriod(day1.Add(24*time.Hour), time.UTC, 1000, daily)
-	late := ev(issuer.KindReversal, "a", 600, true)
+	late := ev(cardwarden.KindReversal, "a", 600, true)
 	late.OccurredAt = at(25)
 	b.Apply(late, daily)
 	if b.SpentMonthMinor != 600 || b.SpentTodayMinor != 0 {

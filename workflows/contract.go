@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 )
 
@@ -237,11 +238,11 @@ const (
 // ReconcileResult lists what the webhooks missed (now in the ledger with source
 // "reconcile") and events whose amounts differ between the issuer and the ledger.
 type ReconcileResult struct {
-	Checked    int            `json:"checked"`
-	Missed     []issuer.Event `json:"missed,omitempty"`
-	Mismatches []Mismatch     `json:"mismatches,omitempty"`
+	Checked    int                `json:"checked"`
+	Missed     []cardwarden.Event `json:"missed,omitempty"`
+	Mismatches []Mismatch         `json:"mismatches,omitempty"`
 	// Events are the approved money events listed that the ledger already had (IncludeAll).
-	Events []issuer.Event `json:"events,omitempty"`
+	Events []cardwarden.Event `json:"events,omitempty"`
 	// Totals compares each card's usage as the issuer's listing and the ledger count it
 	// (cards whose listing covers their whole life).
 	Totals []CardTotals `json:"totals,omitempty"`
@@ -270,8 +271,8 @@ type Mismatch struct {
 
 // RecordEventInput is an issuer event to write to the ledger.
 type RecordEventInput struct {
-	Event  issuer.Event `json:"event"`
-	Source string       `json:"source"` // store.SourceWebhook or store.SourceReconcile
+	Event  cardwarden.Event `json:"event"`
+	Source string           `json:"source"` // store.SourceWebhook or store.SourceReconcile
 }
 
 // RecordEventResult says whether the event was new and whose it is.

@@ -6,12 +6,12 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/money"
 )
 
 // issuerEvent is the card-event signal's payload.
-type issuerEvent = issuer.Event
+type issuerEvent = cardwarden.Event
 
 // onSignal counts a card-event signal and handles its event.
 func (wf *agentCard) onSignal(ctx workflow.Context, ev issuerEvent) {
@@ -46,7 +46,7 @@ func (wf *agentCard) onEvent(ctx workflow.Context, ev issuerEvent) {
 	if wf.overfunded() {
 		_ = wf.fund(ctx, wf.st.Card, time.Time{})
 	}
-	if ev.Kind == issuer.KindAuthorization && !ev.Approved {
+	if ev.Kind == cardwarden.KindAuthorization && !ev.Approved {
 		wf.onDecline(ctx, ev)
 	}
 }
@@ -66,7 +66,7 @@ func (wf *agentCard) alertOverspend(ctx workflow.Context, ev issuerEvent, d Delt
 	if over > 0 && (wf.moneyInvariant || !wf.st.OverspendAlerted) {
 		wf.st.OverspendAlerted = true
 		what := "a capture above its authorization"
-		if ev.Kind == issuer.KindForceCapture || ev.AuthorizationID == "" {
+		if ev.Kind == cardwarden.KindForceCapture || ev.AuthorizationID == "" {
 			what = "a force-post"
 		}
 		period := wf.st.Budget.Day
@@ -78,7 +78,7 @@ func (wf *agentCard) alertOverspend(ctx workflow.Context, ev issuerEvent, d Delt
 			wf.policy.AgentID, money.Format(over), wf.policy.Currency, what, card, ev.ID, ev.Kind,
 			money.Format(wf.st.Budget.OverspendTodayMinor), money.Format(wf.remaining())))
 	}
-	if wf.moneyInvariant && ev.Kind == issuer.KindAuthorization && d.Spent > 0 && wf.st.Budget.ApprovedNet() > wf.st.Budget.MaxDailyMinor {
+	if wf.moneyInvariant && ev.Kind == cardwarden.KindAuthorization && d.Spent > 0 && wf.st.Budget.ApprovedNet() > wf.st.Budget.MaxDailyMinor {
 		wf.alert(ctx, AlertOverspend, wf.periodKey()+"/"+ev.ID, fmt.Sprintf(
 			"agent %s: the issuer approved %s %s on card %s (event %s), taking the period's approved spend to %s against a daily limit of %s",
 			wf.policy.AgentID, money.Format(ev.AmountMinor), wf.policy.Currency, card, ev.ID,

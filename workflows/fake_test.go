@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -44,11 +45,11 @@ type fake struct {
 	failPush   bool // every PushCredentials fails, non-retryably
 
 	calls         []string            // "Activity card-id" of every issuer call, in order
-	atIssuer      []issuer.Event      // events the issuer has; Reconcile with IncludeAll lists them
+	atIssuer      []cardwarden.Event  // events the issuer has; Reconcile with IncludeAll lists them
 	failLimit     map[string]int      // fail the next n UpdateLimit calls on a card, non-retryably
 	failIssue     int                 // fail the next n IssueCard calls, non-retryably
 	failIssueType string              // with this error type (default IssuerUnauthorized)
-	missed        []issuer.Event      // returned by the next Reconcile
+	missed        []cardwarden.Event  // returned by the next Reconcile
 	failReconcile bool                // every Reconcile fails, non-retryably
 	queues        map[string][]string // activity name → task queue of each call (card actions)
 	notConfigured bool
@@ -306,7 +307,7 @@ func (h *harness) run(input string) {
 // at runs fn when the workflow's clock reaches start+d.
 func (h *harness) at(d time.Duration, fn func()) { h.env.RegisterDelayedCallback(fn, d) }
 
-func (h *harness) signal(ev issuer.Event) { h.env.SignalWorkflow(workflows.SignalCardEvent, ev) }
+func (h *harness) signal(ev cardwarden.Event) { h.env.SignalWorkflow(workflows.SignalCardEvent, ev) }
 
 func (h *harness) state() workflows.StateView {
 	h.t.Helper()
@@ -363,12 +364,12 @@ type rawJSON string
 
 func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(r), nil }
 
-func decline(id, card string, at time.Time, reason issuer.DeclineReason) issuer.Event {
-	return issuer.Event{ID: id, Issuer: "sim", Kind: issuer.KindAuthorization, CardID: card, AuthorizationID: "auth-" + id,
+func decline(id, card string, at time.Time, reason cardwarden.DeclineReason) cardwarden.Event {
+	return cardwarden.Event{ID: id, Issuer: "sim", Kind: cardwarden.KindAuthorization, CardID: card, AuthorizationID: "auth-" + id,
 		Approved: false, DeclineReason: reason, AmountMinor: 500, Currency: "USD", MerchantName: "Model API", OccurredAt: at}
 }
 
-func approved(id, card string, at time.Time, amount int64) issuer.Event {
-	return issuer.Event{ID: id, Issuer: "sim", Kind: issuer.KindAuthorization, CardID: card, AuthorizationID: "auth-" + id,
+func approved(id, card string, at time.Time, amount int64) cardwarden.Event {
+	return cardwarden.Event{ID: id, Issuer: "sim", Kind: cardwarden.KindAuthorization, CardID: card, AuthorizationID: "auth-" + id,
 		Approved: true, AmountMinor: amount, Currency: "USD", MerchantName: "Model API", OccurredAt: at}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -145,11 +146,11 @@ func TestACreditLowersTheLimitByAsMuch(t *testing.T) {
 	h := newHarness(t, f, sunday)
 	h.at(time.Hour, func() {
 		h.signal(approved("a1", "card-1", sunday.Add(time.Hour), 1000))
-		h.signal(issuer.Event{ID: "c1", Kind: issuer.KindCapture, CardID: "card-1", AuthorizationID: "auth-a1", Approved: true, AmountMinor: 1000, OccurredAt: sunday.Add(time.Hour)})
+		h.signal(cardwarden.Event{ID: "c1", Kind: cardwarden.KindCapture, CardID: "card-1", AuthorizationID: "auth-a1", Approved: true, AmountMinor: 1000, OccurredAt: sunday.Add(time.Hour)})
 	})
 	// Monday after the reset: yesterday's purchase is refunded.
 	h.at(15*time.Hour, func() {
-		h.signal(issuer.Event{ID: "r1", Kind: issuer.KindRefund, CardID: "card-1", Approved: true, AmountMinor: 1000, OccurredAt: sunday.Add(15 * time.Hour)})
+		h.signal(cardwarden.Event{ID: "r1", Kind: cardwarden.KindRefund, CardID: "card-1", Approved: true, AmountMinor: 1000, OccurredAt: sunday.Add(15 * time.Hour)})
 	})
 	var st workflows.StateView
 	h.at(15*time.Hour+time.Minute, func() { st = h.state() })
@@ -177,8 +178,8 @@ func TestAbsurdAmountsAreIgnored(t *testing.T) {
 	f := newFake()
 	h := newHarness(t, f, sunday)
 	h.at(time.Hour, func() {
-		h.signal(issuer.Event{ID: "huge", Kind: issuer.KindCapture, CardID: "card-1", AuthorizationID: "x", Approved: true, AmountMinor: 9223372036854775807, OccurredAt: sunday})
-		h.signal(issuer.Event{ID: "neg", Kind: issuer.KindForceCapture, CardID: "card-1", Approved: true, AmountMinor: -500, OccurredAt: sunday})
+		h.signal(cardwarden.Event{ID: "huge", Kind: cardwarden.KindCapture, CardID: "card-1", AuthorizationID: "x", Approved: true, AmountMinor: 9223372036854775807, OccurredAt: sunday})
+		h.signal(cardwarden.Event{ID: "neg", Kind: cardwarden.KindForceCapture, CardID: "card-1", Approved: true, AmountMinor: -500, OccurredAt: sunday})
 	})
 	var st workflows.StateView
 	h.at(time.Hour+time.Minute, func() { st = h.state() })
@@ -193,7 +194,7 @@ func TestAbsurdAmountsAreIgnored(t *testing.T) {
 func TestAnAgentCreatedAgainStartsWithWhatItSpent(t *testing.T) {
 	f := newFake()
 	f.snapshot = workflows.AgentSnapshot{LastGeneration: 1, RecentCards: []workflows.StoreCard{{ID: "old-1", Issuer: "sim", Generation: 1, Status: "closed"}}}
-	f.atIssuer = []issuer.Event{approved("earlier", "old-1", sunday.Add(-time.Hour), 1800)}
+	f.atIssuer = []cardwarden.Event{approved("earlier", "old-1", sunday.Add(-time.Hour), 1800)}
 	h := newHarness(t, f, sunday)
 	var st workflows.StateView
 	h.at(time.Minute, func() { st = h.state() })
@@ -246,7 +247,7 @@ func TestCaptureOfAnOldHoldIsNotCountedTwice(t *testing.T) {
 		for i := range 512 {
 			h.signal(approved(fmt.Sprintf("c%d", i), "card-1", sunday.Add(time.Hour), 1))
 		}
-		h.signal(issuer.Event{ID: "cap", Kind: issuer.KindCapture, CardID: "card-1", AuthorizationID: "auth-hold", Approved: true,
+		h.signal(cardwarden.Event{ID: "cap", Kind: cardwarden.KindCapture, CardID: "card-1", AuthorizationID: "auth-hold", Approved: true,
 			AmountMinor: 1000, OccurredAt: sunday.Add(time.Hour + time.Minute)})
 	})
 	var st workflows.StateView
@@ -268,7 +269,7 @@ func TestCaptureOfAnOldHoldIsNotCountedTwice(t *testing.T) {
 func TestAnAgentCreatedAgainCountsItsMonthAgainstTheMonthlyCap(t *testing.T) {
 	f := newFake()
 	f.snapshot = workflows.AgentSnapshot{LastGeneration: 2, RecentCards: []workflows.StoreCard{{ID: "old-1", Issuer: "sim", Generation: 1, Status: "closed"}}}
-	f.atIssuer = []issuer.Event{approved("first-week", "old-1", time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC), 2000)}
+	f.atIssuer = []cardwarden.Event{approved("first-week", "old-1", time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC), 2000)}
 	h := newHarness(t, f, sunday)
 	var st workflows.StateView
 	h.at(time.Minute, func() { st = h.state() })
@@ -316,7 +317,7 @@ func TestOverspendFromTheEndedPeriodIsAlerted(t *testing.T) {
 	f := newFake()
 	h := newHarness(t, f, sunday)
 	h.at(14*time.Hour+time.Minute, func() { // after Monday's reset
-		h.signal(issuer.Event{ID: "late-force", Kind: issuer.KindForceCapture, CardID: "card-1", Approved: true, AmountMinor: 18,
+		h.signal(cardwarden.Event{ID: "late-force", Kind: cardwarden.KindForceCapture, CardID: "card-1", Approved: true, AmountMinor: 18,
 			OccurredAt: time.Date(2027, 1, 3, 23, 59, 59, 0, time.UTC)})
 	})
 	h.run(policyJSON(`"rotate_cron":"off",` + retireAt(sunday.Add(15*time.Hour))))

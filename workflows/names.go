@@ -38,7 +38,7 @@ const (
 	UpdateSetBudget = "set-budget"
 	UpdateRetire    = "retire"
 
-	// SignalCardEvent carries one normalized issuer.Event.
+	// SignalCardEvent carries one normalized cardwarden.Event.
 	SignalCardEvent = "card-event"
 
 	// WorkflowIDPrefix prefixes the agent id in the workflow id.

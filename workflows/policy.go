@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/money"
 )
@@ -82,7 +82,7 @@ const (
 )
 
 // DefaultHardReasons revoke a card on the first such decline.
-var DefaultHardReasons = []string{string(issuer.ReasonSuspectedFraud)}
+var DefaultHardReasons = []string{string(cardwarden.ReasonSuspectedFraud)}
 
 // DefaultThresholdsPct alert at 80% and 100% of the daily limit.
 var DefaultThresholdsPct = []int{80, 100}
@@ -90,14 +90,14 @@ var DefaultThresholdsPct = []int{80, 100}
 // defaultReasonWeights keeps the declines cardwarden causes itself (by pausing or closing a
 // card) from feeding the burst that caused them.
 var defaultReasonWeights = map[string]int{
-	string(issuer.ReasonCardPaused): 0,
-	string(issuer.ReasonCardClosed): 0,
+	string(cardwarden.ReasonCardPaused): 0,
+	string(cardwarden.ReasonCardClosed): 0,
 }
 
 var knownReasons = []string{
-	string(issuer.ReasonSpendingLimit), string(issuer.ReasonCardPaused), string(issuer.ReasonCardClosed),
-	string(issuer.ReasonCardExpired), string(issuer.ReasonMerchantBlocked), string(issuer.ReasonSuspectedFraud),
-	string(issuer.ReasonOther),
+	string(cardwarden.ReasonSpendingLimit), string(cardwarden.ReasonCardPaused), string(cardwarden.ReasonCardClosed),
+	string(cardwarden.ReasonCardExpired), string(cardwarden.ReasonMerchantBlocked), string(cardwarden.ReasonSuspectedFraud),
+	string(cardwarden.ReasonOther),
 }
 
 var (

@@ -11,16 +11,16 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
 // scheduled is one thing the simulated world does to the agent at a given instant.
 type scheduled struct {
 	at        time.Time
-	ev        *issuer.Event // a card-event signal
-	unfreeze  bool          // a human's unfreeze update
-	check     bool          // a query of today's spend
+	ev        *cardwarden.Event // a card-event signal
+	unfreeze  bool              // a human's unfreeze update
+	check     bool              // a query of today's spend
 	delivered bool
 }
 
@@ -63,7 +63,7 @@ func TestSimulatedYear(t *testing.T) {
 	}
 
 	var items []*scheduled
-	add := func(at time.Time, ev *issuer.Event) { items = append(items, &scheduled{at: at, ev: ev}) }
+	add := func(at time.Time, ev *cardwarden.Event) { items = append(items, &scheduled{at: at, ev: ev}) }
 	declines := 0
 	for d := time.Date(2027, 1, 1, 0, 0, 0, 0, ny); d.Year() == 2027; d = d.AddDate(0, 0, 1) {
 		tag := d.Format("0102")
@@ -71,12 +71,12 @@ func TestSimulatedYear(t *testing.T) {
 			e := approved(fmt.Sprintf("a%s-%d", tag, i), "card-x", local(d, h, 0), 300)
 			add(local(d, h, 0), &e)
 		}
-		add(local(d, 12, 30), &issuer.Event{ID: "c" + tag + "-0", Kind: issuer.KindCapture, CardID: "card-x",
+		add(local(d, 12, 30), &cardwarden.Event{ID: "c" + tag + "-0", Kind: cardwarden.KindCapture, CardID: "card-x",
 			AuthorizationID: fmt.Sprintf("auth-a%s-0", tag), Approved: true, AmountMinor: 300, OccurredAt: local(d, 12, 30)})
-		add(local(d, 18, 0), &issuer.Event{ID: "c" + tag + "-2", Kind: issuer.KindCapture, CardID: "card-x", // +0.50 tip
+		add(local(d, 18, 0), &cardwarden.Event{ID: "c" + tag + "-2", Kind: cardwarden.KindCapture, CardID: "card-x", // +0.50 tip
 			AuthorizationID: fmt.Sprintf("auth-a%s-2", tag), Approved: true, AmountMinor: 350, OccurredAt: local(d, 18, 0)})
 		for i := range 8 { // spread out: never a burst
-			e := decline(fmt.Sprintf("d%s-%d", tag, i), "card-x", local(d, 1+3*i, 15), issuer.ReasonSpendingLimit)
+			e := decline(fmt.Sprintf("d%s-%d", tag, i), "card-x", local(d, 1+3*i, 15), cardwarden.ReasonSpendingLimit)
 			add(local(d, 1+3*i, 15), &e)
 			declines++
 		}
@@ -87,7 +87,7 @@ func TestSimulatedYear(t *testing.T) {
 		if d.Day() == 10 { // a burst of 6 declines in 25 s, unfrozen by a human an hour later
 			for i := range 6 {
 				at := local(d, 21, 0).Add(time.Duration(i) * 5 * time.Second)
-				e := decline(fmt.Sprintf("b%s-%d", tag, i), "card-x", at, issuer.ReasonMerchantBlocked)
+				e := decline(fmt.Sprintf("b%s-%d", tag, i), "card-x", at, cardwarden.ReasonMerchantBlocked)
 				add(at, &e)
 				declines++
 			}

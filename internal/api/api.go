@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/codec"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/outbound"
@@ -86,7 +87,7 @@ type Control interface {
 	SetBudget(ctx context.Context, agentID string, req workflows.BudgetRequest) (workflows.StateView, error)
 	RotateToken(ctx context.Context, agentID, actor string) (string, error)
 	VerifyToken(ctx context.Context, agentID, token string) error
-	ReportEvent(ctx context.Context, issuerName string, ev issuer.Event) (starter.EventResult, error)
+	ReportEvent(ctx context.Context, issuerName string, ev cardwarden.Event) (starter.EventResult, error)
 	RedeliverPending(ctx context.Context, grace time.Duration, limit int) (int, error)
 }
 
@@ -234,6 +235,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // Observer is what the API reports to metrics.
 type Observer interface {
-	ObserveEvent(ev issuer.Event)
+	ObserveEvent(ev cardwarden.Event)
 	WebhookRejected(issuerName, reason string)
 }

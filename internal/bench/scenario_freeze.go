@@ -12,6 +12,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -48,7 +49,7 @@ func (s *stack) simDo(ctx context.Context, method, path string, in, out any) err
 }
 
 // decline makes the simulator decline a purchase on card and returns the event id.
-func (s *stack) decline(ctx context.Context, cardID string, reason issuer.DeclineReason) (string, error) {
+func (s *stack) decline(ctx context.Context, cardID string, reason cardwarden.DeclineReason) (string, error) {
 	var out struct {
 		Approved bool   `json:"approved"`
 		EventID  string `json:"event_id"`
@@ -134,7 +135,7 @@ func runFreeze(ctx context.Context, o Options, r *Result) error {
 		done := paused.arm(card)
 		var events []string
 		for range perBurst {
-			id, err := s.decline(ctx, card, issuer.ReasonSpendingLimit)
+			id, err := s.decline(ctx, card, cardwarden.ReasonSpendingLimit)
 			if err != nil {
 				return err
 			}

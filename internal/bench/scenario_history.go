@@ -9,7 +9,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
@@ -129,9 +129,9 @@ func runHistory(ctx context.Context, o Options, r *Result) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		ev := issuer.Event{
-			ID: fmt.Sprintf("evt_hist_%s_%07d", s.prefix, sent), Issuer: "sim", Kind: issuer.KindAuthorization, CardID: cards[0],
-			AuthorizationID: fmt.Sprintf("auth_hist_%07d", sent), Approved: false, DeclineReason: issuer.ReasonSpendingLimit,
+		ev := cardwarden.Event{
+			ID: fmt.Sprintf("evt_hist_%s_%07d", s.prefix, sent), Issuer: "sim", Kind: cardwarden.KindAuthorization, CardID: cards[0],
+			AuthorizationID: fmt.Sprintf("auth_hist_%07d", sent), Approved: false, DeclineReason: cardwarden.ReasonSpendingLimit,
 			RawReason: "spending_limit", AmountMinor: 100, Currency: "USD", MerchantName: "bench-merchant",
 			OccurredAt: base.Add(time.Duration(sent) * eventGap),
 		}

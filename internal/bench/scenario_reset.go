@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
 	"github.com/cardwarden/cardwarden/worker"
@@ -197,7 +198,7 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 		defer close(burstDone)
 		time.Sleep(time.Until(at.Add(sentinelDelay)))
 		for range workflows.DefaultMaxDeclines {
-			if _, err := s.decline(ctx, sentinel[0], issuer.ReasonSpendingLimit); err != nil {
+			if _, err := s.decline(ctx, sentinel[0], cardwarden.ReasonSpendingLimit); err != nil {
 				o.progress("reset: sentinel decline: %v", err)
 				return
 			}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
@@ -329,7 +330,7 @@ func (h *handler) fromStore(ctx context.Context, r *AgentRow, p storedPolicy) er
 		return err
 	}
 	for _, e := range evs { // newest first
-		if !e.Approved && e.Kind == string(issuer.KindAuthorization) {
+		if !e.Approved && e.Kind == string(cardwarden.KindAuthorization) {
 			r.LastDecline = &Decline{At: e.OccurredAt.UTC(), Reason: e.DeclineReason, AmountUSD: money.Amount(e.AmountMinor), Merchant: e.Merchant}
 			break
 		}
@@ -396,7 +397,7 @@ func (h *handler) buildAgent(ctx context.Context, id string) (*AgentDetail, erro
 
 	d.TimelineFrom, d.TimelineTo = weekAgo.UTC(), now.UTC()
 	for _, e := range evs {
-		if !e.Approved && e.Kind == string(issuer.KindAuthorization) && !e.OccurredAt.Before(weekAgo) {
+		if !e.Approved && e.Kind == string(cardwarden.KindAuthorization) && !e.OccurredAt.Before(weekAgo) {
 			amt := money.Amount(e.AmountMinor)
 			d.Timeline = append(d.Timeline, Mark{At: e.OccurredAt.UTC(), Type: MarkDecline, Reason: e.DeclineReason, AmountUSD: &amt, Merchant: e.Merchant})
 		}
@@ -463,7 +464,7 @@ func hourly(evs []store.LedgerEvent, loc *time.Location, startToday time.Time) [
 		}
 		hr := at.Hour()
 		out[hr].SpentUSD += money.Amount(d.Period.Spent)
-		if !e.Approved && e.Kind == string(issuer.KindAuthorization) {
+		if !e.Approved && e.Kind == string(cardwarden.KindAuthorization) {
 			out[hr].Declines++
 		}
 	}

@@ -1,6 +1,7 @@
 // Package issuer defines the one interface cardwarden uses to talk to a card issuer, the
-// normalized types every adapter translates to and from, and the typed errors activities map
-// to retryable or non-retryable Temporal failures.
+// normalized card types every adapter translates to and from (the normalized money event is
+// cardwarden.Event, in the root package, because callers of package starter need it too), and
+// the typed errors activities map to retryable or non-retryable Temporal failures.
 //
 // Money is always an int64 of minor units (cents for USD). Card numbers and CVCs only ever
 // appear in Secrets, whose formatting methods redact them.
@@ -16,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cardwarden/cardwarden/money"
+	"github.com/cardwarden/cardwarden"
 )
 
 // Interval is the window a SpendLimit applies to.
@@ -90,81 +91,6 @@ type CreateCardRequest struct {
 	Metadata       map[string]string `json:"metadata,omitempty"`
 }
 
-// EventKind is what happened to money on a card.
-type EventKind string
-
-const (
-	KindAuthorization EventKind = "authorization"
-	KindCapture       EventKind = "capture"
-	KindForceCapture  EventKind = "force_capture"
-	KindRefund        EventKind = "refund"
-	KindReversal      EventKind = "reversal"
-)
-
-// DeclineReason is the normalized reason of a declined authorization.
-type DeclineReason string
-
-const (
-	ReasonSpendingLimit   DeclineReason = "spending_limit"
-	ReasonCardPaused      DeclineReason = "card_paused"
-	ReasonCardClosed      DeclineReason = "card_closed"
-	ReasonCardExpired     DeclineReason = "card_expired"
-	ReasonMerchantBlocked DeclineReason = "merchant_blocked"
-	ReasonSuspectedFraud  DeclineReason = "suspected_fraud"
-	ReasonOther           DeclineReason = "other"
-)
-
-// Event is one normalized issuer event. ID is the issuer's own event id, unique per issuer,
-// and is what makes replays no-ops.
-type Event struct {
-	ID              string        `json:"id"`
-	Issuer          string        `json:"issuer"`
-	Kind            EventKind     `json:"kind"`
-	CardID          string        `json:"card_id"`
-	AuthorizationID string        `json:"authorization_id,omitempty"`
-	Approved        bool          `json:"approved"`
-	DeclineReason   DeclineReason `json:"decline_reason,omitempty"`
-	RawReason       string        `json:"raw_reason,omitempty"`
-	AmountMinor     int64         `json:"amount_minor"`
-	Currency        string        `json:"currency"`
-	// AuthorizedMinor is, on a capture, the amount its authorization approved (0 when the
-	// issuer does not say), so an over-capture is recognised whichever webhook arrives first.
-	AuthorizedMinor int64     `json:"authorized_minor,omitempty"`
-	MerchantName    string    `json:"merchant_name,omitempty"`
-	MCC             string    `json:"mcc,omitempty"`
-	OccurredAt      time.Time `json:"occurred_at"`
-}
-
-// Check reports the first field a normalized event cannot do without: an event without an id
-// cannot be deduplicated, one without a card cannot be attributed to an agent, and an amount
-// outside (0, money.MaxMinor] cannot be a real card payment (a zero-amount authorization, which
-// card networks use to verify a card, is the one exception). Amounts are bounded so that no sum
-// of them can overflow.
-func (e Event) Check() error {
-	switch {
-	case e.ID == "":
-		return fmt.Errorf("event has no id")
-	case e.CardID == "":
-		return fmt.Errorf("event %s names no card", e.ID)
-	case e.Kind == "":
-		return fmt.Errorf("event %s has no kind", e.ID)
-	}
-	switch e.Kind {
-	case KindAuthorization, KindCapture, KindForceCapture, KindRefund, KindReversal:
-	default:
-		return fmt.Errorf("event %s: unknown kind %q", e.ID, e.Kind)
-	}
-	if !(e.Kind == KindAuthorization && e.AmountMinor == 0) {
-		if err := money.CheckBound(e.AmountMinor); err != nil {
-			return fmt.Errorf("event %s: amount_minor: %w", e.ID, err)
-		}
-	}
-	if e.AuthorizedMinor < 0 || e.AuthorizedMinor > money.MaxMinor {
-		return fmt.Errorf("event %s: authorized_minor %d out of range", e.ID, e.AuthorizedMinor)
-	}
-	return nil
-}
-
 // WindowAnchor says where an issuer's native daily window starts.
 type WindowAnchor string
 
@@ -211,10 +137,10 @@ type Issuer interface {
 	CloseCard(ctx context.Context, cardID string) (Card, error)
 	// ListAuthorizations returns the money events on a card that occurred at or after since,
 	// oldest first, for reconciliation against the ledger.
-	ListAuthorizations(ctx context.Context, cardID string, since time.Time) ([]Event, error)
+	ListAuthorizations(ctx context.Context, cardID string, since time.Time) ([]cardwarden.Event, error)
 	// VerifyWebhook checks the signature and freshness of a delivery and parses its events.
 	// A bad or stale signature returns an error of KindUnauthorized and no events.
-	VerifyWebhook(header http.Header, body []byte, now time.Time) ([]Event, error)
+	VerifyWebhook(header http.Header, body []byte, now time.Time) ([]cardwarden.Event, error)
 }
 
 // ErrorKind classifies issuer failures for retry decisions.

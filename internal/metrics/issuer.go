@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 )
 
@@ -148,7 +149,7 @@ func (i *instrumented) CloseCard(ctx context.Context, cardID string) (issuer.Car
 	return c, err
 }
 
-func (i *instrumented) ListAuthorizations(ctx context.Context, cardID string, since time.Time) ([]issuer.Event, error) {
+func (i *instrumented) ListAuthorizations(ctx context.Context, cardID string, since time.Time) ([]cardwarden.Event, error) {
 	start := time.Now()
 	es, err := i.next.ListAuthorizations(ctx, cardID, since)
 	i.observe(OpListAuthorizations, start, err)
@@ -157,7 +158,7 @@ func (i *instrumented) ListAuthorizations(ctx context.Context, cardID string, si
 
 // VerifyWebhook is local work, not an issuer call: it is not timed, and its failures count as
 // webhook verification failures only.
-func (i *instrumented) VerifyWebhook(header http.Header, body []byte, now time.Time) ([]issuer.Event, error) {
+func (i *instrumented) VerifyWebhook(header http.Header, body []byte, now time.Time) ([]cardwarden.Event, error) {
 	es, err := i.next.VerifyWebhook(header, body, now)
 	if err != nil {
 		reason := WebhookInvalid

@@ -32,7 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/store"
 )
 
@@ -145,12 +145,12 @@ func (m *Metrics) Handler() http.Handler {
 // ObserveEvent counts one issuer event newly recorded in the ledger. Call it only for new
 // events (starter.EventResult.New, RecordEventResult.New): webhooks are delivered at least
 // once, and a replay must not count twice.
-func (m *Metrics) ObserveEvent(ev issuer.Event) {
+func (m *Metrics) ObserveEvent(ev cardwarden.Event) {
 	outcome, reason := "approved", ""
 	if !ev.Approved {
 		outcome, reason = "declined", string(ev.DeclineReason)
 		if reason == "" {
-			reason = string(issuer.ReasonOther)
+			reason = string(cardwarden.ReasonOther)
 		}
 	}
 	m.events.WithLabelValues(ev.Issuer, string(ev.Kind), outcome, reason).Inc()

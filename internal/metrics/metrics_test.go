@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/issuertest"
 	"github.com/cardwarden/cardwarden/internal/issuer/sim"
@@ -244,11 +245,11 @@ func TestEventsFreezesAlertsAndAgents(t *testing.T) {
 		}
 		return map[string]int{"active": 3, "frozen": 1, "weird": 2}, nil
 	}})
-	m.ObserveEvent(issuer.Event{Issuer: "sim", Kind: issuer.KindAuthorization, Approved: true})
-	m.ObserveEvent(issuer.Event{Issuer: "sim", Kind: issuer.KindAuthorization, DeclineReason: issuer.ReasonSpendingLimit})
-	m.ObserveEvent(issuer.Event{Issuer: "sim", Kind: issuer.KindAuthorization, DeclineReason: issuer.ReasonSpendingLimit})
-	m.ObserveEvent(issuer.Event{Issuer: "sim", Kind: issuer.KindAuthorization}) // declined without a reason
-	m.ObserveEvent(issuer.Event{Issuer: "sim", Kind: issuer.KindForceCapture, Approved: true})
+	m.ObserveEvent(cardwarden.Event{Issuer: "sim", Kind: cardwarden.KindAuthorization, Approved: true})
+	m.ObserveEvent(cardwarden.Event{Issuer: "sim", Kind: cardwarden.KindAuthorization, DeclineReason: cardwarden.ReasonSpendingLimit})
+	m.ObserveEvent(cardwarden.Event{Issuer: "sim", Kind: cardwarden.KindAuthorization, DeclineReason: cardwarden.ReasonSpendingLimit})
+	m.ObserveEvent(cardwarden.Event{Issuer: "sim", Kind: cardwarden.KindAuthorization}) // declined without a reason
+	m.ObserveEvent(cardwarden.Event{Issuer: "sim", Kind: cardwarden.KindForceCapture, Approved: true})
 	start := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	m.ObserveFreeze("sim", start, start.Add(700*time.Millisecond))
 	m.ObserveFreeze("sim", time.Time{}, start)             // no burst start: ignored

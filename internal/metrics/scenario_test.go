@@ -21,6 +21,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/activities"
 	"github.com/cardwarden/cardwarden/internal/alerts"
 	"github.com/cardwarden/cardwarden/internal/issuer"
@@ -87,8 +88,8 @@ func TestMetricsEndpointAfterAScenario(t *testing.T) {
 		require.NotNil(t, sv.Card, "a card was issued")
 		burstStart := start.Add(time.Minute)
 		for i := range 3 {
-			ev := issuer.Event{ID: fmt.Sprintf("evt_decline_%d", i), Issuer: "sim", Kind: issuer.KindAuthorization,
-				CardID: sv.Card.ID, DeclineReason: issuer.ReasonSpendingLimit, AmountMinor: 9900, Currency: "USD",
+			ev := cardwarden.Event{ID: fmt.Sprintf("evt_decline_%d", i), Issuer: "sim", Kind: cardwarden.KindAuthorization,
+				CardID: sv.Card.ID, DeclineReason: cardwarden.ReasonSpendingLimit, AmountMinor: 9900, Currency: "USD",
 				MerchantName: "GPU Cloud", OccurredAt: burstStart.Add(time.Duration(i) * time.Second)}
 			env.SignalWorkflow(workflows.SignalCardEvent, ev)
 			m.ObserveEvent(ev) // what the webhook receiver does for each new event
@@ -157,7 +158,7 @@ func TestMetricsEndpointAfterAScenario(t *testing.T) {
 func TestDeployFilesUseExistingSeries(t *testing.T) {
 	m := metrics.New(metrics.Options{AgentsByStatus: func(context.Context) (map[string]int, error) { return nil, nil }})
 	// Touch every labelled series once so the registry lists them.
-	m.ObserveEvent(issuer.Event{Issuer: "sim", Kind: issuer.KindAuthorization})
+	m.ObserveEvent(cardwarden.Event{Issuer: "sim", Kind: cardwarden.KindAuthorization})
 	m.ObserveFreeze("sim", time.Unix(0, 0), time.Unix(1, 0))
 	m.WebhookRejected("sim", metrics.WebhookTooLarge)
 	m.AlertDelivery("slack", "frozen", nil)

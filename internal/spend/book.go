@@ -1,7 +1,7 @@
 package spend
 
 import (
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 )
 
 // MaxRecords bounds the records a Book keeps. Closed records are forgotten first; an open
@@ -28,7 +28,7 @@ type Effect struct {
 }
 
 // Apply adds one event (already deduplicated by id) and returns what it changed.
-func (b *Book) Apply(ev issuer.Event, period, month Window) Effect {
+func (b *Book) Apply(ev cardwarden.Event, period, month Window) Effect {
 	if !Relevant(ev) {
 		return Effect{CardID: ev.CardID}
 	}
@@ -46,7 +46,7 @@ func (b *Book) Apply(ev issuer.Event, period, month Window) Effect {
 		Any: r.Spend(Window{}).Sub(a0)}
 	if i >= 0 {
 		b.Records[i] = r
-	} else if r.Standalone != issuer.KindRefund {
+	} else if r.Standalone != cardwarden.KindRefund {
 		// A refund never changes again; everything else is kept for what may follow it
 		// (and force-posts for recounting a period that a late reset starts).
 		b.Records = append(b.Records, r)

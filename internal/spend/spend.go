@@ -14,7 +14,7 @@ package spend
 import (
 	"time"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 )
 
 // Window is the span [Start, End) of a budget period, a day or a month; a zero End is
@@ -61,7 +61,7 @@ type Record struct {
 	CardID string `json:"card_id"`
 	// Standalone is the kind of a record that is not an authorization's: force_capture, or
 	// refund (also a reversal or capture that names no authorization).
-	Standalone issuer.EventKind `json:"standalone,omitempty"`
+	Standalone cardwarden.EventKind `json:"standalone,omitempty"`
 	// Seen is set once the approved authorization itself arrived.
 	Seen bool      `json:"seen,omitempty"`
 	At   time.Time `json:"at"` // when it was authorized (or the standalone event happened)
@@ -76,9 +76,9 @@ type Record struct {
 }
 
 // KeyOf names the record an event belongs to: its authorization, or the event itself.
-func KeyOf(ev issuer.Event) string {
+func KeyOf(ev cardwarden.Event) string {
 	switch ev.Kind {
-	case issuer.KindAuthorization, issuer.KindCapture, issuer.KindReversal:
+	case cardwarden.KindAuthorization, cardwarden.KindCapture, cardwarden.KindReversal:
 		if ev.AuthorizationID != "" {
 			return "auth:" + ev.AuthorizationID
 		}
@@ -87,12 +87,12 @@ func KeyOf(ev issuer.Event) string {
 }
 
 // Relevant reports whether the event moves money at all: declined authorizations do not.
-func Relevant(ev issuer.Event) bool {
-	return !(ev.Kind == issuer.KindAuthorization && !ev.Approved) && ev.AmountMinor > 0
+func Relevant(ev cardwarden.Event) bool {
+	return !(ev.Kind == cardwarden.KindAuthorization && !ev.Approved) && ev.AmountMinor > 0
 }
 
 // Apply adds one event to the record. The caller deduplicates events by id.
-func (r *Record) Apply(ev issuer.Event) {
+func (r *Record) Apply(ev cardwarden.Event) {
 	if !Relevant(ev) {
 		return
 	}
@@ -100,21 +100,21 @@ func (r *Record) Apply(ev issuer.Event) {
 		r.CardID = ev.CardID
 	}
 	amt := ev.AmountMinor
-	if ev.AuthorizationID == "" && ev.Kind != issuer.KindAuthorization {
+	if ev.AuthorizationID == "" && ev.Kind != cardwarden.KindAuthorization {
 		// A capture with no authorization is a force-post; a reversal with none is a credit.
 		switch ev.Kind {
-		case issuer.KindCapture, issuer.KindForceCapture:
-			r.Standalone = issuer.KindForceCapture
+		case cardwarden.KindCapture, cardwarden.KindForceCapture:
+			r.Standalone = cardwarden.KindForceCapture
 		default:
-			r.Standalone = issuer.KindRefund
+			r.Standalone = cardwarden.KindRefund
 		}
 		r.At, r.Amount, r.AmountKnown = ev.OccurredAt, amt, true
 		return
 	}
 	switch ev.Kind {
-	case issuer.KindAuthorization:
+	case cardwarden.KindAuthorization:
 		r.Seen, r.At, r.Amount, r.AmountKnown = true, ev.OccurredAt, amt, true
-	case issuer.KindCapture:
+	case cardwarden.KindCapture:
 		if !r.Settled {
 			r.CapturedAt = ev.OccurredAt
 		}
@@ -123,9 +123,9 @@ func (r *Record) Apply(ev issuer.Event) {
 		if !r.AmountKnown && ev.AuthorizedMinor > 0 {
 			r.Amount, r.AmountKnown = ev.AuthorizedMinor, true
 		}
-	case issuer.KindReversal:
+	case cardwarden.KindReversal:
 		r.Reversals = append(r.Reversals, Move{At: ev.OccurredAt, Amount: amt})
-	case issuer.KindForceCapture, issuer.KindRefund:
+	case cardwarden.KindForceCapture, cardwarden.KindRefund:
 		r.Standalone, r.At, r.Amount, r.AmountKnown = ev.Kind, ev.OccurredAt, amt, true
 	}
 }
@@ -144,7 +144,7 @@ func (r *Record) reversed(in func(time.Time) bool) int64 {
 // until it is captured, then what was captured; force-posts add, refunds take away.
 func (r *Record) Usage() int64 {
 	switch {
-	case r.Standalone == issuer.KindForceCapture:
+	case r.Standalone == cardwarden.KindForceCapture:
 		return r.Amount
 	case r.Standalone != "":
 		return -r.Amount
@@ -160,7 +160,7 @@ func (r *Record) Usage() int64 {
 func (r *Record) Spend(w Window) Totals {
 	var t Totals
 	switch {
-	case r.Standalone == issuer.KindForceCapture:
+	case r.Standalone == cardwarden.KindForceCapture:
 		if w.Contains(r.At) {
 			t.Spent, t.Overspend = r.Amount, r.Amount
 		}
@@ -193,7 +193,7 @@ func (r *Record) Closed() bool {
 }
 
 // Fold builds the records of a set of events (deduplicated by id), in first-seen order.
-func Fold(events []issuer.Event) []*Record {
+func Fold(events []cardwarden.Event) []*Record {
 	byKey := map[string]*Record{}
 	var out []*Record
 	seen := map[string]bool{}

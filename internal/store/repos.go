@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 )
 
 // Agent is an agent cardwarden manages. Policy is the agent's policy as JSON.
@@ -238,10 +238,10 @@ type LedgerEvent struct {
 }
 
 // IssuerEvent is the normalized event the row was recorded from.
-func (e LedgerEvent) IssuerEvent() issuer.Event {
-	return issuer.Event{
-		ID: e.IssuerEventID, Issuer: e.Issuer, Kind: issuer.EventKind(e.Kind), CardID: e.IssuerCardID,
-		AuthorizationID: e.AuthorizationID, Approved: e.Approved, DeclineReason: issuer.DeclineReason(e.DeclineReason),
+func (e LedgerEvent) IssuerEvent() cardwarden.Event {
+	return cardwarden.Event{
+		ID: e.IssuerEventID, Issuer: e.Issuer, Kind: cardwarden.EventKind(e.Kind), CardID: e.IssuerCardID,
+		AuthorizationID: e.AuthorizationID, Approved: e.Approved, DeclineReason: cardwarden.DeclineReason(e.DeclineReason),
 		RawReason: e.RawReason, AmountMinor: e.AmountMinor, AuthorizedMinor: e.AuthorizedMinor, Currency: e.Currency,
 		MerchantName: e.Merchant, MCC: e.MCC, OccurredAt: e.OccurredAt.UTC(),
 	}

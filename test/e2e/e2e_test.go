@@ -16,6 +16,7 @@ import (
 	srvtemporal "go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/workflows"
@@ -55,7 +56,7 @@ func TestDeclineBurstFreezesCardEndToEnd(t *testing.T) {
 	if c, err := s.adapter.GetCard(ctx, cardID); err != nil || c.Status != issuer.CardPaused {
 		t.Fatalf("card at the simulator: %+v %v", c, err)
 	}
-	if ok, reason := s.purchase(t, cardID, 100); ok || reason != string(issuer.ReasonCardPaused) {
+	if ok, reason := s.purchase(t, cardID, 100); ok || reason != string(cardwarden.ReasonCardPaused) {
 		t.Fatalf("a frozen card approved a purchase: %v %s", ok, reason)
 	}
 	rows, err := s.store.CardEvents(ctx, "sim", cardID, time.Time{})
@@ -258,7 +259,7 @@ func TestSignalStormKeepsHistoryBounded(t *testing.T) {
 // signal sends the i-th 1-cent approved authorization straight to the workflow.
 func signal(t *testing.T, s *stack, agentID, cardID string, i int) {
 	t.Helper()
-	ev := issuer.Event{ID: fmt.Sprintf("evt-%s-%d", agentID, i), Issuer: "sim", Kind: issuer.KindAuthorization, CardID: cardID,
+	ev := cardwarden.Event{ID: fmt.Sprintf("evt-%s-%d", agentID, i), Issuer: "sim", Kind: cardwarden.KindAuthorization, CardID: cardID,
 		AuthorizationID: fmt.Sprintf("auth-%s-%d", agentID, i), Approved: true, AmountMinor: 1, Currency: "USD", OccurredAt: time.Now()}
 	if err := s.c.SignalWorkflow(context.Background(), workflows.WorkflowID(agentID), "", workflows.SignalCardEvent, ev); err != nil {
 		t.Error(err)

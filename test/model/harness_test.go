@@ -32,9 +32,9 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/activities"
 	"github.com/cardwarden/cardwarden/internal/api"
-	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/adapters"
 	"github.com/cardwarden/cardwarden/internal/issuer/sim"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
@@ -279,7 +279,7 @@ type simCard struct {
 }
 
 // simEvents lists the money events on a card as the simulator recorded them.
-func (s *stack) simEvents(ctx context.Context, cardID string) ([]issuer.Event, error) {
+func (s *stack) simEvents(ctx context.Context, cardID string) ([]cardwarden.Event, error) {
 	return s.adapter.ListAuthorizations(ctx, cardID, time.Time{})
 }
 

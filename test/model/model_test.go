@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
 	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
@@ -731,7 +731,7 @@ func (r *runner) check() []string {
 }
 
 // issuerRecords reads the agent's cards and their events from the simulator, through faults.
-func (r *runner) issuerRecords(ctx context.Context) ([]simCard, []issuer.Event, error) {
+func (r *runner) issuerRecords(ctx context.Context) ([]simCard, []cardwarden.Event, error) {
 	for {
 		cards, events, err := r.readIssuer(ctx)
 		if err == nil || ctx.Err() != nil {
@@ -741,12 +741,12 @@ func (r *runner) issuerRecords(ctx context.Context) ([]simCard, []issuer.Event, 
 	}
 }
 
-func (r *runner) readIssuer(ctx context.Context) ([]simCard, []issuer.Event, error) {
+func (r *runner) readIssuer(ctx context.Context) ([]simCard, []cardwarden.Event, error) {
 	cards, err := r.s.simCards(ctx, r.agent)
 	if err != nil {
 		return nil, nil, err
 	}
-	var events []issuer.Event
+	var events []cardwarden.Event
 	for _, c := range cards {
 		evs, err := r.s.simEvents(ctx, c.ID)
 		if err != nil {
@@ -754,7 +754,7 @@ func (r *runner) readIssuer(ctx context.Context) ([]simCard, []issuer.Event, err
 		}
 		events = append(events, evs...)
 	}
-	slices.SortStableFunc(events, func(a, b issuer.Event) int { return a.OccurredAt.Compare(b.OccurredAt) })
+	slices.SortStableFunc(events, func(a, b cardwarden.Event) int { return a.OccurredAt.Compare(b.OccurredAt) })
 	return cards, events, nil
 }
 
@@ -787,7 +787,7 @@ func (r *runner) allowance(t time.Time) int64 {
 // checkInvariant checks, for every budget period, that what the issuer approved (net of the
 // period's own reversals) never exceeded the allowance at the moment of each approval, and
 // that a month's approvals never exceeded its cap.
-func (r *runner) checkInvariant(events []issuer.Event) []string {
+func (r *runner) checkInvariant(events []cardwarden.Event) []string {
 	sched, err := workflows.ParseCron(resetCron)
 	if err != nil {
 		return []string{err.Error()}
@@ -804,10 +804,10 @@ func (r *runner) checkInvariant(events []issuer.Event) []string {
 	for _, ev := range events {
 		start := workflows.PrevFire(sched, time.UTC, ev.OccurredAt)
 		switch {
-		case ev.Kind == issuer.KindAuthorization && ev.Approved:
+		case ev.Kind == cardwarden.KindAuthorization && ev.Approved:
 			approvedAt[ev.AuthorizationID] = ev.OccurredAt
 			periods[start] = append(periods[start], step{ev.OccurredAt, ev.AmountMinor, ev.ID})
-		case ev.Kind == issuer.KindReversal:
+		case ev.Kind == cardwarden.KindReversal:
 			if a, ok := approvedAt[ev.AuthorizationID]; ok && workflows.PrevFire(sched, time.UTC, a).Equal(start) {
 				periods[start] = append(periods[start], step{ev.OccurredAt, -ev.AmountMinor, ev.ID})
 			}
@@ -842,7 +842,7 @@ func (r *runner) checkInvariant(events []issuer.Event) []string {
 }
 
 // waitLedger waits until every event the issuer recorded is in the ledger and signalled.
-func (r *runner) waitLedger(ctx context.Context, events []issuer.Event) error {
+func (r *runner) waitLedger(ctx context.Context, events []cardwarden.Event) error {
 	for _, ev := range events {
 		for {
 			e, err := r.s.st.GetEvent(ctx, "sim", ev.ID)
@@ -860,22 +860,22 @@ func (r *runner) waitLedger(ctx context.Context, events []issuer.Event) error {
 
 // overspendEvents are the events no limit could stop, by the simulator's records: captures
 // above what was still authorized, and force-posts.
-func overspendEvents(events []issuer.Event) []issuer.Event {
+func overspendEvents(events []cardwarden.Event) []cardwarden.Event {
 	held := map[string]int64{}
-	var out []issuer.Event
+	var out []cardwarden.Event
 	for _, ev := range events {
 		switch ev.Kind {
-		case issuer.KindAuthorization:
+		case cardwarden.KindAuthorization:
 			if ev.Approved {
 				held[ev.AuthorizationID] += ev.AmountMinor
 			}
-		case issuer.KindReversal:
+		case cardwarden.KindReversal:
 			held[ev.AuthorizationID] -= ev.AmountMinor
-		case issuer.KindCapture:
+		case cardwarden.KindCapture:
 			if ev.AmountMinor > held[ev.AuthorizationID] {
 				out = append(out, ev)
 			}
-		case issuer.KindForceCapture:
+		case cardwarden.KindForceCapture:
 			out = append(out, ev)
 		}
 	}
@@ -883,7 +883,7 @@ func overspendEvents(events []issuer.Event) []issuer.Event {
 }
 
 // checkAlerts checks that every overspend was alerted, by event.
-func (r *runner) checkAlerts(ctx context.Context, events []issuer.Event) []string {
+func (r *runner) checkAlerts(ctx context.Context, events []cardwarden.Event) []string {
 	want := overspendEvents(events)
 	var missing []string
 	for {
@@ -914,7 +914,7 @@ func (r *runner) checkAlerts(ctx context.Context, events []issuer.Event) []strin
 
 // checkAgreement checks that the workflow, the ledger and the simulator agree to the cent:
 // each card's usage, the period's and the month's spend, and each day's spend in the ledger.
-func (r *runner) checkAgreement(ctx context.Context, cards []simCard, events []issuer.Event) []string {
+func (r *runner) checkAgreement(ctx context.Context, cards []simCard, events []cardwarden.Event) []string {
 	records := spend.Fold(events)
 	sched, err := workflows.ParseCron(resetCron)
 	if err != nil {

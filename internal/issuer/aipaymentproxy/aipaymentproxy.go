@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/issuerhttp"
 )
@@ -333,12 +334,12 @@ func (a *Adapter) CloseCard(ctx context.Context, cardID string) (issuer.Card, er
 	return c, nil
 }
 
-func (a *Adapter) ListAuthorizations(context.Context, string, time.Time) ([]issuer.Event, error) {
+func (a *Adapter) ListAuthorizations(context.Context, string, time.Time) ([]cardwarden.Event, error) {
 	return nil, notSupported("list_authorizations", "list transactions (the API has no such endpoint)")
 }
 
 // VerifyWebhook is not supported: the API documents no webhook signature, and accepting
 // unsigned events would let anyone move an agent's budget.
-func (a *Adapter) VerifyWebhook(http.Header, []byte, time.Time) ([]issuer.Event, error) {
+func (a *Adapter) VerifyWebhook(http.Header, []byte, time.Time) ([]cardwarden.Event, error) {
 	return nil, notSupported("verify_webhook", "sign webhooks (none are documented)")
 }

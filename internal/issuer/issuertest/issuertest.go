@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 )
 
@@ -383,7 +384,7 @@ func testListAuthorizations(t *testing.T, h Harness) {
 		if e.CardID != c.ID {
 			t.Fatalf("event for another card: %+v", e)
 		}
-		if e.Kind == issuer.KindAuthorization && e.Approved && e.AmountMinor == 1234 {
+		if e.Kind == cardwarden.KindAuthorization && e.Approved && e.AmountMinor == 1234 {
 			found = true
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/issuerhttp"
 	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
@@ -209,9 +210,9 @@ func (a *Adapter) CloseCard(ctx context.Context, cardID string) (issuer.Card, er
 	return a.mutate(ctx, "close_card", cardID, "/close", map[string]any{})
 }
 
-func (a *Adapter) ListAuthorizations(ctx context.Context, cardID string, since time.Time) ([]issuer.Event, error) {
+func (a *Adapter) ListAuthorizations(ctx context.Context, cardID string, since time.Time) ([]cardwarden.Event, error) {
 	const op = "list_authorizations"
-	var out []issuer.Event
+	var out []cardwarden.Event
 	after := ""
 	for {
 		q := url.Values{"limit": {"1000"}}
@@ -247,7 +248,7 @@ func (a *Adapter) ListAuthorizations(ctx context.Context, cardID string, since t
 // VerifyWebhook checks a Standard Webhooks signature (5-minute tolerance both ways, constant
 // time) and parses the delivered event. Card lifecycle events verify but yield no money
 // events.
-func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) ([]issuer.Event, error) {
+func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) ([]cardwarden.Event, error) {
 	const op = "verify_webhook"
 	if a.webhookKey == nil {
 		return nil, &issuer.Error{Kind: issuer.KindUnauthorized, Op: op, Message: "no webhook secret configured for the sim issuer"}
@@ -268,9 +269,9 @@ func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) 
 		return nil, &issuer.Error{Kind: issuer.KindInvalid, Op: op, Message: "malformed event", Err: err}
 	}
 	if !ok {
-		return []issuer.Event{}, nil
+		return []cardwarden.Event{}, nil
 	}
-	return []issuer.Event{ev}, nil
+	return []cardwarden.Event{ev}, nil
 }
 
 type eventWire struct {
@@ -294,30 +295,30 @@ type moneyWire struct {
 	MCC             string `json:"mcc"`
 }
 
-var kinds = map[string]issuer.EventKind{
-	"authorization.created": issuer.KindAuthorization,
-	"capture.created":       issuer.KindCapture,
-	"force_capture.created": issuer.KindForceCapture,
-	"refund.created":        issuer.KindRefund,
-	"reversal.created":      issuer.KindReversal,
+var kinds = map[string]cardwarden.EventKind{
+	"authorization.created": cardwarden.KindAuthorization,
+	"capture.created":       cardwarden.KindCapture,
+	"force_capture.created": cardwarden.KindForceCapture,
+	"refund.created":        cardwarden.KindRefund,
+	"reversal.created":      cardwarden.KindReversal,
 }
 
 // event converts a money event; ok is false for event types that carry no money.
-func (w eventWire) event() (issuer.Event, bool, error) {
+func (w eventWire) event() (cardwarden.Event, bool, error) {
 	kind, ok := kinds[w.Type]
 	if !ok {
-		return issuer.Event{}, false, nil
+		return cardwarden.Event{}, false, nil
 	}
 	var m moneyWire
 	if err := json.Unmarshal(w.Data, &m); err != nil {
-		return issuer.Event{}, false, fmt.Errorf("event %s: %w", w.ID, err)
+		return cardwarden.Event{}, false, fmt.Errorf("event %s: %w", w.ID, err)
 	}
-	ev := issuer.Event{
+	ev := cardwarden.Event{
 		ID: w.ID, Issuer: Name, Kind: kind, CardID: m.CardID, AuthorizationID: m.AuthorizationID,
 		Approved: m.Approved, AmountMinor: m.AmountMinor, Currency: strings.ToUpper(m.Currency),
 		MerchantName: m.Merchant, MCC: m.MCC, OccurredAt: w.CreatedAt,
 	}
-	if kind == issuer.KindCapture {
+	if kind == cardwarden.KindCapture {
 		ev.AuthorizedMinor = m.AuthorizedMinor
 	}
 	if ev.CardID == "" {
@@ -330,11 +331,11 @@ func (w eventWire) event() (issuer.Event, bool, error) {
 	return ev, true, nil
 }
 
-func normalizeReason(raw string) issuer.DeclineReason {
-	switch r := issuer.DeclineReason(raw); r {
-	case issuer.ReasonSpendingLimit, issuer.ReasonCardPaused, issuer.ReasonCardClosed, issuer.ReasonCardExpired,
-		issuer.ReasonMerchantBlocked, issuer.ReasonSuspectedFraud:
+func normalizeReason(raw string) cardwarden.DeclineReason {
+	switch r := cardwarden.DeclineReason(raw); r {
+	case cardwarden.ReasonSpendingLimit, cardwarden.ReasonCardPaused, cardwarden.ReasonCardClosed, cardwarden.ReasonCardExpired,
+		cardwarden.ReasonMerchantBlocked, cardwarden.ReasonSuspectedFraud:
 		return r
 	}
-	return issuer.ReasonOther
+	return cardwarden.ReasonOther
 }

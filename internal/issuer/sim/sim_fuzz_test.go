@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/sim"
 	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
@@ -89,14 +90,14 @@ func FuzzVerifyWebhook(f *testing.F) {
 				t.Fatalf("event %+v does not belong to delivery %q", ev, id)
 			}
 			switch ev.Kind {
-			case issuer.KindAuthorization, issuer.KindCapture, issuer.KindForceCapture, issuer.KindRefund, issuer.KindReversal:
+			case cardwarden.KindAuthorization, cardwarden.KindCapture, cardwarden.KindForceCapture, cardwarden.KindRefund, cardwarden.KindReversal:
 			default:
 				t.Fatalf("unknown kind in %+v", ev)
 			}
 			if ev.Currency != strings.ToUpper(ev.Currency) {
 				t.Fatalf("currency not normalized: %+v", ev)
 			}
-			if !ev.Approved && ev.Kind == issuer.KindAuthorization && ev.DeclineReason == "" {
+			if !ev.Approved && ev.Kind == cardwarden.KindAuthorization && ev.DeclineReason == "" {
 				t.Fatalf("declined authorization without a normalized reason: %+v", ev)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/issuertest"
 	"github.com/cardwarden/cardwarden/internal/issuer/sim"
@@ -115,7 +116,7 @@ func TestContract(t *testing.T) {
 func TestWebhooksEndToEnd(t *testing.T) {
 	var mu sync.Mutex
 	attempts := map[string]int{}
-	got := map[string]issuer.Event{}
+	got := map[string]cardwarden.Event{}
 	var a *sim.Adapter
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -165,13 +166,13 @@ func TestWebhooksEndToEnd(t *testing.T) {
 			t.Errorf("event %s: %d attempts, want 3", id, n)
 		}
 	}
-	if e := got[okID]; e.Kind != issuer.KindAuthorization || !e.Approved || e.AmountMinor != 800 || e.CardID != c.ID || e.MCC != "5734" || e.MerchantName != "ACME" || e.Currency != "USD" {
+	if e := got[okID]; e.Kind != cardwarden.KindAuthorization || !e.Approved || e.AmountMinor != 800 || e.CardID != c.ID || e.MCC != "5734" || e.MerchantName != "ACME" || e.Currency != "USD" {
 		t.Errorf("approved event: %+v", e)
 	}
-	if e := got[declinedID]; e.Approved || e.DeclineReason != issuer.ReasonSpendingLimit || e.RawReason != "spending_limit" {
+	if e := got[declinedID]; e.Approved || e.DeclineReason != cardwarden.ReasonSpendingLimit || e.RawReason != "spending_limit" {
 		t.Errorf("declined event: %+v", e)
 	}
-	if e := got[pausedID]; e.DeclineReason != issuer.ReasonCardPaused {
+	if e := got[pausedID]; e.DeclineReason != cardwarden.ReasonCardPaused {
 		t.Errorf("paused event: %+v", e)
 	}
 	if len(got) != 3 {

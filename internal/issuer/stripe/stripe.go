@@ -29,6 +29,7 @@ import (
 	stripego "github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/issuerhttp"
 )
@@ -460,9 +461,9 @@ func (a *Adapter) CloseCard(ctx context.Context, cardID string) (issuer.Card, er
 
 // ListAuthorizations lists the card's authorizations and transactions created at or after
 // since, oldest first.
-func (a *Adapter) ListAuthorizations(ctx context.Context, cardID string, since time.Time) ([]issuer.Event, error) {
+func (a *Adapter) ListAuthorizations(ctx context.Context, cardID string, since time.Time) ([]cardwarden.Event, error) {
 	const op = "list_authorizations"
-	var out []issuer.Event
+	var out []cardwarden.Event
 	ap := &stripego.IssuingAuthorizationListParams{Card: stripego.String(cardID)}
 	tp := &stripego.IssuingTransactionListParams{Card: stripego.String(cardID)}
 	if !since.IsZero() {
@@ -516,10 +517,10 @@ func merchant(m *stripego.IssuingAuthorizationMerchantData) (string, string) {
 
 // authorizationEvent normalizes an authorization. A declined authorization's amount is 0 at
 // Stripe; what was asked for is in its last request_history entry.
-func authorizationEvent(au *stripego.IssuingAuthorization) issuer.Event {
+func authorizationEvent(au *stripego.IssuingAuthorization) cardwarden.Event {
 	name, mcc := merchant(au.MerchantData)
-	ev := issuer.Event{
-		ID: au.ID, Issuer: Name, Kind: issuer.KindAuthorization, CardID: cardIDOf(au.Card), AuthorizationID: au.ID,
+	ev := cardwarden.Event{
+		ID: au.ID, Issuer: Name, Kind: cardwarden.KindAuthorization, CardID: cardIDOf(au.Card), AuthorizationID: au.ID,
 		Approved: au.Approved, AmountMinor: au.Amount, Currency: strings.ToUpper(string(au.Currency)),
 		MerchantName: name, MCC: mcc, OccurredAt: time.Unix(au.Created, 0).UTC(),
 	}
@@ -534,41 +535,41 @@ func authorizationEvent(au *stripego.IssuingAuthorization) issuer.Event {
 		}
 	}
 	if !au.Approved && ev.DeclineReason == "" {
-		ev.DeclineReason = issuer.ReasonOther
+		ev.DeclineReason = cardwarden.ReasonOther
 	}
 	return ev
 }
 
 // normalizeReason maps Stripe's request_history reasons. spending_controls covers amount
 // limits and category blocks alike; amount limits are the ones cardwarden sets.
-func normalizeReason(r stripego.IssuingAuthorizationRequestHistoryReason) issuer.DeclineReason {
+func normalizeReason(r stripego.IssuingAuthorizationRequestHistoryReason) cardwarden.DeclineReason {
 	switch r {
 	case stripego.IssuingAuthorizationRequestHistoryReasonSpendingControls, "insufficient_funds":
-		return issuer.ReasonSpendingLimit
+		return cardwarden.ReasonSpendingLimit
 	case stripego.IssuingAuthorizationRequestHistoryReasonCardInactive:
-		return issuer.ReasonCardPaused
+		return cardwarden.ReasonCardPaused
 	case stripego.IssuingAuthorizationRequestHistoryReasonCardCanceled:
-		return issuer.ReasonCardClosed
+		return cardwarden.ReasonCardClosed
 	case "card_expired":
-		return issuer.ReasonCardExpired
+		return cardwarden.ReasonCardExpired
 	case stripego.IssuingAuthorizationRequestHistoryReasonSuspectedFraud:
-		return issuer.ReasonSuspectedFraud
+		return cardwarden.ReasonSuspectedFraud
 	case stripego.IssuingAuthorizationRequestHistoryReasonNotAllowed:
-		return issuer.ReasonMerchantBlocked
+		return cardwarden.ReasonMerchantBlocked
 	}
-	return issuer.ReasonOther
+	return cardwarden.ReasonOther
 }
 
 // transactionEvent normalizes a transaction: a capture without an authorization is a
 // force-post. Stripe signs amounts from the balance's view (captures negative); ours are
 // magnitudes.
-func transactionEvent(t *stripego.IssuingTransaction) issuer.Event {
+func transactionEvent(t *stripego.IssuingTransaction) cardwarden.Event {
 	name, mcc := merchant(t.MerchantData)
 	amt := t.Amount
 	if amt < 0 {
 		amt = -amt
 	}
-	ev := issuer.Event{
+	ev := cardwarden.Event{
 		ID: t.ID, Issuer: Name, CardID: cardIDOf(t.Card), Approved: true, AmountMinor: amt,
 		Currency: strings.ToUpper(string(t.Currency)), MerchantName: name, MCC: mcc, OccurredAt: time.Unix(t.Created, 0).UTC(),
 	}
@@ -577,11 +578,11 @@ func transactionEvent(t *stripego.IssuingTransaction) issuer.Event {
 	}
 	switch {
 	case t.Type == stripego.IssuingTransactionTypeRefund:
-		ev.Kind = issuer.KindRefund
+		ev.Kind = cardwarden.KindRefund
 	case t.Authorization == nil || t.Authorization.ID == "":
-		ev.Kind = issuer.KindForceCapture
+		ev.Kind = cardwarden.KindForceCapture
 	default:
-		ev.Kind = issuer.KindCapture
+		ev.Kind = cardwarden.KindCapture
 	}
 	return ev
 }
@@ -590,7 +591,7 @@ func transactionEvent(t *stripego.IssuingTransaction) issuer.Event {
 // rejects timestamps more than 5 minutes from now in either direction, and converts
 // issuing_authorization.created/updated and issuing_transaction.created events. Other event
 // types verify and yield no events.
-func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) ([]issuer.Event, error) {
+func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) ([]cardwarden.Event, error) {
 	const op = "verify_webhook"
 	unauthorized := func(msg string) error { return &issuer.Error{Kind: issuer.KindUnauthorized, Op: op, Message: msg} }
 	if a.cfg.WebhookSecret == "" {
@@ -626,7 +627,7 @@ func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) 
 		return nil, &issuer.Error{Kind: issuer.KindInvalid, Op: op, Message: "body is not a Stripe event"}
 	}
 	if evt.Data == nil {
-		return []issuer.Event{}, nil
+		return []cardwarden.Event{}, nil
 	}
 	switch evt.Type {
 	case "issuing_authorization.created":
@@ -634,40 +635,40 @@ func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) 
 		if err := json.Unmarshal(evt.Data.Raw, &au); err != nil {
 			return nil, &issuer.Error{Kind: issuer.KindInvalid, Op: op, Message: "malformed issuing_authorization"}
 		}
-		return []issuer.Event{authorizationEvent(&au)}, nil
+		return []cardwarden.Event{authorizationEvent(&au)}, nil
 	case "issuing_authorization.updated":
 		var au stripego.IssuingAuthorization
 		if err := json.Unmarshal(evt.Data.Raw, &au); err != nil {
 			return nil, &issuer.Error{Kind: issuer.KindInvalid, Op: op, Message: "malformed issuing_authorization"}
 		}
 		if ev, ok := reversalEvent(evt, &au); ok {
-			return []issuer.Event{ev}, nil
+			return []cardwarden.Event{ev}, nil
 		}
-		return []issuer.Event{}, nil
+		return []cardwarden.Event{}, nil
 	case "issuing_transaction.created":
 		var t stripego.IssuingTransaction
 		if err := json.Unmarshal(evt.Data.Raw, &t); err != nil {
 			return nil, &issuer.Error{Kind: issuer.KindInvalid, Op: op, Message: "malformed issuing_transaction"}
 		}
-		return []issuer.Event{transactionEvent(&t)}, nil
+		return []cardwarden.Event{transactionEvent(&t)}, nil
 	}
-	return []issuer.Event{}, nil
+	return []cardwarden.Event{}, nil
 }
 
 // reversalEvent recognises a hold released without a capture: the authorization's amount
 // went down while it stayed pending or became reversed. Its ID is the Stripe event's, since
 // one authorization can be partially reversed several times.
-func reversalEvent(evt stripego.Event, au *stripego.IssuingAuthorization) (issuer.Event, bool) {
+func reversalEvent(evt stripego.Event, au *stripego.IssuingAuthorization) (cardwarden.Event, bool) {
 	if au.Status != stripego.IssuingAuthorizationStatusReversed && au.Status != stripego.IssuingAuthorizationStatusPending {
-		return issuer.Event{}, false
+		return cardwarden.Event{}, false
 	}
 	prev, ok := evt.Data.PreviousAttributes["amount"].(float64)
 	if !ok || int64(prev) <= au.Amount {
-		return issuer.Event{}, false
+		return cardwarden.Event{}, false
 	}
 	name, mcc := merchant(au.MerchantData)
-	return issuer.Event{
-		ID: evt.ID, Issuer: Name, Kind: issuer.KindReversal, CardID: cardIDOf(au.Card), AuthorizationID: au.ID,
+	return cardwarden.Event{
+		ID: evt.ID, Issuer: Name, Kind: cardwarden.KindReversal, CardID: cardIDOf(au.Card), AuthorizationID: au.ID,
 		Approved: true, AmountMinor: int64(prev) - au.Amount, Currency: strings.ToUpper(string(au.Currency)),
 		MerchantName: name, MCC: mcc, OccurredAt: time.Unix(evt.Created, 0).UTC(),
 	}, true

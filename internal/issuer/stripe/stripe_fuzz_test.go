@@ -11,6 +11,7 @@ import (
 
 	"github.com/stripe/stripe-go/v82/webhook"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/stripe"
 )
@@ -80,19 +81,19 @@ func FuzzVerifyWebhook(f *testing.F) {
 				t.Fatalf("event from issuer %q", ev.Issuer)
 			}
 			switch ev.Kind {
-			case issuer.KindAuthorization, issuer.KindCapture, issuer.KindForceCapture, issuer.KindRefund, issuer.KindReversal:
+			case cardwarden.KindAuthorization, cardwarden.KindCapture, cardwarden.KindForceCapture, cardwarden.KindRefund, cardwarden.KindReversal:
 			default:
 				t.Fatalf("unknown kind in %+v", ev)
 			}
 			if ev.Currency != strings.ToUpper(ev.Currency) {
 				t.Fatalf("currency not normalized: %+v", ev)
 			}
-			if ev.Kind == issuer.KindAuthorization && !ev.Approved && ev.DeclineReason == "" {
+			if ev.Kind == cardwarden.KindAuthorization && !ev.Approved && ev.DeclineReason == "" {
 				t.Fatalf("declined authorization without a normalized reason: %+v", ev)
 			}
 			// Transactions are magnitudes (Stripe signs captures negative). math.MinInt64 has no
 			// magnitude in an int64 and comes out negative; no genuine Stripe amount is near it.
-			if (ev.Kind == issuer.KindCapture || ev.Kind == issuer.KindForceCapture || ev.Kind == issuer.KindRefund) &&
+			if (ev.Kind == cardwarden.KindCapture || ev.Kind == cardwarden.KindForceCapture || ev.Kind == cardwarden.KindRefund) &&
 				ev.AmountMinor < 0 && ev.AmountMinor != math.MinInt64 {
 				t.Fatalf("transaction amount not a magnitude: %+v", ev)
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stripe/stripe-go/v82/webhook"
 
+	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/issuertest"
 	"github.com/cardwarden/cardwarden/internal/issuer/stripe"
@@ -302,7 +303,7 @@ func TestErrorMapping(t *testing.T) {
 func TestWebhookEvents(t *testing.T) {
 	a := newAdapter(t, "http://127.0.0.1:1")
 	now := time.Now()
-	check := func(h http.Header, body []byte) issuer.Event {
+	check := func(h http.Header, body []byte) cardwarden.Event {
 		t.Helper()
 		evs, err := a.VerifyWebhook(h, body, now)
 		if err != nil || len(evs) != 1 {
@@ -311,32 +312,32 @@ func TestWebhookEvents(t *testing.T) {
 		return evs[0]
 	}
 	e := check(signedEvent(t, "evt_1", "issuing_authorization.created", authorizationObject("ic_9", false, 0, "spending_controls"), nil, now))
-	if e.ID != "iauth_test1" || e.Approved || e.DeclineReason != issuer.ReasonSpendingLimit || e.RawReason != "spending_controls" ||
+	if e.ID != "iauth_test1" || e.Approved || e.DeclineReason != cardwarden.ReasonSpendingLimit || e.RawReason != "spending_controls" ||
 		e.AmountMinor != 1500 || e.CardID != "ic_9" || e.MCC != "5734" || e.MerchantName != "ACME" || e.Currency != "USD" {
 		t.Fatalf("declined authorization: %+v", e)
 	}
 	e = check(signedEvent(t, "evt_2", "issuing_authorization.created", authorizationObject("ic_9", false, 0, "some_new_reason"), nil, now))
-	if e.DeclineReason != issuer.ReasonOther || e.RawReason != "some_new_reason" {
+	if e.DeclineReason != cardwarden.ReasonOther || e.RawReason != "some_new_reason" {
 		t.Fatalf("unknown reason: %+v", e)
 	}
 	rev := authorizationObject("ic_9", true, 0, "webhook_approved")
 	rev["status"] = "reversed"
 	e = check(signedEvent(t, "evt_3", "issuing_authorization.updated", rev, map[string]any{"amount": 1500, "status": "pending"}, now))
-	if e.Kind != issuer.KindReversal || e.AmountMinor != 1500 || e.ID != "evt_3" {
+	if e.Kind != cardwarden.KindReversal || e.AmountMinor != 1500 || e.ID != "evt_3" {
 		t.Fatalf("reversal: %+v", e)
 	}
 	txn := map[string]any{"id": "ipi_1", "object": "issuing.transaction", "type": "capture", "amount": -2000, "currency": "usd",
 		"created": now.Unix(), "card": "ic_9", "authorization": nil, "merchant_data": map[string]any{"name": "Airline", "category_code": "4511"}}
 	e = check(signedEvent(t, "evt_4", "issuing_transaction.created", txn, nil, now))
-	if e.Kind != issuer.KindForceCapture || e.AmountMinor != 2000 || e.ID != "ipi_1" || e.CardID != "ic_9" {
+	if e.Kind != cardwarden.KindForceCapture || e.AmountMinor != 2000 || e.ID != "ipi_1" || e.CardID != "ic_9" {
 		t.Fatalf("force capture: %+v", e)
 	}
 	txn["authorization"] = "iauth_test1"
-	if e = check(signedEvent(t, "evt_5", "issuing_transaction.created", txn, nil, now)); e.Kind != issuer.KindCapture || e.AuthorizationID != "iauth_test1" {
+	if e = check(signedEvent(t, "evt_5", "issuing_transaction.created", txn, nil, now)); e.Kind != cardwarden.KindCapture || e.AuthorizationID != "iauth_test1" {
 		t.Fatalf("capture: %+v", e)
 	}
 	txn["type"], txn["amount"] = "refund", 500
-	if e = check(signedEvent(t, "evt_6", "issuing_transaction.created", txn, nil, now)); e.Kind != issuer.KindRefund || e.AmountMinor != 500 {
+	if e = check(signedEvent(t, "evt_6", "issuing_transaction.created", txn, nil, now)); e.Kind != cardwarden.KindRefund || e.AmountMinor != 500 {
 		t.Fatalf("refund: %+v", e)
 	}
 	h, body := signedEvent(t, "evt_7", "issuing_card.updated", map[string]any{"id": "ic_9", "object": "issuing.card"}, nil, now)
