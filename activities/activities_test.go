@@ -23,6 +23,7 @@ import (
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/sim"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
+	"github.com/cardwarden/cardwarden/internal/ledger"
 	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/testdb"
@@ -110,6 +111,14 @@ func issueInput(gen int) workflows.IssueCardInput {
 		AgentID: "demo", Issuer: "sim", Label: "demo", Currency: "USD", Generation: gen,
 		IdempotencyKey: workflows.IdempotencyKey("agent/demo", gen), DailyLimitMinor: 2500, Reason: "initial",
 		Limits: []issuer.SpendLimit{{AmountMinor: 2500, Interval: issuer.AllTime}},
+	}
+}
+
+// record writes an event to the ledger as the webhook path does.
+func (w *world) record(t *testing.T, ev cardwarden.Event) {
+	t.Helper()
+	if _, err := (&ledger.Ledger{Store: w.store}).Record(context.Background(), ev, store.SourceWebhook); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -248,56 +257,6 @@ func TestCardActionsReachIssuerAndStore(t *testing.T) {
 	})
 }
 
-func TestRecordEventLedgerAndSpendInAgentZone(t *testing.T) {
-	testdb.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
-		w := newWorld(t, st)
-		w.agent(t, `{"agent_id":"demo","daily_limit_usd":25,"timezone":"America/New_York"}`)
-		card := w.issue(t, 1)
-		at := time.Date(2027, 1, 5, 3, 0, 0, 0, time.UTC) // 4 January, 22:00 in New York
-		ev := cardwarden.Event{ID: "evt_1", Issuer: "sim", Kind: cardwarden.KindAuthorization, CardID: card.ID, AuthorizationID: "auth_1",
-			Approved: true, AmountMinor: 1000, Currency: "USD", OccurredAt: at}
-		record := func(ev cardwarden.Event) workflows.RecordEventResult {
-			var r workflows.RecordEventResult
-			if err := w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{Event: ev}, &r); err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-		if r := record(ev); !r.New || r.AgentID != "demo" || r.Orphaned {
-			t.Fatalf("first delivery: %+v", r)
-		}
-		if r := record(ev); r.New {
-			t.Fatalf("duplicate stored twice: %+v", r)
-		}
-		capture := ev
-		capture.ID, capture.Kind, capture.AmountMinor = "evt_2", cardwarden.KindCapture, 1200
-		record(capture)
-		declined := ev
-		declined.ID, declined.AuthorizationID, declined.Approved, declined.DeclineReason = "evt_3", "auth_3", false, cardwarden.ReasonSpendingLimit
-		record(declined)
-		days, err := st.SpendSeries(ctx, "demo", "2027-01-01", "2027-01-31")
-		if err != nil || len(days) != 1 {
-			t.Fatalf("spend: %+v %v", days, err)
-		}
-		if d := days[0]; d.Day != "2027-01-04" || d.SpentMinor != 1200 || d.OverspendMinor != 200 || d.Declines != 1 {
-			t.Fatalf("spend day: %+v", d)
-		}
-		orphan := ev
-		orphan.ID, orphan.CardID = "evt_4", "card_unknown"
-		if r := record(orphan); !r.Orphaned || r.AgentID != "" || !r.New {
-			t.Fatalf("orphan: %+v", r)
-		}
-		if n, _ := st.CountEvents(ctx); n != 4 {
-			t.Fatalf("ledger rows: %d", n)
-		}
-		err = w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{Event: cardwarden.Event{Issuer: "sim"}}, nil)
-		if e := appError(t, err); !e.NonRetryable() {
-			t.Fatalf("event without id: %v", err)
-		}
-	})
-}
-
 func TestReconcileFindsMissedEventsAndDifferences(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
@@ -324,11 +283,8 @@ func TestReconcileFindsMissedEventsAndDifferences(t *testing.T) {
 		// and never the third.
 		wrong := events[1]
 		wrong.AmountMinor = 7
-		for _, ev := range []cardwarden.Event{events[0], wrong} {
-			if err := w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{Event: ev}, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
+		w.record(t, events[0])
+		w.record(t, wrong)
 		in := workflows.ReconcileInput{AgentID: "demo", Issuer: "sim", Timezone: "UTC", CardIDs: []string{card.ID}, Since: since}
 		var res workflows.ReconcileResult
 		if err := w.exec(t, w.acts.Reconcile, in, &res); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/ledger"
 	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/workflows"
@@ -98,7 +99,7 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 				}
 			}
 			if !ok {
-				r, err := a.recordEvent(ctx, ev, store.SourceReconcile)
+				r, err := a.ledger().Record(ctx, ev, store.SourceReconcile)
 				if err != nil {
 					return res, err
 				}
@@ -148,6 +149,9 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 	}
 	return res, nil
 }
+
+// ledger records what reconciliation finds the way the webhook path records what it receives.
+func (a *Activities) ledger() *ledger.Ledger { return &ledger.Ledger{Store: a.Store} }
 
 // recentlyClosedFor is how long after closing a card is still reconciled.
 const recentlyClosedFor = 8 * 24 * time.Hour

@@ -1,35 +1,23 @@
 package starter
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/cardwarden/cardwarden/activities"
+	"github.com/cardwarden/cardwarden/internal/ledger"
 	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/vault"
-	"github.com/cardwarden/cardwarden/workflows"
 )
-
-// EventRecorder writes one issuer event to the ledger, idempotently on the issuer's event id,
-// and says which agent owns it. *activities.Activities is one; Client uses it over Store when
-// no recorder is given, so the webhook path and the workflow's reconciliation record events
-// with the same code.
-type EventRecorder interface {
-	RecordEvent(ctx context.Context, in workflows.RecordEventInput) (workflows.RecordEventResult, error)
-}
 
 // Options configure a Client. Only the Temporal client is required; the store enables tokens and
 // ReportEvent.
 type Options struct {
 	// Store is the application database: agents' token hashes and the event ledger.
 	Store *store.Store
-	// Recorder writes events to the ledger; activities.Activities over Store when nil.
-	Recorder EventRecorder
 	// DataConverter must be the Temporal client's own (it decodes the schedule's arguments);
 	// the SDK default when nil.
 	DataConverter converter.DataConverter
@@ -58,7 +46,7 @@ type Options struct {
 type Client struct {
 	tc       client.Client
 	store    *store.Store
-	recorder EventRecorder
+	ledger   *ledger.Ledger
 	dc       converter.DataConverter
 	issuers  []string
 	sigTO    time.Duration
@@ -72,15 +60,15 @@ type Client struct {
 // New wraps a Temporal client.
 func New(tc client.Client, opts Options) *Client {
 	c := &Client{
-		tc: tc, store: opts.Store, recorder: opts.Recorder, dc: opts.DataConverter, issuers: opts.Issuers,
+		tc: tc, store: opts.Store, dc: opts.DataConverter, issuers: opts.Issuers,
 		sigTO: opts.SignalTimeout, stateTO: opts.StateTimeout, log: opts.Logger, now: opts.Now,
 		vault: opts.Vault, outbound: opts.Outbound,
 	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	if c.recorder == nil && c.store != nil {
-		c.recorder = &activities.Activities{Store: c.store, Logger: c.log}
+	if c.store != nil {
+		c.ledger = &ledger.Ledger{Store: c.store}
 	}
 	if c.dc == nil {
 		c.dc = converter.GetDefaultDataConverter()

@@ -36,7 +36,7 @@ type EventResult struct {
 // owns is recorded as orphaned and alerted, and never starts a workflow. When Temporal cannot
 // be reached the error matches ErrUnavailable.
 func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev cardwarden.Event) (EventResult, error) {
-	if c.recorder == nil || c.store == nil {
+	if c.ledger == nil {
 		return EventResult{}, &Error{Kind: ErrNoStore, Op: "report event"}
 	}
 	if issuerName != "" {
@@ -61,7 +61,7 @@ func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev cardward
 		return EventResult{}, invalidRequest("report event", "", errs)
 	}
 	res := EventResult{EventID: ev.ID}
-	rec, err := c.recorder.RecordEvent(ctx, workflows.RecordEventInput{Event: ev, Source: store.SourceWebhook})
+	rec, err := c.ledger.Record(ctx, ev, store.SourceWebhook)
 	if err != nil {
 		return res, fmt.Errorf("report event %s/%s: %w", ev.Issuer, ev.ID, err)
 	}
@@ -82,7 +82,7 @@ func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev cardward
 		}
 		// Recorded before, but the signal never got through (Temporal was down): deliver now.
 		// The workflow ignores an event id it has seen, so this can never count twice.
-		ev = EventFromLedger(stored)
+		ev = stored.IssuerEvent()
 		res.AgentID = stored.AgentID
 	}
 	if err := c.signal(ctx, res.AgentID, ev); err != nil {
@@ -171,7 +171,7 @@ func (c *Client) RedeliverPending(ctx context.Context, grace time.Duration, limi
 	}
 	n := 0
 	for _, le := range pending {
-		if err := c.signal(ctx, le.AgentID, EventFromLedger(le)); err != nil {
+		if err := c.signal(ctx, le.AgentID, le.IssuerEvent()); err != nil {
 			if errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
 				return n, err
 			}
@@ -182,6 +182,3 @@ func (c *Client) RedeliverPending(ctx context.Context, grace time.Duration, limi
 	}
 	return n, nil
 }
-
-// EventFromLedger rebuilds the normalized event a ledger row was recorded from.
-func EventFromLedger(e store.LedgerEvent) cardwarden.Event { return e.IssuerEvent() }

@@ -116,7 +116,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 }
 
 // RegisterMain registers what the workflow queue's worker runs: the workflows, the store
-// activities they run as local activities, alert delivery, and RecordEvent.
+// activities they run as local activities, alert delivery and credential pushes.
 func RegisterMain(r sdkworker.Registry, acts *activities.Activities) {
 	RegisterWorkflows(r)
 	register(r, map[string]any{
@@ -126,7 +126,6 @@ func RegisterMain(r sdkworker.Registry, acts *activities.Activities) {
 		workflows.ActivityAudit:           acts.Audit,
 		workflows.ActivitySendAlert:       acts.SendAlert,
 		workflows.ActivityPushCredentials: acts.PushCredentials,
-		workflows.ActivityRecordEvent:     acts.RecordEvent,
 	})
 }
 

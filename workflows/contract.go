@@ -45,11 +45,6 @@ const (
 	ActivityCloseCard = "CloseCard"
 	// ActivityReconcile (ReconcileInput) (ReconcileResult, error)
 	ActivityReconcile = "Reconcile"
-
-	// ActivityRecordEvent (RecordEventInput) (RecordEventResult, error) writes an issuer event
-	// to the ledger. The webhook receiver calls it before signalling the workflow; the
-	// workflow never does, so a burst of events costs no activity per event.
-	ActivityRecordEvent = "RecordEvent"
 )
 
 // IdempotencyKey is the issuer idempotency key of an agent's card generation: a retried or
@@ -267,19 +262,6 @@ type Mismatch struct {
 	LedgerKind          string `json:"ledger_kind"`
 	IssuerKind          string `json:"issuer_kind"`
 	LedgerDeclineReason string `json:"ledger_decline_reason,omitempty"`
-}
-
-// RecordEventInput is an issuer event to write to the ledger.
-type RecordEventInput struct {
-	Event  cardwarden.Event `json:"event"`
-	Source string           `json:"source"` // store.SourceWebhook or store.SourceReconcile
-}
-
-// RecordEventResult says whether the event was new and whose it is.
-type RecordEventResult struct {
-	New      bool   `json:"new"`
-	AgentID  string `json:"agent_id,omitempty"`
-	Orphaned bool   `json:"orphaned"`
 }
 
 // ApplicationError types of issuer failures, as activities report them.

@@ -143,7 +143,7 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // ObserveEvent counts one issuer event newly recorded in the ledger. Call it only for new
-// events (starter.EventResult.New, RecordEventResult.New): webhooks are delivered at least
+// events (starter.EventResult.New, ledger.Result.New): webhooks are delivered at least
 // once, and a replay must not count twice.
 func (m *Metrics) ObserveEvent(ev cardwarden.Event) {
 	outcome, reason := "approved", ""

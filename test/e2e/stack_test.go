@@ -35,6 +35,7 @@ import (
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuer/sim"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
+	"github.com/cardwarden/cardwarden/internal/ledger"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/internal/vault"
@@ -88,7 +89,7 @@ func newStack(t *testing.T, serverOpts ...temporaltest.TestServerOption) *stack 
 		t.Fatal(err)
 	}
 	acts := &activities.Activities{Issuers: issuer.NewRegistry(adapter), Store: st, Vault: v, Logger: quiet}
-	in.adapter, in.acts = adapter, acts
+	in.adapter = adapter
 
 	w := worker.New(c, acts, worker.Config{
 		IssuerRatePerSecond: 200,
@@ -124,7 +125,6 @@ func registerSearchAttributes(t *testing.T, c client.Client, ns string) {
 type ingress struct {
 	mu      sync.Mutex
 	adapter *sim.Adapter
-	acts    *activities.Activities
 	c       client.Client
 	store   *store.Store
 }
@@ -139,7 +139,7 @@ func (in *ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, ev := range events {
-		res, err := in.acts.RecordEvent(r.Context(), workflows.RecordEventInput{Event: ev, Source: store.SourceWebhook})
+		res, err := (&ledger.Ledger{Store: in.store}).Record(r.Context(), ev, store.SourceWebhook)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return

@@ -1,41 +1,48 @@
-package activities
+// Package ledger records issuer events: each once (the ledger is unique by issuer and event
+// id, so a webhook delivered twice is stored and counted once), with what it changes in its
+// agent's daily spend under package spend's rules, the days counted in the agent's own time
+// zone. The webhook path (starter.ReportEvent) and reconciliation (activities.Reconcile) both
+// record through it, so an event counts the same whichever way it arrives; the dashboard
+// counts an agent's days with the same Location.
+package ledger
 
 import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
-
 	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
-	"github.com/cardwarden/cardwarden/workflows"
+	"github.com/cardwarden/cardwarden/workflows/tzdb"
 )
 
-// RecordEvent writes an issuer event to the ledger and adds its spend to the agent's day (in
-// the agent's time zone), once: the ledger is unique by (issuer, event id), so a webhook
-// delivered twice is stored and counted once. The webhook receiver calls this before it
-// signals the workflow; an event for a card no agent owns is stored as orphaned.
-func (a *Activities) RecordEvent(ctx context.Context, in workflows.RecordEventInput) (workflows.RecordEventResult, error) {
-	ev := in.Event
-	if ev.ID == "" || ev.Issuer == "" || ev.CardID == "" {
-		return workflows.RecordEventResult{}, temporal.NewNonRetryableApplicationError(
-			"record event: id, issuer and card_id are required", workflows.ErrTypeInvalidRequest, nil)
-	}
-	source := in.Source
-	if source == "" {
-		source = store.SourceWebhook
-	}
-	return a.recordEvent(ctx, ev, source)
+// Ledger records events in the application database.
+type Ledger struct {
+	Store *store.Store
 }
 
-func (a *Activities) recordEvent(ctx context.Context, ev cardwarden.Event, source string) (workflows.RecordEventResult, error) {
-	res := workflows.RecordEventResult{}
-	card, err := a.Store.CardByIssuerID(ctx, ev.Issuer, ev.CardID)
+// Result says whether an event was new to the ledger and whose it is.
+type Result struct {
+	New      bool
+	AgentID  string
+	Orphaned bool // no agent owns the card: stored, counted nowhere
+}
+
+// Record writes an issuer event to the ledger and adds its spend to the agent's days, once.
+// source is store.SourceWebhook or store.SourceReconcile; an event reconciliation found is
+// marked signalled at once, because the workflow that reconciles applies it itself. An event
+// for a card no agent owns is stored as orphaned.
+func (l *Ledger) Record(ctx context.Context, ev cardwarden.Event, source string) (Result, error) {
+	var res Result
+	if ev.ID == "" || ev.Issuer == "" || ev.CardID == "" {
+		return res, errors.New("record event: id, issuer and card_id are required")
+	}
+	card, err := l.Store.CardByIssuerID(ctx, ev.Issuer, ev.CardID)
 	switch {
 	case store.IsNotFound(err):
 		res.Orphaned = true
@@ -54,14 +61,13 @@ func (a *Activities) recordEvent(ctx context.Context, ev cardwarden.Event, sourc
 		Merchant: ev.MerchantName, MCC: ev.MCC, Source: source, Orphaned: res.Orphaned, OccurredAt: ev.OccurredAt,
 	}
 	if source == store.SourceReconcile {
-		// The workflow that reconciles applies what it finds itself: nothing to redeliver.
 		row.SignalledAt = sql.NullTime{Time: time.Now().UTC(), Valid: true}
 	}
 	var loc *time.Location
 	if !res.Orphaned {
-		loc = a.agentLocation(ctx, res.AgentID)
+		loc = l.agentLocation(ctx, res.AgentID)
 	}
-	res.New, err = a.Store.RecordEvent(ctx, row, func(prior []store.LedgerEvent) ([]store.SpendDelta, error) {
+	res.New, err = l.Store.RecordEvent(ctx, row, func(prior []store.LedgerEvent) ([]store.SpendDelta, error) {
 		if res.Orphaned {
 			return nil, nil
 		}
@@ -87,7 +93,7 @@ func DaySpend(agentID string, loc *time.Location, ev cardwarden.Event, prior []s
 	fb, fa := spend.Fold(before), spend.Fold(after)
 	var days []string
 	for _, e := range after {
-		if d := e.OccurredAt.In(loc).Format(time.DateOnly); !slices.Contains(days, d) {
+		if d := Day(e.OccurredAt, loc); !slices.Contains(days, d) {
 			days = append(days, d)
 		}
 	}
@@ -97,7 +103,7 @@ func DaySpend(agentID string, loc *time.Location, ev cardwarden.Event, prior []s
 		w := dayWindow(day, loc)
 		d := spend.Sum(fa, w).Sub(spend.Sum(fb, w))
 		sd := store.SpendDelta{AgentID: agentID, Day: day, SpentMinor: d.Spent, OverspendMinor: d.Overspend}
-		if day == ev.OccurredAt.In(loc).Format(time.DateOnly) && ev.Kind == cardwarden.KindAuthorization && !ev.Approved {
+		if day == Day(ev.OccurredAt, loc) && ev.Kind == cardwarden.KindAuthorization && !ev.Approved {
 			sd.Declines = 1
 		}
 		if sd.SpentMinor != 0 || sd.OverspendMinor != 0 || sd.Declines != 0 {
@@ -107,27 +113,44 @@ func DaySpend(agentID string, loc *time.Location, ev cardwarden.Event, prior []s
 	return out
 }
 
+// Day is the agent's day (YYYY-MM-DD) that t falls on, in the agent's zone loc: the key of
+// the daily spend rows.
+func Day(t time.Time, loc *time.Location) string { return t.In(loc).Format(time.DateOnly) }
+
 // dayWindow is the local day (YYYY-MM-DD) in loc as a window of instants.
 func dayWindow(day string, loc *time.Location) spend.Window {
 	d, _ := time.ParseInLocation(time.DateOnly, day, loc)
 	return spend.Window{Start: d, End: time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc)}
 }
 
-// agentLocation is the agent's policy time zone, UTC when it cannot be read.
-func (a *Activities) agentLocation(ctx context.Context, agentID string) *time.Location {
-	ag, err := a.Store.GetAgent(ctx, agentID)
-	if err != nil {
-		return time.UTC
-	}
-	var p struct {
-		Timezone string `json:"timezone"`
-	}
-	if json.Unmarshal([]byte(ag.Policy), &p) != nil {
-		return time.UTC
-	}
-	loc, err := workflows.LoadLocation(p.Timezone)
+// Location is the time zone an agent's days are counted in: the policy's IANA zone from the
+// tzdata pinned in the binary (package tzdb, the workflow's own), UTC when it is empty or
+// unknown.
+func Location(timezone string) *time.Location {
+	loc, err := tzdb.LoadLocation(timezone)
 	if err != nil {
 		return time.UTC
 	}
 	return loc
+}
+
+// PolicyTimezone is the timezone of an agent's policy as the store keeps it (JSON), "" when it
+// cannot be read.
+func PolicyTimezone(policy string) string {
+	var p struct {
+		Timezone string `json:"timezone"`
+	}
+	if json.Unmarshal([]byte(policy), &p) != nil {
+		return ""
+	}
+	return p.Timezone
+}
+
+// agentLocation is the agent's zone, UTC when the agent or its policy cannot be read.
+func (l *Ledger) agentLocation(ctx context.Context, agentID string) *time.Location {
+	ag, err := l.Store.GetAgent(ctx, agentID)
+	if err != nil {
+		return time.UTC
+	}
+	return Location(PolicyTimezone(ag.Policy))
 }
