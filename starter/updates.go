@@ -51,6 +51,13 @@ func (c *Client) SetBudget(ctx context.Context, agentID string, req workflows.Bu
 	return c.update(ctx, workflows.UpdateSetBudget, agentID, "", req)
 }
 
+// RotateOnce is Rotate under an update id: Temporal runs an update id once per workflow run and
+// answers a repeat with the first outcome, so a retried call (the fleet rotation's, after a lost
+// response) never rotates twice.
+func (c *Client) RotateOnce(ctx context.Context, agentID, updateID string, req workflows.ReasonRequest) (workflows.StateView, error) {
+	return c.update(ctx, workflows.UpdateRotate, agentID, updateID, req)
+}
+
 type validator interface{ Validate() error }
 
 // update sends one update and waits for its outcome. The payload is validated here first so a

@@ -1,6 +1,8 @@
-// Package worker registers cardwarden's workflows and activities on their task queues and
-// runs them: the workflow queue (workflows and the store activities they run locally) and the
-// issuer queue (issuer activities, rate limited to the issuer's own limit).
+// Package worker registers cardwarden's workflows and activities on their three task queues
+// and runs them: the workflow queue (the AgentCard and FleetRotation workflows, the store
+// activities they run locally, alerts, credential pushes and the fleet's activities), the
+// issuer queue (issuer activities, paced under the issuer's own rate limit) and the urgent
+// issuer queue (the calls that stop a card, so a freeze never waits behind a fleet-wide reset).
 package worker
 
 import (
@@ -14,7 +16,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cardwarden/cardwarden/activities"
-	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
@@ -49,7 +50,7 @@ type Workers struct {
 func New(c client.Client, acts *activities.Activities, cfg Config) *Workers {
 	main := sdkworker.New(c, workflows.TaskQueue, cfg.Main)
 	RegisterMain(main, acts)
-	starter.RegisterFleetRotation(main, starter.New(c, starter.Options{Store: acts.Store, Logger: acts.Logger}))
+	RegisterFleet(main, activities.NewFleet(c, acts.Logger))
 	iss := sdkworker.New(c, workflows.IssuerTaskQueue, IssuerOptions(cfg))
 	RegisterIssuer(iss, acts)
 	urgent := sdkworker.New(c, workflows.IssuerUrgentTaskQueue, UrgentOptions(cfg))
@@ -126,6 +127,16 @@ func RegisterMain(r sdkworker.Registry, acts *activities.Activities) {
 		workflows.ActivityAudit:           acts.Audit,
 		workflows.ActivitySendAlert:       acts.SendAlert,
 		workflows.ActivityPushCredentials: acts.PushCredentials,
+	})
+}
+
+// RegisterFleet registers the FleetRotation workflow and its activities, for the workflow
+// queue's worker.
+func RegisterFleet(r sdkworker.Registry, fleet *activities.Fleet) {
+	r.RegisterWorkflowWithOptions(workflows.FleetRotation, workflow.RegisterOptions{Name: workflows.FleetRotationWorkflowType})
+	register(r, map[string]any{
+		workflows.ActivityListFleet:   fleet.ListFleet,
+		workflows.ActivityRotateAgent: fleet.RotateAgent,
 	})
 }
 

@@ -70,6 +70,13 @@ func TestRegistrationMatchesTheContract(t *testing.T) {
 			t.Errorf("*activities.Activities has no method %s", n)
 		}
 	}
+	// The fleet rotation runs on the workflow queue with its own activities.
+	var fleet recorder
+	worker.RegisterFleet(&fleet, activities.NewFleet(nil, nil))
+	if !slices.Contains(fleet.workflows, workflows.FleetRotationWorkflowType) ||
+		!slices.Contains(fleet.activities, workflows.ActivityListFleet) || !slices.Contains(fleet.activities, workflows.ActivityRotateAgent) {
+		t.Errorf("fleet rotation registered as workflows %v, activities %v", fleet.workflows, fleet.activities)
+	}
 }
 
 // The issuer's limit caps the queue across workers and paces each worker below it, so bursts

@@ -15,8 +15,8 @@ import (
 //
 // It rotates through each agent's own "rotate" update, so the AgentCard workflow stays the only
 // code that issues cards, with the same idempotency keys and grace period as any rotation. Its
-// activities (ActivityListFleet, ActivityRotateAgent) are implemented by starter.FleetActivities,
-// which hold the Temporal client.
+// activities (ActivityListFleet, ActivityRotateAgent) are implemented by activities.Fleet, which
+// drives the agents through package starter.
 //
 // Re-running it for the same scheduled time rotates no agent twice: RotateAgent skips an agent
 // whose current card was issued at or after the scheduled time, and sends the update with an

@@ -17,7 +17,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// fakeFleet stands in for starter.FleetActivities.
+// fakeFleet stands in for activities.Fleet.
 type fakeFleet struct {
 	ids      []string
 	fail     map[string]bool

@@ -128,7 +128,7 @@ func pollerCount(ctx context.Context, c client.Client, queue string, kind enumsp
 }
 
 // `cardwarden dev` brings up Temporal, the Web UI, the API and the simulator, its worker polls
-// both task queues, Ctrl-C stops it, and a second start finds the same state.
+// all three task queues, Ctrl-C stops it, and a second start finds the same state.
 func TestDevRunsTheWholeStackAndKeepsState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary; skipped with -short")

@@ -79,7 +79,7 @@ func httpRoutes(apiHandler, dash http.Handler, m *metrics.Metrics) http.Handler 
 	return mux
 }
 
-// startWorkers registers the workflows and activities on both task queues and starts polling.
+// startWorkers registers the workflows and activities on the three task queues and starts polling.
 // Issuer calls are measured and watched, so an issuer that stays unreachable raises an alert.
 func startWorkers(ctx context.Context, c client.Client, st *store.Store, vlt *vault.Vault, reg *issuer.Registry, rateLimit float64, o *observability, logger *slog.Logger) (*worker.Workers, error) {
 	reg, err := metrics.InstrumentRegistry(reg, o.metrics, o.watch.Observe)

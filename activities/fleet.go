@@ -1,45 +1,39 @@
-package starter
+package activities
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
+	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
-// FleetActivities are the FleetRotation workflow's activities. They talk to Temporal itself (a
-// visibility query, the agents' state queries and rotate updates), so they live here with the
-// client rather than in package activities.
-type FleetActivities struct {
-	c *Client
+// Fleet holds the FleetRotation workflow's activities. They act on other agents' workflows (a
+// visibility query, each agent's state query and rotate update) through package starter, like
+// any other program that drives agents: the fleet rotation is one more client of the agents.
+type Fleet struct {
+	agents *starter.Client
 }
 
-// NewFleetActivities returns the activities over c.
-func NewFleetActivities(c *Client) *FleetActivities { return &FleetActivities{c: c} }
-
-// RegisterFleetRotation registers the FleetRotation workflow and its activities on a worker of
-// workflows.TaskQueue.
-func RegisterFleetRotation(r worker.Registry, c *Client) {
-	a := NewFleetActivities(c)
-	r.RegisterWorkflowWithOptions(workflows.FleetRotation, workflow.RegisterOptions{Name: workflows.FleetRotationWorkflowType})
-	r.RegisterActivityWithOptions(a.ListFleet, activity.RegisterOptions{Name: workflows.ActivityListFleet})
-	r.RegisterActivityWithOptions(a.RotateAgent, activity.RegisterOptions{Name: workflows.ActivityRotateAgent})
+// NewFleet returns the fleet activities over a Temporal client.
+func NewFleet(tc client.Client, logger *slog.Logger) *Fleet {
+	return &Fleet{agents: starter.New(tc, starter.Options{Logger: logger})}
 }
 
 // ListFleet lists the running agents whose card is active, narrowed by the input's query and,
 // when given, label (read from each agent's state, since labels are not search attributes).
-func (a *FleetActivities) ListFleet(ctx context.Context, in workflows.ListFleetInput) (workflows.ListFleetResult, error) {
-	agents, err := a.c.ListAgents(ctx, ListOptions{Status: workflows.StatusActive, Query: in.Query})
+func (a *Fleet) ListFleet(ctx context.Context, in workflows.ListFleetInput) (workflows.ListFleetResult, error) {
+	agents, err := a.agents.ListAgents(ctx, starter.ListOptions{Status: workflows.StatusActive, Query: in.Query})
 	if err != nil {
-		if errors.Is(err, ErrInvalidRequest) {
+		if errors.Is(err, starter.ErrInvalidRequest) {
 			return workflows.ListFleetResult{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeInvalidRequest, err)
 		}
 		return workflows.ListFleetResult{}, err
@@ -48,9 +42,9 @@ func (a *FleetActivities) ListFleet(ctx context.Context, in workflows.ListFleetI
 	for i, ag := range agents {
 		if in.Label != "" {
 			activity.RecordHeartbeat(ctx, i)
-			st, err := a.c.State(ctx, ag.AgentID)
+			st, err := a.agents.State(ctx, ag.AgentID)
 			if err != nil {
-				if errors.Is(err, ErrAgentNotFound) || errors.Is(err, ErrRejected) {
+				if errors.Is(err, starter.ErrAgentNotFound) || errors.Is(err, starter.ErrRejected) {
 					continue
 				}
 				return workflows.ListFleetResult{}, err
@@ -69,11 +63,11 @@ func (a *FleetActivities) ListFleet(ctx context.Context, in workflows.ListFleetI
 // card is already from that rotation or later, or it is not active (a frozen or revoked card is
 // a human's call; rotating would reactivate it). The rotate update's id is derived from the
 // scheduled time, so an activity retry after a lost response never rotates twice.
-func (a *FleetActivities) RotateAgent(ctx context.Context, in workflows.RotateAgentInput) (workflows.RotateAgentResult, error) {
+func (a *Fleet) RotateAgent(ctx context.Context, in workflows.RotateAgentInput) (workflows.RotateAgentResult, error) {
 	res := workflows.RotateAgentResult{AgentID: in.AgentID, Outcome: workflows.FleetSkipped}
-	st, err := a.c.State(ctx, in.AgentID)
+	st, err := a.agents.State(ctx, in.AgentID)
 	switch {
-	case errors.Is(err, ErrAgentNotFound), errors.Is(err, ErrRejected):
+	case errors.Is(err, starter.ErrAgentNotFound), errors.Is(err, starter.ErrRejected):
 		res.Detail = "agent is gone"
 		return res, nil
 	case err != nil:
@@ -88,16 +82,16 @@ func (a *FleetActivities) RotateAgent(ctx context.Context, in workflows.RotateAg
 		res.Detail = "card already issued at " + st.Card.IssuedAt.UTC().Format(time.RFC3339)
 		return res, nil
 	}
-	view, err := a.c.update(ctx, workflows.UpdateRotate, in.AgentID, workflows.FleetRotationUpdateID(in.ScheduledAt),
+	view, err := a.agents.RotateOnce(ctx, in.AgentID, workflows.FleetRotationUpdateID(in.ScheduledAt),
 		workflows.ReasonRequest{Reason: in.Reason, Actor: in.Actor})
 	switch {
-	case errors.Is(err, ErrAgentNotFound), errors.Is(err, ErrRejected):
+	case errors.Is(err, starter.ErrAgentNotFound), errors.Is(err, starter.ErrRejected):
 		// Retired or frozen between the state query and the update: nothing to rotate.
 		res.Detail = err.Error()
 		return res, nil
-	case errors.Is(err, ErrInvalidRequest):
+	case errors.Is(err, starter.ErrInvalidRequest):
 		return res, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeInvalidRequest, err)
-	case errors.Is(err, ErrUpdateFailed):
+	case errors.Is(err, starter.ErrUpdateFailed):
 		// The workflow ran the rotation and it failed (the issuer refused); it keeps the old
 		// card and retries the issue on its own schedule, and a retry here would only be
 		// answered with the same outcome for the same update id.
