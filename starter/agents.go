@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -117,12 +118,12 @@ func policyDiff(have, want workflows.Policy) string {
 		return ""
 	}
 	var diffs []string
-	for _, k := range sortedKeys(b) {
+	for _, k := range slices.Sorted(maps.Keys(b)) {
 		if !bytes.Equal(a[k], b[k]) {
 			diffs = append(diffs, fmt.Sprintf("%s is %s, not %s", k, orNone(a[k]), orNone(b[k])))
 		}
 	}
-	for _, k := range sortedKeys(a) {
+	for _, k := range slices.Sorted(maps.Keys(a)) {
 		if _, ok := b[k]; !ok {
 			diffs = append(diffs, fmt.Sprintf("%s is %s, not unset", k, a[k]))
 		}
@@ -144,15 +145,6 @@ func orNone(b json.RawMessage) string {
 		return "unset"
 	}
 	return string(b)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // CreateAgent starts the agent like StartAgent and gives it its credential-pull token. The

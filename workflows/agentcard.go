@@ -12,15 +12,6 @@ import (
 	"github.com/cardwarden/cardwarden/internal/issuer"
 )
 
-// Continue-as-new thresholds. Signals do not count towards the server's continue-as-new
-// suggestion and are capped at 10,000 per run, so the workflow counts them itself; the
-// history guard uses the larger of the server's count and the run's own estimate, which also
-// works where the server's count is unavailable (the test environment).
-const (
-	MaxSignalsPerRun   = 2000
-	HistoryLengthLimit = 8000
-)
-
 // agentCard is one run of the workflow: the policy, the state, and the run's bookkeeping.
 type agentCard struct {
 	policy      Policy
@@ -40,8 +31,8 @@ type agentCard struct {
 	cancelTimer workflow.CancelFunc
 
 	signalsThisRun int
-	est            int // this run's estimated history length
-	pendingAlerts  int
+	estimate       int // this run's history length as it counts it (history.go)
+	background     int // alerts and credential pushes in flight, which continue-as-new and completion wait for
 	retiring       bool
 	fresh          bool // the first run of this agent's workflow
 	// reconcileAhead: reconciliation runs in the lead before each reset rather than at it
@@ -87,7 +78,7 @@ func newAgentCard(ctx workflow.Context, in Input) (*agentCard, error) {
 	if in.State == nil && p.RetireAt != nil && !p.RetireAt.After(now) {
 		return nil, invalidPolicy(FieldErrors{{Field: "policy.retire_at", Msg: fmt.Sprintf("%s is in the past", p.RetireAt.Format(time.RFC3339))}})
 	}
-	wf := &agentCard{policy: p, loc: p.Location(), workflowID: id, seen: map[string]struct{}{}}
+	wf := &agentCard{policy: p, loc: p.Location(), workflowID: id, seen: map[string]struct{}{}, estimate: eventsAtStart}
 	wf.resetSched, _ = ParseCron(p.ResetCron) // Normalize checked both specs
 	if p.RotateCron != RotateOff {
 		wf.rotateSched, _ = ParseCron(p.RotateCron)
@@ -101,7 +92,6 @@ func newAgentCard(ctx workflow.Context, in Input) (*agentCard, error) {
 	for _, id := range wf.st.Seen {
 		wf.seen[id] = struct{}{}
 	}
-	wf.est = 4 // started, first workflow task
 	if err := wf.registerHandlers(ctx); err != nil {
 		return nil, err
 	}
@@ -221,7 +211,7 @@ func (wf *agentCard) countEarlierCards(ctx workflow.Context, snap AgentSnapshot)
 		in.CardIDs = append(in.CardIDs, c.ID)
 	}
 	var res ReconcileResult
-	if err := wf.issuerCall(ctx, ActivityReconcile, 2*time.Minute, in, &res); err != nil {
+	if err := wf.issuerCall(ctx, ia.Reconcile, 2*time.Minute, in, &res); err != nil {
 		wf.alert(ctx, AlertReconcileFailed, wf.periodKey(), "could not read what the agent's earlier cards spent in this period: "+
 			failureMessage(err)+"; its first card is funded with the whole allowance")
 		return
@@ -318,12 +308,12 @@ func (wf *agentCard) waitForWork(ctx workflow.Context) {
 		sel.AddFuture(wf.timer, func(workflow.Future) { timerUp = true })
 	}
 	sel.Select(ctx)
-	wf.est += eventsPerWake
+	wf.wrote(eventsPerWake)
 	switch {
 	case ev != nil:
 		wf.onSignal(ctx, *ev)
 	case cmd != nil:
-		wf.execute(ctx, cmd)
+		cmd.execute(ctx, wf)
 	case timerUp:
 		wf.timer, wf.cancelTimer, wf.timerAt = nil, nil, time.Time{}
 	}
@@ -335,7 +325,7 @@ func (wf *agentCard) armTimer(ctx workflow.Context, at time.Time) {
 	}
 	if wf.cancelTimer != nil {
 		wf.cancelTimer()
-		wf.est++
+		wf.wrote(eventsPerCancel)
 	}
 	wf.timer, wf.cancelTimer, wf.timerAt = nil, nil, time.Time{}
 	if at.IsZero() {
@@ -349,7 +339,7 @@ func (wf *agentCard) armTimer(ctx workflow.Context, at time.Time) {
 	wf.timer = workflow.NewTimer(tctx, d)
 	wf.cancelTimer = cancel
 	wf.timerAt = at
-	wf.est += eventsPerTimer
+	wf.wrote(eventsPerTimer)
 }
 
 // runDue does everything whose time has come, in a fixed order.
@@ -400,14 +390,6 @@ func (wf *agentCard) retryFunding(ctx workflow.Context) {
 	_ = wf.fund(ctx, card, time.Time{})
 }
 
-// shouldContinueAsNew is checked only in the main loop, never in a handler.
-func (wf *agentCard) shouldContinueAsNew(ctx workflow.Context) bool {
-	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() ||
-		wf.signalsThisRun >= MaxSignalsPerRun ||
-		max(info.GetCurrentHistoryLength(), wf.est) >= HistoryLengthLimit
-}
-
 // continueAsNew drains every signal and update before handing the whole state to the next
 // run: anything buffered but unread would otherwise be lost with this run.
 func (wf *agentCard) continueAsNew(ctx workflow.Context) (Result, error) {
@@ -421,7 +403,7 @@ func (wf *agentCard) continueAsNew(ctx workflow.Context) (Result, error) {
 		wf.cancelTimer()
 	}
 	wf.st.Run++
-	wf.logger(ctx).Info("continuing as new", "signals_this_run", wf.signalsThisRun, "estimated_history", wf.est,
+	wf.logger(ctx).Info("continuing as new", "signals_this_run", wf.signalsThisRun, "estimated_history", wf.estimate,
 		"history_length", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "next_run", wf.st.Run)
 	return Result{}, workflow.NewContinueAsNewError(ctx, WorkflowType, Input{Policy: wf.policy, State: wf.st})
 }
@@ -439,7 +421,7 @@ func (wf *agentCard) drain(ctx workflow.Context) error {
 		}
 		var cmd *command
 		if wf.cmdCh.ReceiveAsync(&cmd) {
-			wf.execute(ctx, cmd)
+			cmd.execute(ctx, wf)
 			continue
 		}
 		if wf.idle(ctx) {
@@ -451,12 +433,12 @@ func (wf *agentCard) drain(ctx workflow.Context) error {
 		if err != nil {
 			return err
 		}
-		wf.est += eventsPerWake
+		wf.wrote(eventsPerWake)
 	}
 }
 
 func (wf *agentCard) idle(ctx workflow.Context) bool {
-	return wf.eventCh.Len() == 0 && wf.cmdCh.Len() == 0 && wf.pendingAlerts == 0 && workflow.AllHandlersFinished(ctx)
+	return wf.eventCh.Len() == 0 && wf.cmdCh.Len() == 0 && wf.background == 0 && workflow.AllHandlersFinished(ctx)
 }
 
 // finish completes a retired agent's workflow once every update handler has answered.
@@ -464,14 +446,14 @@ func (wf *agentCard) finish(ctx workflow.Context) (Result, error) {
 	for {
 		var cmd *command
 		if wf.cmdCh.ReceiveAsync(&cmd) {
-			wf.execute(ctx, cmd) // rejected: the agent is retired
+			cmd.execute(ctx, wf) // rejected: the agent is retired
 			continue
 		}
-		if wf.cmdCh.Len() == 0 && wf.pendingAlerts == 0 && workflow.AllHandlersFinished(ctx) {
+		if wf.cmdCh.Len() == 0 && wf.background == 0 && workflow.AllHandlersFinished(ctx) {
 			break
 		}
 		if err := workflow.Await(ctx, func() bool {
-			return wf.cmdCh.Len() > 0 || (wf.pendingAlerts == 0 && workflow.AllHandlersFinished(ctx))
+			return wf.cmdCh.Len() > 0 || (wf.background == 0 && workflow.AllHandlersFinished(ctx))
 		}); err != nil {
 			return Result{}, err
 		}

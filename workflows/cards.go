@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -108,7 +109,7 @@ func (wf *agentCard) issue(ctx workflow.Context, reason string) error {
 	}
 	in, retried := wf.issueInput(reason)
 	var out IssuedCard
-	if err := wf.issuerCall(ctx, ActivityIssueCard, time.Minute, in, &out); err != nil {
+	if err := wf.issuerCall(ctx, ia.IssueCard, time.Minute, in, &out); err != nil {
 		if oldFunded {
 			wf.fund(ctx, old, time.Time{}) // the old card stays in use until the new one exists
 		}
@@ -145,7 +146,7 @@ func (wf *agentCard) issueFixedLimit(ctx workflow.Context, reason string) error 
 		return nil // nothing left to spend in this period: the next period issues a card
 	}
 	var out IssuedCard
-	if err := wf.issuerCall(ctx, ActivityIssueCard, time.Minute, in, &out); err != nil {
+	if err := wf.issuerCall(ctx, ia.IssueCard, time.Minute, in, &out); err != nil {
 		wf.deferIssue(ctx, in, fmt.Sprintf("could not issue card generation %d (%s): %s", in.Generation, in.Reason, failureMessage(err)),
 			errorType(err) == ErrTypeIssuerInvalid)
 		return fmt.Errorf("issue card generation %d: %s", in.Generation, failureMessage(err))
@@ -278,14 +279,14 @@ func (wf *agentCard) capCard(ctx workflow.Context, card *CardRef, urgent bool) e
 		return nil
 	}
 	caps := wf.st.Capabilities
-	in := CardActionInput{AgentID: wf.policy.AgentID, Issuer: reasonOr(card.Issuer, wf.policy.Issuer), CardID: card.ID, Reason: "capped"}
+	in := CardActionInput{AgentID: wf.policy.AgentID, Issuer: cmp.Or(card.Issuer, wf.policy.Issuer), CardID: card.ID, Reason: "capped"}
 	var err error
 	switch {
 	case caps.UpdatableLimits:
 		err = wf.updateLimit(ctx, card, CapPlan(caps), time.Time{}, urgent)
 	case card.Status == string(issuer.CardPaused):
 	case caps.Pause:
-		if err = wf.issuerCallOn(ctx, urgent, ActivityPauseCard, 30*time.Second, in, nil); err == nil {
+		if err = wf.issuerCallOn(ctx, urgent, ia.PauseCard, 30*time.Second, in, nil); err == nil {
 			card.Status = string(issuer.CardPaused)
 		}
 	default:
@@ -318,7 +319,7 @@ func (wf *agentCard) settle(ctx workflow.Context, cards []*CardRef) error {
 		in.CardIDs = append(in.CardIDs, c.ID)
 	}
 	var res ReconcileResult
-	if err := wf.issuerCall(ctx, ActivityReconcile, 2*time.Minute, in, &res); err != nil && errorType(err) != ErrTypeIssuerNotSupported {
+	if err := wf.issuerCall(ctx, ia.Reconcile, 2*time.Minute, in, &res); err != nil && errorType(err) != ErrTypeIssuerNotSupported {
 		return err
 	}
 	wf.applyListed(ctx, res)
@@ -379,10 +380,10 @@ func (wf *agentCard) overfunded() bool {
 
 func (wf *agentCard) updateLimit(ctx workflow.Context, card *CardRef, limits []issuer.SpendLimit, resetAt time.Time, urgent bool) error {
 	in := UpdateLimitInput{
-		AgentID: wf.policy.AgentID, Issuer: reasonOr(card.Issuer, wf.policy.Issuer), CardID: card.ID, Limits: limits,
+		AgentID: wf.policy.AgentID, Issuer: cmp.Or(card.Issuer, wf.policy.Issuer), CardID: card.ID, Limits: limits,
 		DailyLimitMinor: wf.policy.DailyLimitUSD.Minor(), ResetAt: resetAt,
 	}
-	return wf.issuerCallOn(ctx, urgent, ActivityUpdateLimit, 30*time.Second, in, nil)
+	return wf.issuerCallOn(ctx, urgent, ia.UpdateLimit, 30*time.Second, in, nil)
 }
 
 // cardGone handles the issuer saying the current card is closed or unknown: someone closed it
@@ -407,8 +408,8 @@ func (wf *agentCard) cardGone(ctx workflow.Context, card *CardRef, err error) bo
 }
 
 func (wf *agentCard) closeCard(ctx workflow.Context, card CardRef, reason string, urgent bool) error {
-	in := CardActionInput{AgentID: wf.policy.AgentID, Issuer: reasonOr(card.Issuer, wf.policy.Issuer), CardID: card.ID, Reason: reason}
-	return wf.issuerCallOn(ctx, urgent, ActivityCloseCard, 30*time.Second, in, nil)
+	in := CardActionInput{AgentID: wf.policy.AgentID, Issuer: cmp.Or(card.Issuer, wf.policy.Issuer), CardID: card.ID, Reason: reason}
+	return wf.issuerCallOn(ctx, urgent, ia.CloseCard, 30*time.Second, in, nil)
 }
 
 // closeDue closes replaced cards whose grace period is over. A closed card stays listed until

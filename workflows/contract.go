@@ -8,43 +8,29 @@ import (
 	"github.com/cardwarden/cardwarden/internal/issuer"
 )
 
-// Activity names: the contract between this package and package activities, whose
-// *Activities methods have these names and the signatures documented beside each.
+// Activity names: the contract between this package and package activities. Each is the name
+// of a method of the typed handles in activity_refs.go, which carry the signatures, and of the
+// activities.Activities method package worker registers under it.
 const (
 	// Local activities on the workflow worker (short store writes and lookups).
-
-	// ActivityIssuerInfo (IssuerInfoInput) (IssuerInfo, error); fails non-retryably for an
-	// issuer that is not configured.
-	ActivityIssuerInfo = "IssuerInfo"
-	// ActivityUpsertAgent (UpsertAgentInput) (AgentSnapshot, error)
-	ActivityUpsertAgent = "UpsertAgent"
-	// ActivitySetAgentStatus (SetAgentStatusInput) error
+	ActivityIssuerInfo     = "IssuerInfo"
+	ActivityUpsertAgent    = "UpsertAgent"
 	ActivitySetAgentStatus = "SetAgentStatus"
-	// ActivityAudit (AuditInput) error
-	ActivityAudit = "Audit"
+	ActivityAudit          = "Audit"
 
-	// Regular activity on TaskQueue: alert delivery can take retries and minutes.
-
-	// ActivitySendAlert (AlertInput) (AlertResult, error)
-	ActivitySendAlert = "SendAlert"
-	// ActivityPushCredentials (PushCredentialsInput) error delivers a new card's credentials
-	// to the agent's credentials_push_url.
+	// Activities on TaskQueue that the workflow does not wait for: alert delivery and
+	// credential pushes can take retries and minutes.
+	ActivitySendAlert       = "SendAlert"
 	ActivityPushCredentials = "PushCredentials"
 
-	// Activities on IssuerTaskQueue (they call the issuer, so their worker is rate limited).
-
-	// ActivityIssueCard (IssueCardInput) (IssuedCard, error)
-	ActivityIssueCard = "IssueCard"
-	// ActivityUpdateLimit (UpdateLimitInput) error
+	// Activities on IssuerTaskQueue (they call the issuer, so their worker is rate limited);
+	// the card-stopping ones (UpdateLimit, PauseCard, CloseCard) also on IssuerUrgentTaskQueue.
+	ActivityIssueCard   = "IssueCard"
 	ActivityUpdateLimit = "UpdateLimit"
-	// ActivityPauseCard (CardActionInput) error
-	ActivityPauseCard = "PauseCard"
-	// ActivityResumeCard (CardActionInput) error
-	ActivityResumeCard = "ResumeCard"
-	// ActivityCloseCard (CardActionInput) error; closing a closed card succeeds.
-	ActivityCloseCard = "CloseCard"
-	// ActivityReconcile (ReconcileInput) (ReconcileResult, error)
-	ActivityReconcile = "Reconcile"
+	ActivityPauseCard   = "PauseCard"
+	ActivityResumeCard  = "ResumeCard"
+	ActivityCloseCard   = "CloseCard"
+	ActivityReconcile   = "Reconcile"
 )
 
 // IdempotencyKey is the issuer idempotency key of an agent's card generation: a retried or

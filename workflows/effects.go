@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -10,19 +11,8 @@ import (
 )
 
 // Every effect of the workflow goes through these wrappers. They pick the task queue,
-// timeouts and retry policy of each kind of call, and add to the run's estimate of its own
-// history length (see historyBudget).
-
-// Approximate history events per kind of step, counted generously: a wrong guess only makes
-// a continue-as-new come a little early.
-const (
-	eventsPerActivity = 6 // scheduled, started, completed + the workflow task that resumes
-	eventsPerLocal    = 1 // one marker, recorded by the task that ran it
-	eventsPerTimer    = 2 // started, fired or canceled (the wake-up task is counted by the loop)
-	eventsPerWake     = 3 // workflow task scheduled, started, completed
-	eventsPerUpdate   = 2 // accepted, completed
-	eventsPerUpsert   = 1
-)
+// timeouts and retry policy of each kind of call, and count the history each writes
+// (history.go).
 
 // issuerRetry retries issuer calls at most 10 s apart: while one runs, the workflow handles
 // no signal (a decline burst waits), and rate-limited attempts (retried after the issuer's
@@ -34,17 +24,17 @@ var issuerRetry = &temporal.RetryPolicy{
 	MaximumInterval:    10 * time.Second,
 }
 
-// issuerCall runs an issuer activity on the issuer task queue. The schedule-to-close bound
-// keeps an issuer outage from blocking the workflow forever: the caller decides what a
-// failure means (keep the old card, retry later, alert).
-func (wf *agentCard) issuerCall(ctx workflow.Context, activity string, startToClose time.Duration, in, out any) error {
+// issuerCall runs an issuer activity (a method of ia) on the issuer task queue. The
+// schedule-to-close bound keeps an issuer outage from blocking the workflow forever: the
+// caller decides what a failure means (keep the old card, retry later, alert).
+func (wf *agentCard) issuerCall(ctx workflow.Context, activity any, startToClose time.Duration, in, out any) error {
 	return wf.issuerCallOn(ctx, false, activity, startToClose, in, out)
 }
 
 // issuerCallOn is issuerCall with the queue chosen by the caller: urgent calls (those that
 // stop a card) go to IssuerUrgentTaskQueue in runs that have that change, so a freeze never
 // waits behind a fleet-wide reset.
-func (wf *agentCard) issuerCallOn(ctx workflow.Context, urgent bool, activity string, startToClose time.Duration, in, out any) error {
+func (wf *agentCard) issuerCallOn(ctx workflow.Context, urgent bool, activity any, startToClose time.Duration, in, out any) error {
 	queue := IssuerTaskQueue
 	if urgent && wf.urgentStops {
 		queue = IssuerUrgentTaskQueue
@@ -55,16 +45,16 @@ func (wf *agentCard) issuerCallOn(ctx workflow.Context, urgent bool, activity st
 		ScheduleToCloseTimeout: 15 * time.Minute,
 		RetryPolicy:            issuerRetry,
 	})
-	wf.est += eventsPerActivity
+	wf.wrote(eventsPerActivity)
 	err := workflow.ExecuteActivity(ctx, activity, in).Get(ctx, out)
 	if err != nil {
-		wf.logger(ctx).Warn("issuer activity failed", "activity", activity, "error", err)
+		wf.logger(ctx).Warn("issuer activity failed", "activity", activityType(err), "error", err)
 	}
 	return err
 }
 
-// local runs a short store activity in the workflow worker. Store outages are retried for a
-// while; the callers of best-effort writes log and move on.
+// local runs a short store activity (a method of la) in the workflow worker. Store outages
+// are retried for a while; the callers of best-effort writes log and move on.
 func (wf *agentCard) local(ctx workflow.Context, activity any, in, out any) error {
 	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout:    10 * time.Second,
@@ -75,7 +65,7 @@ func (wf *agentCard) local(ctx workflow.Context, activity any, in, out any) erro
 			MaximumInterval:    30 * time.Second,
 		},
 	})
-	wf.est += eventsPerLocal
+	wf.wrote(eventsPerLocal)
 	err := workflow.ExecuteLocalActivity(ctx, activity, in).Get(ctx, out)
 	if err != nil {
 		wf.logger(ctx).Warn("local activity failed", "error", err)
@@ -91,12 +81,20 @@ func (wf *agentCard) mustLocal(ctx workflow.Context, activity any, in, out any) 
 		if err == nil || !isRetryable(err) {
 			return err
 		}
-		wf.est += eventsPerTimer
-		if err := workflow.Sleep(ctx, time.Minute); err != nil {
+		if err := wf.sleep(ctx, time.Minute); err != nil {
 			return err
 		}
 	}
 }
+
+// sleep waits on a timer; the workflow handles nothing else meanwhile.
+func (wf *agentCard) sleep(ctx workflow.Context, d time.Duration) error {
+	wf.wrote(eventsPerTimer + eventsPerWake)
+	return workflow.Sleep(ctx, d)
+}
+
+// backgroundRetry retries alerts and credential pushes: their receivers may be down a while.
+var backgroundRetry = &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 2 * time.Minute}
 
 // alert sends an alert without waiting for it: delivery may retry for minutes, and a decline
 // burst must not wait for a webhook. Continue-as-new and completion wait for pending alerts.
@@ -105,20 +103,8 @@ func (wf *agentCard) alert(ctx workflow.Context, kind, period, message string) {
 		AgentID: wf.policy.AgentID, Kind: kind, Period: period, Message: message,
 		WebhookURL: wf.policy.Alerts.WebhookURL, At: workflow.Now(ctx),
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              TaskQueue,
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    2 * time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    2 * time.Minute,
-		},
-	})
-	wf.inBackground(ctx, func(gctx workflow.Context) {
-		if err := workflow.ExecuteActivity(actx, ActivitySendAlert, in).Get(gctx, nil); err != nil {
-			wf.logger(gctx).Error("alert not delivered", "kind", kind, "period", period, "error", err)
-		}
+	wf.inBackground(ctx, ba.SendAlert, in, 10*time.Minute, func(gctx workflow.Context, err error) {
+		wf.logger(gctx).Error("alert not delivered", "kind", kind, "period", period, "error", err)
 	})
 }
 
@@ -130,28 +116,30 @@ func (wf *agentCard) pushCredentials(ctx workflow.Context, card CardRef) {
 		return
 	}
 	in := PushCredentialsInput{AgentID: wf.policy.AgentID, Issuer: card.Issuer, CardID: card.ID, Generation: card.Generation, URL: wf.policy.CredentialsPushURL}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              TaskQueue,
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 15 * time.Minute,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 2 * time.Minute},
-	})
-	wf.inBackground(ctx, func(gctx workflow.Context) {
-		if err := workflow.ExecuteActivity(actx, ActivityPushCredentials, in).Get(gctx, nil); err != nil {
-			wf.alert(gctx, AlertPushFailed, fmt.Sprintf("gen%d", card.Generation), fmt.Sprintf(
-				"could not push card ****%s (generation %d) to %s: %s; the agent can still pull it",
-				card.Last4, card.Generation, wf.policy.CredentialsPushURL, failureMessage(err)))
-		}
+	wf.inBackground(ctx, ba.PushCredentials, in, 15*time.Minute, func(gctx workflow.Context, err error) {
+		wf.alert(gctx, AlertPushFailed, fmt.Sprintf("gen%d", card.Generation), fmt.Sprintf(
+			"could not push card ****%s (generation %d) to %s: %s; the agent can still pull it",
+			card.Last4, card.Generation, wf.policy.CredentialsPushURL, failureMessage(err)))
 	})
 }
 
-// inBackground runs fn in a workflow coroutine that continue-as-new and completion wait for.
-func (wf *agentCard) inBackground(ctx workflow.Context, fn func(workflow.Context)) {
-	wf.est += eventsPerActivity
-	wf.pendingAlerts++
+// inBackground runs an activity (a method of ba) on TaskQueue in a workflow coroutine that
+// continue-as-new and completion wait for (wf.background counts them), retried for up to
+// scheduleToClose; failed handles its final failure.
+func (wf *agentCard) inBackground(ctx workflow.Context, activity, in any, scheduleToClose time.Duration, failed func(workflow.Context, error)) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              TaskQueue,
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: scheduleToClose,
+		RetryPolicy:            backgroundRetry,
+	})
+	wf.wrote(eventsPerActivity)
+	wf.background++
 	workflow.Go(ctx, func(gctx workflow.Context) {
-		defer func() { wf.pendingAlerts-- }()
-		fn(gctx)
+		defer func() { wf.background-- }()
+		if err := workflow.ExecuteActivity(actx, activity, in).Get(gctx, nil); err != nil {
+			failed(gctx, err)
+		}
 	})
 }
 
@@ -170,10 +158,7 @@ func (wf *agentCard) setStatus(ctx workflow.Context, s Status, reason string) {
 // audit records a human action or a security-relevant automatic one. Best effort: the
 // workflow history is the authoritative record of what the workflow did.
 func (wf *agentCard) audit(ctx workflow.Context, actor, action, detail string) {
-	if actor == "" {
-		actor = "workflow"
-	}
-	in := AuditInput{AgentID: wf.policy.AgentID, Actor: actor, Action: action, Detail: detail, At: workflow.Now(ctx)}
+	in := AuditInput{AgentID: wf.policy.AgentID, Actor: cmp.Or(actor, "workflow"), Action: action, Detail: detail, At: workflow.Now(ctx)}
 	_ = wf.local(ctx, la.Audit, in, nil)
 }
 
@@ -198,7 +183,7 @@ func (wf *agentCard) syncSearchAttributes(ctx workflow.Context) {
 	if len(updates) == 0 {
 		return
 	}
-	wf.est += eventsPerUpsert
+	wf.wrote(eventsPerUpsert)
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		wf.logger(ctx).Error("upsert search attributes", "error", err)
 	}
@@ -222,8 +207,18 @@ func errorType(err error) string {
 	return ""
 }
 
-// failureMessage is the innermost message of an activity failure, for alerts and update
-// errors: "issuer create_card: invalid_request: …" rather than the wrapping chain.
+// activityType is the name of the activity an activity failure is of, or "".
+func activityType(err error) string {
+	var actErr *temporal.ActivityError
+	if errors.As(err, &actErr) {
+		return actErr.ActivityType().GetName()
+	}
+	return ""
+}
+
+// failureMessage is the innermost message of an activity failure, for alerts, update errors
+// and the fleet rotation's result: "issuer create_card: invalid_request: …" rather than the
+// wrapping chain.
 func failureMessage(err error) string {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {

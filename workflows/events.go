@@ -17,7 +17,7 @@ type issuerEvent = cardwarden.Event
 func (wf *agentCard) onSignal(ctx workflow.Context, ev issuerEvent) {
 	wf.st.SignalsTotal++
 	wf.signalsThisRun++
-	wf.est++
+	wf.wrote(eventsPerSignal)
 	wf.onEvent(ctx, ev)
 }
 

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -26,9 +25,9 @@ const (
 	// FleetRotationScheduleID is the id of the Temporal Schedule that starts FleetRotation.
 	FleetRotationScheduleID = "fleet-rotation"
 
-	// ActivityListFleet (ListFleetInput) (ListFleetResult, error) lists the agents to rotate.
+	// ActivityListFleet lists the agents to rotate (fa.ListFleet).
 	ActivityListFleet = "ListFleet"
-	// ActivityRotateAgent (RotateAgentInput) (RotateAgentResult, error) rotates one agent.
+	// ActivityRotateAgent rotates one agent (fa.RotateAgent).
 	ActivityRotateAgent = "RotateAgent"
 
 	// DefaultFleetBatchSize is how many agents rotate at once when the input does not say: each
@@ -150,7 +149,7 @@ func FleetRotation(ctx workflow.Context, in FleetRotationInput) (FleetRotationRe
 			HeartbeatTimeout:    time.Minute,
 			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: time.Minute, MaximumAttempts: 10},
 		})
-		if err := workflow.ExecuteActivity(lctx, ActivityListFleet, ListFleetInput{Label: in.Label, Query: in.Query}).Get(ctx, &list); err != nil {
+		if err := workflow.ExecuteActivity(lctx, fa.ListFleet, ListFleetInput{Label: in.Label, Query: in.Query}).Get(ctx, &list); err != nil {
 			return FleetRotationResult{}, fmt.Errorf("list agents: %w", err)
 		}
 		prog = &FleetProgress{ScheduledAt: at, Remaining: list.AgentIDs,
@@ -180,7 +179,7 @@ func FleetRotation(ctx workflow.Context, in FleetRotationInput) (FleetRotationRe
 		ids := prog.Remaining[:n]
 		futures := make([]workflow.Future, n)
 		for i, id := range ids {
-			futures[i] = workflow.ExecuteActivity(rctx, ActivityRotateAgent, RotateAgentInput{
+			futures[i] = workflow.ExecuteActivity(rctx, fa.RotateAgent, RotateAgentInput{
 				AgentID: id, ScheduledAt: prog.ScheduledAt, Reason: reason, Actor: "schedule:" + FleetRotationScheduleID,
 			})
 		}
@@ -191,7 +190,7 @@ func FleetRotation(ctx workflow.Context, in FleetRotationInput) (FleetRotationRe
 			case err != nil:
 				prog.Result.Failed++
 				if len(prog.Result.Failures) < maxFleetFailures {
-					prog.Result.Failures = append(prog.Result.Failures, FleetFailure{AgentID: ids[i], Error: fleetError(err)})
+					prog.Result.Failures = append(prog.Result.Failures, FleetFailure{AgentID: ids[i], Error: failureMessage(err)})
 				}
 				logger.Warn("agent not rotated", "agent_id", ids[i], "error", err)
 			case r.Outcome == FleetRotated:
@@ -219,17 +218,4 @@ func fleetScheduledAt(ctx workflow.Context, in FleetRotationInput) time.Time {
 		return t.UTC()
 	}
 	return workflow.GetInfo(ctx).WorkflowStartTime.UTC()
-}
-
-// fleetError is the innermost message of a failed RotateAgent, without the activity wrapping.
-func fleetError(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Error()
-	}
-	var timeoutErr *temporal.TimeoutError
-	if errors.As(err, &timeoutErr) {
-		return fmt.Sprintf("timed out (%s)", timeoutErr.TimeoutType())
-	}
-	return err.Error()
 }

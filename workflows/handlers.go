@@ -1,9 +1,9 @@
 package workflows
 
 import (
-	"time"
-
+	"cmp"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -13,9 +13,8 @@ import (
 // the main loop is the only code that calls activities or changes state, so a reset, a
 // signal and an update can never interleave halfway through each other.
 type command struct {
-	name   string
-	reason ReasonRequest
-	budget BudgetRequest
+	check func() error                 // the update's validator, checked again when it runs
+	run   func(workflow.Context) error // what the update does
 
 	done bool
 	view StateView
@@ -50,17 +49,18 @@ func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
 	reasonUpdates := []struct {
 		name  string
 		check func() error
+		run   func(workflow.Context, ReasonRequest) error
 	}{
-		{UpdateRotate, wf.canRotate},
-		{UpdateFreeze, wf.canFreeze},
-		{UpdateUnfreeze, wf.canUnfreeze},
-		{UpdateRetire, wf.notRetired},
+		{UpdateRotate, wf.canRotate, wf.manualRotate},
+		{UpdateFreeze, wf.canFreeze, wf.humanFreeze},
+		{UpdateUnfreeze, wf.canUnfreeze, wf.unfreeze},
+		{UpdateRetire, wf.notRetired, wf.humanRetire},
 	}
 	for _, u := range reasonUpdates {
-		name, check := u.name, u.check
-		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
+		check, run := u.check, u.run
+		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
 			func(ctx workflow.Context, req ReasonRequest) (StateView, error) {
-				return wf.submit(ctx, &command{name: name, reason: req})
+				return wf.submit(ctx, &command{check: check, run: func(ctx workflow.Context) error { return run(ctx, req) }})
 			},
 			workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ReasonRequest) error {
 				if err := req.Validate(); err != nil {
@@ -70,12 +70,12 @@ func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
 			}},
 		)
 		if err != nil {
-			return fmt.Errorf("register update %s: %w", name, err)
+			return fmt.Errorf("register update %s: %w", u.name, err)
 		}
 	}
 	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetBudget,
 		func(ctx workflow.Context, req BudgetRequest) (StateView, error) {
-			return wf.submit(ctx, &command{name: UpdateSetBudget, budget: req})
+			return wf.submit(ctx, &command{check: wf.notRetired, run: func(ctx workflow.Context) error { return wf.setBudget(ctx, req) }})
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req BudgetRequest) error {
 			if err := req.Validate(); err != nil {
@@ -92,7 +92,7 @@ func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
 
 // submit hands an accepted update to the main loop and waits for its outcome.
 func (wf *agentCard) submit(ctx workflow.Context, c *command) (StateView, error) {
-	wf.est += eventsPerUpdate + eventsPerWake
+	wf.wrote(eventsPerUpdate + eventsPerWake)
 	wf.cmdCh.Send(ctx, c)
 	if err := workflow.Await(ctx, func() bool { return c.done }); err != nil {
 		return StateView{}, err
@@ -137,49 +137,27 @@ func (wf *agentCard) canUnfreeze() error {
 	return nil
 }
 
-// execute runs an accepted update in the main loop.
-func (wf *agentCard) execute(ctx workflow.Context, c *command) {
+// execute runs an accepted update in the main loop, if it is still allowed.
+func (c *command) execute(ctx workflow.Context, wf *agentCard) {
 	defer func() {
 		c.view = View(wf.policy, wf.st)
 		c.done = true
 	}()
-	actor := c.reason.Actor
-	switch c.name {
-	case UpdateRotate:
-		if c.err = wf.canRotate(); c.err == nil {
-			c.err = wf.manualRotate(ctx, c.reason)
-		}
-	case UpdateFreeze:
-		if c.err = wf.canFreeze(); c.err == nil {
-			c.err = wf.freeze(ctx, reasonOr(c.reason.Reason, "frozen by "+actorOr(actor)), actor, time.Time{})
-		}
-	case UpdateUnfreeze:
-		if c.err = wf.canUnfreeze(); c.err == nil {
-			c.err = wf.unfreeze(ctx, c.reason)
-		}
-	case UpdateSetBudget:
-		if c.err = wf.notRetired(); c.err == nil {
-			c.err = wf.setBudget(ctx, c.budget)
-		}
-	case UpdateRetire:
-		if c.err = wf.notRetired(); c.err == nil {
-			wf.retire(ctx, reasonOr(c.reason.Reason, "retired by "+actorOr(actor)), actor)
-		}
-	default:
-		c.err = invalidRequestf("unknown update %q", c.name)
+	if c.err = c.check(); c.err == nil {
+		c.err = c.run(ctx)
 	}
 }
 
-func reasonOr(reason, def string) string {
-	if reason == "" {
-		return def
-	}
-	return reason
+// humanFreeze is the freeze update: a freeze with no burst behind it.
+func (wf *agentCard) humanFreeze(ctx workflow.Context, req ReasonRequest) error {
+	return wf.freeze(ctx, cmp.Or(req.Reason, "frozen by "+actorOr(req.Actor)), req.Actor, time.Time{})
 }
 
-func actorOr(actor string) string {
-	if actor == "" {
-		return "update"
-	}
-	return actor
+// humanRetire is the retire update.
+func (wf *agentCard) humanRetire(ctx workflow.Context, req ReasonRequest) error {
+	wf.retire(ctx, cmp.Or(req.Reason, "retired by "+actorOr(req.Actor)), req.Actor)
+	return nil
 }
+
+// actorOr names who asked for an update in the audit log: the request's actor, or "update".
+func actorOr(actor string) string { return cmp.Or(actor, "update") }

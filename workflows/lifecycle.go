@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -156,7 +157,7 @@ func (wf *agentCard) reconcile(ctx workflow.Context, until time.Time) {
 		in.Reason = ReconcileBeforeReset
 	}
 	var res ReconcileResult
-	if err := wf.issuerCall(ctx, ActivityReconcile, 2*time.Minute, in, &res); err != nil {
+	if err := wf.issuerCall(ctx, ia.Reconcile, 2*time.Minute, in, &res); err != nil {
 		if errorType(err) == ErrTypeIssuerNotSupported {
 			wf.st.LastReconcile = until
 			wf.resetReconcileCards()
@@ -251,7 +252,7 @@ func (wf *agentCard) freeze(ctx workflow.Context, reason, actor string, burstSta
 	mode := freezePause
 	switch {
 	case caps.Pause:
-		err = wf.issuerCallOn(ctx, true, ActivityPauseCard, 30*time.Second, in, nil)
+		err = wf.issuerCallOn(ctx, true, ia.PauseCard, 30*time.Second, in, nil)
 	case caps.UpdatableLimits:
 		mode = freezeLimit
 		err = wf.updateLimit(ctx, card, CapPlan(caps), time.Time{}, true)
@@ -324,7 +325,7 @@ func (wf *agentCard) revoke(ctx workflow.Context, reason, actor string) error {
 	wf.st.Revocations++
 	wf.st.Detector.Reset()
 	wf.setStatus(ctx, StatusRevoked, reason)
-	wf.audit(ctx, reasonOr(actor, "workflow"), "auto-revoke", reason)
+	wf.audit(ctx, cmp.Or(actor, "workflow"), "auto-revoke", reason)
 	wf.alert(ctx, AlertRevoked, fmt.Sprintf("gen%d", gen),
 		fmt.Sprintf("card ****%s of agent %s revoked (closed): %s; unfreeze or rotate to issue a new card", last4, wf.policy.AgentID, reason))
 	return nil
@@ -334,13 +335,13 @@ func (wf *agentCard) revoke(ctx workflow.Context, reason, actor string) error {
 // the period where the issuer allows; otherwise (revoked, no card, fixed-limit issuer) a new
 // card is issued.
 func (wf *agentCard) unfreeze(ctx workflow.Context, req ReasonRequest) error {
-	reason := reasonOr(req.Reason, "unfrozen by "+actorOr(req.Actor))
+	reason := cmp.Or(req.Reason, "unfrozen by "+actorOr(req.Actor))
 	card := wf.st.Card
 	caps := wf.st.Capabilities
 	reissue := wf.st.Status == StatusRevoked || card == nil || !caps.UpdatableLimits
 	if !reissue && wf.st.FreezeMode == freezePause {
 		in := CardActionInput{AgentID: wf.policy.AgentID, Issuer: wf.policy.Issuer, CardID: card.ID, Reason: reason}
-		if err := wf.issuerCall(ctx, ActivityResumeCard, 30*time.Second, in, nil); err != nil {
+		if err := wf.issuerCall(ctx, ia.ResumeCard, 30*time.Second, in, nil); err != nil {
 			if t := errorType(err); t != ErrTypeIssuerAlreadyClosed && t != ErrTypeIssuerNotFound {
 				return fmt.Errorf("resume card ****%s: %s", card.Last4, failureMessage(err))
 			}
@@ -379,7 +380,7 @@ func (wf *agentCard) unfreeze(ctx workflow.Context, req ReasonRequest) error {
 // manualRotate issues a new card now; from frozen or revoked it is also a human's approval
 // to make the agent active again.
 func (wf *agentCard) manualRotate(ctx workflow.Context, req ReasonRequest) error {
-	reason := reasonOr(req.Reason, "rotated by "+actorOr(req.Actor))
+	reason := cmp.Or(req.Reason, "rotated by "+actorOr(req.Actor))
 	if err := wf.issue(ctx, reasonManualRotation); err != nil {
 		return err
 	}
@@ -478,8 +479,7 @@ func (wf *agentCard) retire(ctx workflow.Context, reason, actor string) {
 			if err == nil || !isRetryable(err) {
 				break
 			}
-			wf.est += eventsPerTimer + eventsPerWake
-			if workflow.Sleep(ctx, closeRetry) != nil {
+			if wf.sleep(ctx, closeRetry) != nil {
 				break
 			}
 		}
@@ -489,7 +489,7 @@ func (wf *agentCard) retire(ctx workflow.Context, reason, actor string) {
 	wf.st.Pending = nil
 	wf.st.FundRetryAt, wf.st.FundFailures = time.Time{}, 0
 	wf.setStatus(ctx, StatusRetired, reason)
-	wf.audit(ctx, reasonOr(actor, "workflow"), "retire", reason)
+	wf.audit(ctx, cmp.Or(actor, "workflow"), "retire", reason)
 	wf.result = &Result{
 		AgentID: wf.policy.AgentID, Status: StatusRetired, Generation: wf.st.Generation, Rotations: wf.st.Rotations,
 		Resets: wf.st.Resets, SignalsTotal: wf.st.SignalsTotal, RetiredAt: workflow.Now(ctx), Reason: reason,

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/money"
@@ -309,7 +311,7 @@ func (a AnomalyPolicy) normalize(errs *FieldErrors) AnomalyPolicy {
 	for r, w := range defaultReasonWeights {
 		weights[r] = w
 	}
-	for _, r := range sortedKeys(a.ReasonWeights) {
+	for _, r := range workflow.DeterministicKeys(a.ReasonWeights) {
 		w := a.ReasonWeights[r]
 		field := "policy.anomaly.reason_weights." + r
 		switch {
@@ -564,7 +566,7 @@ func exactKeys(b []byte, v any, prefix string) FieldErrors {
 		}
 	}
 	var errs FieldErrors
-	for _, k := range sortedKeys(m) {
+	for _, k := range workflow.DeterministicKeys(m) {
 		if !known[k] {
 			errs.add(prefix+"."+k, "unknown field")
 		}
