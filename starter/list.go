@@ -3,7 +3,6 @@ package starter
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -48,10 +47,7 @@ type AgentSummary struct {
 // whatever the client's data converter is.
 var saConverter = converter.GetDefaultDataConverter()
 
-var (
-	issuerNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-	knownStatuses     = []workflows.Status{workflows.StatusActive, workflows.StatusFrozen, workflows.StatusRevoked, workflows.StatusRetired}
-)
+var knownStatuses = []workflows.Status{workflows.StatusActive, workflows.StatusFrozen, workflows.StatusRevoked, workflows.StatusRetired}
 
 // AgentQuery builds the visibility query ListAgents runs, e.g.
 // `WorkflowType = 'AgentCard' AND ExecutionStatus = 'Running' AND CardStatus = 'frozen'`.
@@ -64,7 +60,7 @@ func AgentQuery(o ListOptions) (string, error) {
 		q = append(q, "ExecutionStatus = 'Running'")
 	}
 	if o.AgentID != "" {
-		if !agentIDPattern.MatchString(o.AgentID) {
+		if !workflows.ValidAgentID(o.AgentID) {
 			errs = append(errs, workflows.FieldError{Field: "agent_id", Msg: fmt.Sprintf("%q is not an agent id", o.AgentID)})
 		} else {
 			q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAttrAgentID, o.AgentID))
@@ -78,7 +74,7 @@ func AgentQuery(o ListOptions) (string, error) {
 		}
 	}
 	if o.Issuer != "" {
-		if !issuerNamePattern.MatchString(o.Issuer) {
+		if !workflows.ValidIssuerName(o.Issuer) {
 			errs = append(errs, workflows.FieldError{Field: "issuer", Msg: fmt.Sprintf("%q is not an issuer name", o.Issuer)})
 		} else {
 			q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAttrIssuer, o.Issuer))

@@ -2,22 +2,17 @@ package starter
 
 import (
 	"context"
-	"fmt"
-	"regexp"
 
 	"go.temporal.io/sdk/client"
 
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
-// agentIDPattern is the policy's agent id rule (workflows.Policy.Normalize), checked before any
-// call so a malformed id is an invalid request rather than a "not found".
-var agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
+// checkAgentID checks the policy's agent id rule before any call, so a malformed id is an
+// invalid request rather than a "not found".
 func checkAgentID(op, agentID string) error {
-	if !agentIDPattern.MatchString(agentID) {
-		return invalidRequest(op, agentID, workflows.FieldErrors{{Field: "agent_id",
-			Msg: fmt.Sprintf("%q must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", agentID)}})
+	if err := workflows.CheckAgentID(agentID); err != nil {
+		return invalidRequest(op, agentID, workflows.FieldErrors{{Field: "agent_id", Msg: err.Error()}})
 	}
 	return nil
 }

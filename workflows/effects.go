@@ -24,6 +24,10 @@ var issuerRetry = &temporal.RetryPolicy{
 	MaximumInterval:    10 * time.Second,
 }
 
+// changeUrgentStops is the workflow.GetVersion change id of stopping cards on
+// IssuerUrgentTaskQueue.
+const changeUrgentStops = "stop-cards-on-urgent-queue"
+
 // issuerCall runs an issuer activity (a method of ia) on the issuer task queue. The
 // schedule-to-close bound keeps an issuer outage from blocking the workflow forever: the
 // caller decides what a failure means (keep the old card, retry later, alert).

@@ -1,6 +1,8 @@
 package workflows
 
-import "go.temporal.io/sdk/workflow"
+import (
+	"go.temporal.io/sdk/workflow"
+)
 
 // Continue-as-new thresholds. Signals do not count towards the server's continue-as-new
 // suggestion and are capped at 10,000 per run, so the workflow counts them itself; the history
@@ -44,4 +46,55 @@ func (wf *agentCard) shouldContinueAsNew(ctx workflow.Context) bool {
 	return workflow.GetInfo(ctx).GetContinueAsNewSuggested() ||
 		wf.signalsThisRun >= MaxSignalsPerRun ||
 		wf.historyLength(ctx) >= HistoryLengthLimit
+}
+
+// continueAsNew drains every signal and update before handing the whole state to the next
+// run: anything buffered but unread would otherwise be lost with this run.
+func (wf *agentCard) continueAsNew(ctx workflow.Context) (Result, error) {
+	if err := wf.drain(ctx); err != nil {
+		return Result{}, err
+	}
+	if wf.result != nil {
+		return wf.finish(ctx)
+	}
+	if wf.cancelTimer != nil {
+		wf.cancelTimer()
+	}
+	wf.st.Run++
+	wf.logger(ctx).Info("continuing as new", "signals_this_run", wf.signalsThisRun, "estimated_history", wf.estimate,
+		"history_length", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "next_run", wf.st.Run)
+	return Result{}, workflow.NewContinueAsNewError(ctx, WorkflowType, Input{Policy: wf.policy, State: wf.st})
+}
+
+// drain handles every buffered signal and update until none are left, no update handler is
+// running and no alert is in flight.
+func (wf *agentCard) drain(ctx workflow.Context) error {
+	for {
+		for {
+			var e issuerEvent
+			if !wf.eventCh.ReceiveAsync(&e) {
+				break
+			}
+			wf.onSignal(ctx, e)
+		}
+		var cmd *command
+		if wf.cmdCh.ReceiveAsync(&cmd) {
+			cmd.execute(ctx, wf)
+			continue
+		}
+		if wf.idle(ctx) {
+			return nil
+		}
+		err := workflow.Await(ctx, func() bool {
+			return wf.eventCh.Len() > 0 || wf.cmdCh.Len() > 0 || wf.idle(ctx)
+		})
+		if err != nil {
+			return err
+		}
+		wf.wrote(eventsPerWake)
+	}
+}
+
+func (wf *agentCard) idle(ctx workflow.Context) bool {
+	return wf.eventCh.Len() == 0 && wf.cmdCh.Len() == 0 && wf.background == 0 && workflow.AllHandlersFinished(ctx)
 }

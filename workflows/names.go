@@ -4,7 +4,17 @@
 //
 // Nothing here does I/O. Every effect goes through an activity in package activities; the
 // contract between the two (activity names and their input and output types) lives in
-// contract.go so that both sides and the tests share one definition.
+// contract.go, and the typed handles the workflows call activities through in
+// activity_refs.go, so that both sides and the tests share one definition.
+//
+// The AgentCard workflow, by file: agentcard.go (the run and its main loop), start.go (the
+// first run's setup, a continued run's), reset.go (budget periods and budget changes),
+// reconcile.go (reading the issuer's records before each reset), cards.go (issuing, capping,
+// funding and closing cards: the budget invariant), rotate.go (rotation and expiry), events.go
+// (card events and the decline detector's verdicts), freeze.go (freeze, revoke, unfreeze),
+// retire.go (retirement), handlers.go (the query and the updates), effects.go (the activity
+// calls), history.go (continue-as-new), legacy.go (paths of runs from before a change), state.go
+// and view.go (what it carries and shows). policy.go and policy_decode.go are its input.
 package workflows
 
 import (

@@ -2,17 +2,10 @@ package api
 
 import (
 	"net/http"
-	"regexp"
 	"strings"
 	"unicode/utf8"
-)
 
-// Path parameters are checked against these before any I/O, any log line, metric label or
-// row is made from them: an agent id as the policy allows it, an issuer name as adapters are
-// named.
-var (
-	agentIDParam = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	issuerParam  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	"github.com/cardwarden/cardwarden/workflows"
 )
 
 // maxEcho bounds how much of a request's own path or method an error message repeats.
@@ -39,12 +32,12 @@ func clip(s string) string {
 }
 
 // agentPath answers 404 for a path whose {id} cannot be an agent id, before the handler (and
-// so before authentication, the store or Temporal) sees it. The id is not repeated.
+// so before authentication, the store or Temporal) sees it: path parameters are checked
+// before any I/O, log line, metric label or row is made from them. The id is not repeated.
 func agentPath(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !agentIDParam.MatchString(r.PathValue("id")) {
-			writeError(w, http.StatusNotFound, "agent_not_found",
-				"no such agent (agent ids are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit)", "")
+		if !workflows.ValidAgentID(r.PathValue("id")) {
+			writeError(w, http.StatusNotFound, "agent_not_found", "no such agent (agent ids are "+workflows.AgentIDRule+")", "")
 			return
 		}
 		h(w, r)

@@ -10,6 +10,7 @@ import (
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/metrics"
 	"github.com/cardwarden/cardwarden/starter"
+	"github.com/cardwarden/cardwarden/workflows"
 )
 
 // MaxWebhookBody is the largest webhook body accepted (413 above it). Issuer events are a few
@@ -43,7 +44,7 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 	// anything, and an unknown one is counted under one fixed label, so no caller can add a
 	// metric series (or a log line, or a row) of its choosing.
 	var ad issuer.Issuer
-	if issuerParam.MatchString(name) {
+	if workflows.ValidIssuerName(name) {
 		ad, _ = s.Issuers.Get(name)
 	}
 	if ad == nil {

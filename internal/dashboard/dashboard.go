@@ -29,7 +29,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -267,9 +266,6 @@ func (h *handler) api(fn func(w http.ResponseWriter, r *http.Request)) http.Hand
 	}
 }
 
-// agentIDParam is what an agent id can be (the policy's rule); anything else is not looked up.
-var agentIDParam = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
 func (h *handler) authorized(r *http.Request) bool {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -327,7 +323,7 @@ func (h *handler) cachedFleet(ctx context.Context) (*Fleet, error) {
 
 func (h *handler) getAgent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !agentIDParam.MatchString(id) {
+	if !workflows.ValidAgentID(id) { // anything else is not looked up
 		writeJSON(w, http.StatusNotFound, errBody("agent_not_found", "no such agent"))
 		return
 	}
