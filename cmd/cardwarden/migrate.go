@@ -43,11 +43,3 @@ Running it again applies nothing. 'cardwarden dev' migrates at start-up by itsel
 	bindLogFlags(cmd.Flags(), &logs, "text")
 	return cmd
 }
-
-// noArgs rejects positional arguments as a usage error.
-func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usageError{fmt.Errorf("%s takes no arguments, got %q\n\n%s", cmd.CommandPath(), args, cmd.UsageString())}
-	}
-	return nil
-}

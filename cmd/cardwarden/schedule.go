@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -24,11 +25,30 @@ Exit codes: 0 ok, 1 failure, 2 usage error, 3 schedule not found.`)
 	bindCtlFlags(cmd.PersistentFlags(), &f)
 	cmd.AddCommand(
 		newScheduleCreateCmd(&f),
-		newScheduleSimpleCmd(&f, "describe", "Show the schedule: spec, state, next and recent runs"),
-		newScheduleSimpleCmd(&f, "trigger", "Start a fleet rotation now (skipped while one is in progress)"),
-		newSchedulePauseCmd(&f, "pause", "Pause the schedule"),
-		newSchedulePauseCmd(&f, "unpause", "Resume a paused schedule"),
-		newScheduleSimpleCmd(&f, "delete", "Delete the schedule (a rotation in progress finishes)"),
+		scheduleCmd(&f, "describe", "Show the schedule: spec, state, next and recent runs", func(ctx context.Context, ctl *starter.Client, out io.Writer) error {
+			info, err := ctl.DescribeFleetRotationSchedule(ctx)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(out, info)
+			}
+			return printSchedule(out, info)
+		}),
+		scheduleCmd(&f, "trigger", "Start a fleet rotation now (skipped while one is in progress)", func(ctx context.Context, ctl *starter.Client, out io.Writer) error {
+			if err := ctl.TriggerFleetRotation(ctx); err != nil {
+				return err
+			}
+			return report(out, f.json, "triggered", "fleet rotation triggered (skipped if one is already running); follow it with: cardwarden schedule describe")
+		}),
+		newSchedulePauseCmd(&f, "pause", "Pause the schedule", (*starter.Client).PauseFleetRotation),
+		newSchedulePauseCmd(&f, "unpause", "Resume a paused schedule", (*starter.Client).UnpauseFleetRotation),
+		scheduleCmd(&f, "delete", "Delete the schedule (a rotation in progress finishes)", func(ctx context.Context, ctl *starter.Client, out io.Writer) error {
+			if err := ctl.DeleteFleetRotationSchedule(ctx); err != nil {
+				return err
+			}
+			return report(out, f.json, "deleted", "schedule "+workflows.FleetRotationScheduleID+" deleted")
+		}),
 	)
 	return cmd
 }
@@ -48,26 +68,21 @@ it runs weekly, Monday 03:00 UTC.`,
 			if len(spec.Cron) == 0 && spec.Every == 0 {
 				spec.Cron = starter.DefaultScheduleSpec().Cron
 			}
-			s, err := f.connect(cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			info, created, err := s.ctl.EnsureFleetRotationSchedule(ctx, spec)
-			if err != nil {
-				return cliErr(err)
-			}
-			if f.json {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"schedule": info, "created": created})
-			}
-			what := "updated"
-			if created {
-				what = "created"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "schedule %s %s\n", info.ID, what)
-			return printSchedule(cmd.OutOrStdout(), info)
+			return f.withAgents(cmd, false, func(ctx context.Context, ctl *starter.Client) error {
+				info, created, err := ctl.EnsureFleetRotationSchedule(ctx, spec)
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), map[string]any{"schedule": info, "created": created})
+				}
+				what := "updated"
+				if created {
+					what = "created"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "schedule %s %s\n", info.ID, what)
+				return printSchedule(cmd.OutOrStdout(), info)
+			})
 		},
 	}
 	fs := cmd.Flags()
@@ -83,80 +98,37 @@ it runs weekly, Monday 03:00 UTC.`,
 	return cmd
 }
 
-func newScheduleSimpleCmd(f *ctlFlags, name, short string) *cobra.Command {
+// scheduleCmd is a schedule subcommand without flags of its own.
+func scheduleCmd(f *ctlFlags, name, short string, run func(ctx context.Context, ctl *starter.Client, out io.Writer) error) *cobra.Command {
 	return &cobra.Command{
 		Use:   name,
 		Short: short,
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := f.connect(cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			out := cmd.OutOrStdout()
-			switch name {
-			case "describe":
-				info, err := s.ctl.DescribeFleetRotationSchedule(ctx)
-				if err != nil {
-					return cliErr(err)
-				}
-				if f.json {
-					return printJSON(out, info)
-				}
-				return printSchedule(out, info)
-			case "trigger":
-				if err := s.ctl.TriggerFleetRotation(ctx); err != nil {
-					return cliErr(err)
-				}
-				return report(out, f.json, "triggered", "fleet rotation triggered (skipped if one is already running); follow it with: cardwarden schedule describe")
-			case "delete":
-				if err := s.ctl.DeleteFleetRotationSchedule(ctx); err != nil {
-					return cliErr(err)
-				}
-				return report(out, f.json, "deleted", "schedule "+workflows.FleetRotationScheduleID+" deleted")
-			}
-			return nil
+			return f.withAgents(cmd, false, func(ctx context.Context, ctl *starter.Client) error {
+				return run(ctx, ctl, cmd.OutOrStdout())
+			})
 		},
 	}
 }
 
-func newSchedulePauseCmd(f *ctlFlags, name, short string) *cobra.Command {
+func newSchedulePauseCmd(f *ctlFlags, name, short string, set func(*starter.Client, context.Context, string) error) *cobra.Command {
 	var note string
 	cmd := &cobra.Command{
 		Use:   name,
 		Short: short,
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := f.connect(cmd, false)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			if name == "pause" {
-				err = s.ctl.PauseFleetRotation(ctx, orDefault(note, "paused by "+actor()))
-			} else {
-				err = s.ctl.UnpauseFleetRotation(ctx, orDefault(note, "unpaused by "+actor()))
-			}
-			if err != nil {
-				return cliErr(err)
-			}
-			return report(cmd.OutOrStdout(), f.json, name+"d", "schedule "+workflows.FleetRotationScheduleID+" "+name+"d")
+			return f.withAgents(cmd, false, func(ctx context.Context, ctl *starter.Client) error {
+				if err := set(ctl, ctx, cmp.Or(note, name+"d by "+actor())); err != nil {
+					return err
+				}
+				return report(cmd.OutOrStdout(), f.json, name+"d", "schedule "+workflows.FleetRotationScheduleID+" "+name+"d")
+			})
 		},
 	}
 	cmd.Flags().StringVar(&note, "note", "", "why, shown to other operators")
 	return cmd
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func report(w io.Writer, asJSON bool, result, msg string) error {
