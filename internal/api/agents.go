@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -113,77 +114,57 @@ func (s *server) listAgents(w http.ResponseWriter, r *http.Request) {
 
 // getAgent: GET /v1/agents/{id} returns the state view (never card numbers).
 func (s *server) getAgent(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
-	defer cancel()
-	st, err := s.ctl.State(ctx, r.PathValue("id"))
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
+	s.answerState(w, r, s.ctl.State)
 }
 
 // reasonUpdate: POST /v1/agents/{id}/rotate|freeze|unfreeze|retire with an optional
 // {"reason": "…", "actor": "…"} body. Answers the state after the change.
-func (s *server) reasonUpdate(name string) http.HandlerFunc {
+func (s *server) reasonUpdate(update func(Control, context.Context, string, workflows.ReasonRequest) (workflows.StateView, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, ok := readBody(w, r, maxManagementBody)
-		if !ok {
-			return
-		}
 		var req workflows.ReasonRequest
-		if len(body) > 0 {
-			if err := json.Unmarshal(body, &req); err != nil {
-				writeError(w, http.StatusUnprocessableEntity, "invalid_request", "request body is not a JSON object: "+err.Error(), "request")
-				return
-			}
-		}
-		if req.Actor == "" {
-			req.Actor = adminActor
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
-		defer cancel()
-		id := r.PathValue("id")
-		var st workflows.StateView
-		var err error
-		switch name {
-		case "rotate":
-			st, err = s.ctl.Rotate(ctx, id, req)
-		case "freeze":
-			st, err = s.ctl.Freeze(ctx, id, req)
-		case "unfreeze":
-			st, err = s.ctl.Unfreeze(ctx, id, req)
-		case "retire":
-			st, err = s.ctl.Retire(ctx, id, req)
-		}
-		if err != nil {
-			s.writeErr(w, r, err)
+		if !readRequest(w, r, &req) {
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
+		req.Actor = cmp.Or(req.Actor, adminActor)
+		s.answerState(w, r, func(ctx context.Context, id string) (workflows.StateView, error) { return update(s.ctl, ctx, id, req) })
 	}
 }
 
 // setBudget: POST /v1/agents/{id}/budget with {"daily_limit_usd": "40", "monthly_limit_usd":
 // "600", "clear_monthly_limit": false, "reason": "…"}.
 func (s *server) setBudget(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r, maxManagementBody)
-	if !ok {
+	var req workflows.BudgetRequest
+	if !readRequest(w, r, &req) {
 		return
 	}
-	var req workflows.BudgetRequest
+	req.Actor = cmp.Or(req.Actor, adminActor)
+	s.answerState(w, r, func(ctx context.Context, id string) (workflows.StateView, error) {
+		return s.ctl.SetBudget(ctx, id, req)
+	})
+}
+
+// readRequest reads an update's optional JSON body into req: an empty body is the zero
+// request. False when it has answered the request itself.
+func readRequest(w http.ResponseWriter, r *http.Request, req any) bool {
+	body, ok := readBody(w, r, maxManagementBody)
+	if !ok {
+		return false
+	}
 	if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
+		if err := json.Unmarshal(body, req); err != nil {
 			writeError(w, http.StatusUnprocessableEntity, "invalid_request", "request body is not a JSON object: "+err.Error(), "request")
-			return
+			return false
 		}
 	}
-	if req.Actor == "" {
-		req.Actor = adminActor
-	}
+	return true
+}
+
+// answerState asks for the state of the path's agent, or changes it, within updateTimeout,
+// and answers the state.
+func (s *server) answerState(w http.ResponseWriter, r *http.Request, do func(ctx context.Context, agentID string) (workflows.StateView, error)) {
 	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
 	defer cancel()
-	st, err := s.ctl.SetBudget(ctx, r.PathValue("id"), req)
+	st, err := do(ctx, r.PathValue("id"))
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
