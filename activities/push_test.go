@@ -25,7 +25,7 @@ import (
 // givePushKey stores the agent's sealed push key as issuing token would (starter.IssueToken).
 func givePushKey(t *testing.T, w *world, agentID, token string) {
 	t.Helper()
-	if err := w.store.SetAgentTokenHash(t.Context(), agentID, starter.HashToken(token)); err != nil {
+	if err := w.store.ReplaceAgentToken(t.Context(), store.Agent{AgentID: agentID}, starter.HashToken(token)); err != nil {
 		t.Fatal(err)
 	}
 	k, err := w.vault.SealPushKey(agentID, starter.PushKey(token))

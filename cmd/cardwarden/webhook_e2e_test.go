@@ -16,6 +16,7 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/api"
 	"github.com/cardwarden/cardwarden/internal/issuer/stdwebhooks"
+	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
@@ -71,9 +72,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	st = e.waitState("hook-bot", "the purchase is counted", func(s workflows.StateView) bool {
 		return s.Budget.SpentTodayUSD.String() == "12.34"
 	})
-	n, err := e.store.CountEvents(ctx)
-	require.NoError(t, err)
-	require.EqualValues(t, 1, n)
+	require.EqualValues(t, 1, testdb.CountEvents(t, e.store))
 
 	// Replay the exact delivery (same id, signature, timestamp): acknowledged, not counted again.
 	var delivered capturedWebhook
@@ -92,9 +91,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	require.Equal(t, 200, status, "%v", m)
 	require.EqualValues(t, 1, m["duplicates"])
 	require.EqualValues(t, 0, m["new"])
-	n, err = e.store.CountEvents(ctx)
-	require.NoError(t, err)
-	require.EqualValues(t, 1, n)
+	require.EqualValues(t, 1, testdb.CountEvents(t, e.store))
 	st, err = e.ctl.State(ctx, "hook-bot")
 	require.NoError(t, err)
 	require.Equal(t, "12.34", st.Budget.SpentTodayUSD.String())

@@ -500,10 +500,9 @@ func TestRedeliveryLoop(t *testing.T) {
 	defer cancel()
 	require.NoError(t, h.store.UpsertAgent(ctx, store.Agent{AgentID: "bot", Issuer: "sim", Status: "active", Policy: "{}"}))
 	h.seedCard("bot", "card_b", "4000009999999991", "123")
-	_, err := h.store.InsertEvent(ctx, store.LedgerEvent{Issuer: "sim", IssuerEventID: "evt_old", AgentID: "bot", IssuerCardID: "card_b",
+	testdb.InsertEvent(t, h.store, store.LedgerEvent{Issuer: "sim", IssuerEventID: "evt_old", AgentID: "bot", IssuerCardID: "card_b",
 		Kind: "authorization", Approved: true, AmountMinor: 100, Currency: "USD", Source: store.SourceWebhook,
-		OccurredAt: time.Now().Add(-time.Minute), ReceivedAt: time.Now().Add(-time.Minute)}, nil)
-	require.NoError(t, err)
+		OccurredAt: time.Now().Add(-time.Minute), ReceivedAt: time.Now().Add(-time.Minute)})
 	signalled := make(chan struct{})
 	h.tc.On("SignalWorkflow", mock.Anything, "agent/bot", "", workflows.SignalCardEvent, mock.Anything).
 		Run(func(mock.Arguments) { close(signalled) }).Return(nil).Once()

@@ -67,7 +67,7 @@ func TestRecordOnceInTheAgentsZone(t *testing.T) {
 		if r := record(orphan); !r.Orphaned || r.AgentID != "" || !r.New {
 			t.Fatalf("orphan: %+v", r)
 		}
-		if n, _ := st.CountEvents(ctx); n != 4 {
+		if n := testdb.CountEvents(t, st); n != 4 {
 			t.Fatalf("ledger rows: %d", n)
 		}
 		if _, err := l.Record(ctx, cardwarden.Event{Issuer: "sim"}, store.SourceWebhook); err == nil {

@@ -120,3 +120,40 @@ func (s *Store) sel(ctx context.Context, dest any, q string, args ...any) error 
 
 // utc normalizes times so both databases store and return the same instant the same way.
 func utc(t time.Time) time.Time { return t.UTC() }
+
+func (s *Store) updateOne(ctx context.Context, what, q string, args ...any) error {
+	res, err := s.exec(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return nil
+}
+
+// IsNotFound reports whether err means a missing row.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// one reads one row into a T, or ErrNotFound; what says what it is in the error.
+func one[T any](ctx context.Context, s *Store, what, q string, args ...any) (T, error) {
+	var v T
+	if err := s.get(ctx, &v, q, args...); err != nil {
+		var zero T
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	return v, nil
+}
+
+// list reads rows into Ts; what says what they are in the error.
+func list[T any](ctx context.Context, s *Store, what, q string, args ...any) ([]T, error) {
+	var vs []T
+	if err := s.sel(ctx, &vs, q, args...); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return vs, nil
+}

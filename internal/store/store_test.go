@@ -40,7 +40,7 @@ func TestAgents(t *testing.T) {
 		require.False(t, a.CreatedAt.IsZero())
 
 		require.NoError(t, s.SetAgentStatus(ctx, "a1", "frozen"))
-		require.NoError(t, s.SetAgentTokenHash(ctx, "a1", "h2"))
+		require.NoError(t, s.ReplaceAgentToken(ctx, store.Agent{AgentID: "a1"}, "h2"))
 		a, err = s.GetAgent(ctx, "a1")
 		require.NoError(t, err)
 		require.Equal(t, "frozen", a.Status)
@@ -134,13 +134,9 @@ func TestLedgerCountsEachEventOnce(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		at := time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
-		spend := &store.SpendDelta{AgentID: "a1", Day: "2026-11-28", SpentMinor: 1250}
-		isNew, err := s.InsertEvent(ctx, event("evt_1", 1250, at), spend)
-		require.NoError(t, err)
-		require.True(t, isNew)
-		isNew, err = s.InsertEvent(ctx, event("evt_1", 1250, at), spend)
-		require.NoError(t, err)
-		require.False(t, isNew, "a replayed event is not new")
+		spend := store.SpendDelta{AgentID: "a1", Day: "2026-11-28", SpentMinor: 1250}
+		require.True(t, testdb.InsertEvent(t, s, event("evt_1", 1250, at), spend))
+		require.False(t, testdb.InsertEvent(t, s, event("evt_1", 1250, at), spend), "a replayed event is not new")
 
 		// Concurrent replays of one event still count it once.
 		var wg sync.WaitGroup
@@ -148,7 +144,9 @@ func TestLedgerCountsEachEventOnce(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := s.InsertEvent(ctx, event("evt_2", 100, at.Add(time.Minute)), &store.SpendDelta{AgentID: "a1", Day: "2026-11-28", SpentMinor: 100, Declines: 1})
+				_, err := s.RecordEvent(ctx, event("evt_2", 100, at.Add(time.Minute)), func([]store.LedgerEvent) ([]store.SpendDelta, error) {
+					return []store.SpendDelta{{AgentID: "a1", Day: "2026-11-28", SpentMinor: 100, Declines: 1}}, nil
+				})
 				if err != nil {
 					t.Error(err)
 				}
@@ -161,9 +159,7 @@ func TestLedgerCountsEachEventOnce(t *testing.T) {
 		require.Len(t, series, 1)
 		require.Equal(t, int64(1350), series[0].SpentMinor)
 		require.Equal(t, 1, series[0].Declines)
-		n, err := s.CountEvents(ctx)
-		require.NoError(t, err)
-		require.Equal(t, int64(2), n)
+		require.Equal(t, int64(2), testdb.CountEvents(t, s))
 
 		got, err := s.GetEvent(ctx, "sim", "evt_1")
 		require.NoError(t, err)
@@ -189,8 +185,7 @@ func TestUnsignalledEventsAreRedeliverable(t *testing.T) {
 		e1.ReceivedAt, e2.ReceivedAt, orphan.ReceivedAt = at, at.Add(time.Second), at
 		orphan.AgentID, orphan.Orphaned = "", true
 		for _, e := range []store.LedgerEvent{e1, e2, orphan} {
-			_, err := s.InsertEvent(ctx, e, nil)
-			require.NoError(t, err)
+			testdb.InsertEvent(t, s, e)
 		}
 		pending, err := s.UnsignalledEvents(ctx, time.Now(), 100)
 		require.NoError(t, err)

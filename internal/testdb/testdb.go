@@ -99,3 +99,24 @@ func Each(t *testing.T, fn func(t *testing.T, s *store.Store)) {
 	t.Run("sqlite", func(t *testing.T) { fn(t, Open(t, SQLiteURL(t))) })
 	t.Run("postgres", func(t *testing.T) { fn(t, Open(t, PostgresURL(t))) })
 }
+
+// InsertEvent records a ledger row with the given daily spend deltas (store.RecordEvent with
+// deltas fixed in advance) and reports whether the row was new.
+func InsertEvent(t testing.TB, st *store.Store, e store.LedgerEvent, spend ...store.SpendDelta) bool {
+	t.Helper()
+	isNew, err := st.RecordEvent(context.Background(), e, func([]store.LedgerEvent) ([]store.SpendDelta, error) { return spend, nil })
+	if err != nil {
+		t.Fatalf("insert event %s: %v", e.IssuerEventID, err)
+	}
+	return isNew
+}
+
+// CountEvents counts the ledger's rows.
+func CountEvents(t testing.TB, st *store.Store) int64 {
+	t.Helper()
+	var n int64
+	if err := st.DB().GetContext(context.Background(), &n, `SELECT COUNT(*) FROM ledger_events`); err != nil {
+		t.Fatalf("count events: %v", err)
+	}
+	return n
+}

@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -56,20 +55,5 @@ func TestAgentTokens(t *testing.T) {
 
 		_, err = s.ClaimAgentToken(ctx, a, "")
 		require.Error(t, err)
-	})
-}
-
-func TestCountAudit(t *testing.T) {
-	testdb.Each(t, func(t *testing.T, s *store.Store) {
-		ctx := context.Background()
-		now := time.Now()
-		for i, at := range []time.Time{now.Add(-2 * time.Minute), now.Add(-10 * time.Second), now} {
-			require.NoError(t, s.Audit(ctx, store.AuditEntry{At: at, Actor: "agent:a", Action: "card.reveal", AgentID: "a", Detail: string(rune('0' + i))}))
-		}
-		require.NoError(t, s.Audit(ctx, store.AuditEntry{At: now, Actor: "agent:b", Action: "card.reveal", AgentID: "b"}))
-		require.NoError(t, s.Audit(ctx, store.AuditEntry{At: now, Actor: "admin", Action: "freeze", AgentID: "a"}))
-		n, err := s.CountAudit(ctx, "a", "card.reveal", now.Add(-time.Minute))
-		require.NoError(t, err)
-		require.Equal(t, 2, n)
 	})
 }
