@@ -22,6 +22,7 @@ import (
 	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/vault"
+	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/worker"
 )
 
@@ -129,8 +130,12 @@ func apiDeps(st *store.Store, c client.Client, reg *issuer.Registry, vlt *vault.
 
 // httpHandler is everything serve and dev answer: the API, the dashboard and /metrics.
 func httpHandler(deps api.Deps, o *observability, temporalUIURL, namespace string) (http.Handler, error) {
+	var states dashboard.States // without Temporal the dashboard shows what the store knows
+	if deps.Temporal != nil {
+		states = starter.New(deps.Temporal, starter.Options{Logger: deps.Logger})
+	}
 	dash, err := dashboard.New(dashboard.Config{
-		Store: deps.Store, States: dashboard.QueryStates(deps.Temporal), AdminToken: deps.AdminToken, Throttle: deps.Throttle,
+		Store: deps.Store, States: states, AdminToken: deps.AdminToken, Throttle: deps.Throttle,
 		TemporalUIURL: temporalUIURL, Namespace: namespace, Logger: deps.Logger,
 	})
 	if err != nil {

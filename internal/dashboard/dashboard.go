@@ -34,8 +34,6 @@ import (
 	"sync"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -56,28 +54,10 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
-// States gives an agent's live state from its workflow. *starter.Client has it; QueryStates
-// adapts a bare Temporal client.
+// States gives an agent's live state from its workflow: *starter.Client, over a Temporal
+// client that uses the same data converter (payload codec) as the workers.
 type States interface {
 	State(ctx context.Context, agentID string) (workflows.StateView, error)
-}
-
-// QueryStates answers State with the workflow's "state" query through c. c must use the same
-// data converter (payload codec) as the workers.
-func QueryStates(c client.Client) States { return queryStates{c} }
-
-type queryStates struct{ c client.Client }
-
-func (q queryStates) State(ctx context.Context, agentID string) (workflows.StateView, error) {
-	v, err := q.c.QueryWorkflow(ctx, workflows.WorkflowID(agentID), "", workflows.QueryState)
-	if err != nil {
-		return workflows.StateView{}, err
-	}
-	var sv workflows.StateView
-	if err := v.Get(&sv); err != nil {
-		return workflows.StateView{}, err
-	}
-	return sv, nil
 }
 
 // Config configures the dashboard. Only Store is required.

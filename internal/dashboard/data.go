@@ -11,6 +11,7 @@ import (
 
 	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/ledger"
 	"github.com/cardwarden/cardwarden/internal/spend"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/money"
@@ -181,18 +182,7 @@ func parsePolicy(raw string) storedPolicy {
 	return p
 }
 
-func location(tz string) *time.Location {
-	if tz == "" {
-		return time.UTC
-	}
-	loc, err := time.LoadLocation(tz)
-	if err != nil {
-		return time.UTC
-	}
-	return loc
-}
-
-const dayLayout = "2006-01-02"
+const dayLayout = time.DateOnly // the ledger's day keys (ledger.Day)
 
 func pct(spent, limit int64) int64 {
 	if limit <= 0 {
@@ -298,7 +288,7 @@ func fromState(r *AgentRow, sv workflows.StateView) {
 
 func (h *handler) fromStore(ctx context.Context, r *AgentRow, p storedPolicy) error {
 	now := h.cfg.Now()
-	r.Day = now.In(location(p.Timezone)).Format(dayLayout)
+	r.Day = ledger.Day(now, ledger.Location(p.Timezone))
 	cards, err := h.cfg.Store.ListCards(ctx, r.AgentID)
 	if err != nil {
 		return err
@@ -355,7 +345,7 @@ func (h *handler) buildAgent(ctx context.Context, id string) (*AgentDetail, erro
 	if sv != nil && sv.Timezone != "" {
 		tz = sv.Timezone
 	}
-	loc := location(tz)
+	loc := ledger.Location(tz) // the zone the ledger counts the agent's days in
 	now := h.cfg.Now().In(loc)
 	d := &AgentDetail{Agent: row, State: sv, Timezone: loc.String()}
 

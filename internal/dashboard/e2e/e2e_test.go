@@ -42,6 +42,7 @@ import (
 	"github.com/cardwarden/cardwarden/internal/metrics"
 	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/internal/vault"
+	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/worker"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -142,7 +143,7 @@ func startSystem(t *testing.T) *system {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 
-	dash, err := dashboard.New(dashboard.Config{Store: st, States: dashboard.QueryStates(c), AdminToken: adminToken,
+	dash, err := dashboard.New(dashboard.Config{Store: st, States: starter.New(c, starter.Options{}), AdminToken: adminToken,
 		TemporalUIURL: stack.UIURL(), PollInterval: time.Second, Logger: logger})
 	require.NoError(t, err)
 	apiHandler := api.New(api.Deps{Store: st, Temporal: c, Logger: logger, AdminToken: adminToken, Issuers: reg, Vault: vlt})
