@@ -195,24 +195,35 @@ type transactionJSON struct {
 	EventID          string `json:"event_id"`
 }
 
-// simulateCapture settles an approved authorization. The amount may exceed what was
-// authorized (restaurants, car rental): issuers cannot refuse a capture, so neither do we.
-func (s *Server) simulateCapture(r *http.Request, body []byte) result {
+// authorizationAmount reads a capture's or reversal's body, {"authorization_id", "amount_usd"
+// or "amount_minor"}: the authorization, the amount and whether one was given. A nil
+// authorization comes with the answer to give instead.
+func (s *Server) authorizationAmount(body []byte) (*authorization, int64, bool, result) {
 	var p struct {
 		AuthorizationID string `json:"authorization_id"`
 		AmountUSD       amount `json:"amount_usd"`
 		AmountMinor     *int64 `json:"amount_minor"`
 	}
 	if err := decodeStrict(body, &p); err != nil {
-		return invalid("%v", err)
+		return nil, 0, false, invalid("%v", err)
 	}
 	a := s.st.auths[p.AuthorizationID]
 	if a == nil {
-		return notFound("authorization", p.AuthorizationID)
+		return nil, 0, false, notFound("authorization", p.AuthorizationID)
 	}
 	amt, set, err := amountIn(p.AmountUSD, p.AmountMinor, false)
 	if err != nil {
-		return invalid("%v", err)
+		return nil, 0, false, invalid("%v", err)
+	}
+	return a, amt, set, result{}
+}
+
+// simulateCapture settles an approved authorization. The amount may exceed what was
+// authorized (restaurants, car rental): issuers cannot refuse a capture, so neither do we.
+func (s *Server) simulateCapture(r *http.Request, body []byte) result {
+	a, amt, set, res := s.authorizationAmount(body)
+	if a == nil {
+		return res
 	}
 	if !set {
 		amt = a.AmountMinor
@@ -343,21 +354,9 @@ func (s *Server) simulateRefund(r *http.Request, body []byte) result {
 // simulateReversal releases all or part of a pending authorization's hold (the merchant
 // cancelled, or the authorization expired).
 func (s *Server) simulateReversal(r *http.Request, body []byte) result {
-	var p struct {
-		AuthorizationID string `json:"authorization_id"`
-		AmountUSD       amount `json:"amount_usd"`
-		AmountMinor     *int64 `json:"amount_minor"`
-	}
-	if err := decodeStrict(body, &p); err != nil {
-		return invalid("%v", err)
-	}
-	a := s.st.auths[p.AuthorizationID]
+	a, amt, set, res := s.authorizationAmount(body)
 	if a == nil {
-		return notFound("authorization", p.AuthorizationID)
-	}
-	amt, set, err := amountIn(p.AmountUSD, p.AmountMinor, false)
-	if err != nil {
-		return invalid("%v", err)
+		return res
 	}
 	if a.Status != authPending {
 		return nativeErr(http.StatusBadRequest, "invalid_state", fmt.Sprintf("authorization %s is %s, only pending authorizations can be reversed", a.ID, a.Status))
