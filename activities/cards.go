@@ -52,7 +52,7 @@ func (a *Activities) IssueCard(ctx context.Context, in workflows.IssueCardInput)
 	a.audit(ctx, store.AuditEntry{Actor: "workflow", Action: "card-issued", AgentID: in.AgentID,
 		Detail: fmt.Sprintf("generation %d, card %s ****%s, reason %s", in.Generation, card.ID, card.Last4, in.Reason)})
 	a.log().InfoContext(ctx, "card issued", "agent_id", in.AgentID, "generation", in.Generation, "card_id", card.ID, "reason", in.Reason)
-	return workflows.IssuedCard{ID: card.ID, Last4: card.Last4, ExpMonth: card.ExpMonth, ExpYear: card.ExpYear, ExpiresAt: card.ExpiresAt()}, nil
+	return workflows.IssuedCard{ID: card.ID, Last4: card.Last4, ExpiresAt: card.ExpiresAt()}, nil
 }
 
 // vaultSecrets reveals the card's credentials and seals them into the vault, where the agent

@@ -141,13 +141,12 @@ type IssueCardInput struct {
 	Reason          string              `json:"reason"`
 }
 
-// IssuedCard is everything about a new card the workflow may see: never its number or CVC,
-// which the activity puts in the vault.
+// IssuedCard is everything about a new card the workflow needs: never its number or CVC,
+// which the activity puts in the vault. (Results recorded before exp_month and exp_year were
+// dropped still decode: unknown fields are ignored.)
 type IssuedCard struct {
 	ID        string    `json:"id"`
 	Last4     string    `json:"last4"`
-	ExpMonth  int       `json:"exp_month"`
-	ExpYear   int       `json:"exp_year"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 

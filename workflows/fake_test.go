@@ -150,7 +150,7 @@ func (f *fake) IssueCard(_ context.Context, in workflows.IssueCardInput) (workfl
 }
 
 func (c *fakeCard) issued() workflows.IssuedCard {
-	return workflows.IssuedCard{ID: c.id, Last4: fmt.Sprintf("%04d", 4000+c.seq), ExpMonth: 12, ExpYear: 2031,
+	return workflows.IssuedCard{ID: c.id, Last4: fmt.Sprintf("%04d", 4000+c.seq),
 		ExpiresAt: time.Date(2032, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Nanosecond)}
 }
 

@@ -23,7 +23,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// Names other programs rely on (DESIGN.md, "Names that other programs rely on").
+// Names other programs rely on (README.md, "The AgentCard workflow", the table of names):
+// changing one breaks running workflows, schedules, dashboards and callers.
 const (
 	// WorkflowType is the registered name of the agent workflow.
 	WorkflowType = "AgentCard"

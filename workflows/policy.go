@@ -16,7 +16,7 @@ import (
 	"github.com/cardwarden/cardwarden/money"
 )
 
-// Policy is an agent's policy: the AgentCard workflow's input (DESIGN.md, "The agent policy").
+// Policy is an agent's policy: the AgentCard workflow's input (README.md, "The policy").
 // Only agent_id and daily_limit_usd are required; Normalize fills in every default. Money is
 // exact minor units inside and decimal dollars in JSON.
 type Policy struct {
@@ -63,7 +63,7 @@ type AlertPolicy struct {
 	ThresholdsPct []int `json:"thresholds_pct,omitzero"`
 }
 
-// Defaults (DESIGN.md).
+// Defaults (README.md, "The policy").
 const (
 	DefaultIssuer             = "sim"
 	DefaultCurrency           = "USD"

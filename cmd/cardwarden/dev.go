@@ -41,7 +41,7 @@ func newDevCmd() *cobra.Command {
 		Long: `Run cardwarden on its embedded default, in one process:
 
   - a real Temporal server, file-backed on SQLite under --dir, with the Web UI
-  - the worker, polling the cardwarden and cardwarden-issuer task queues
+  - the worker, polling the cardwarden, cardwarden-issuer and cardwarden-issuer-urgent task queues
   - the HTTP API (health, webhooks, management API)
   - the issuer simulator, unless --issuer-url points at one running elsewhere
 

@@ -158,6 +158,7 @@ func TestDevRunsTheWholeStackAndKeepsState(t *testing.T) {
 		{"cardwarden", enumspb.TASK_QUEUE_TYPE_WORKFLOW},
 		{"cardwarden", enumspb.TASK_QUEUE_TYPE_ACTIVITY},
 		{"cardwarden-issuer", enumspb.TASK_QUEUE_TYPE_ACTIVITY},
+		{"cardwarden-issuer-urgent", enumspb.TASK_QUEUE_TYPE_ACTIVITY},
 	} {
 		require.Eventually(t, func() bool {
 			n, err := pollerCount(ctx, c, q.name, q.kind)

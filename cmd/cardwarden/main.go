@@ -1,6 +1,6 @@
 // Command cardwarden gives every AI agent its own virtual card with a hard budget and runs that
-// card's whole life in a Temporal workflow. One binary: dev, worker, serve, migrate, version
-// and the tools that later issues add.
+// card's whole life in a Temporal workflow. One binary: dev, worker, serve, migrate, agent,
+// schedule, issuer-sim, bench and version (README.md, "Commands").
 package main
 
 import (

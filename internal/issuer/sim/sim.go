@@ -5,8 +5,6 @@ package sim
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -170,25 +168,14 @@ func (a *Adapter) RevealCard(ctx context.Context, cardID string) (issuer.Secrets
 }
 
 // mutate POSTs a state change. The simulator applies these as absolute settings, so a retry
-// without a key is harmless; when the caller put an idempotency key in ctx it is sent
-// (derived per operation and content, so one activity key can cover several calls).
+// needs no idempotency key.
 func (a *Adapter) mutate(ctx context.Context, op, cardID, suffix string, body any) (issuer.Card, error) {
-	key := ""
-	if base, ok := issuer.IdempotencyKeyFrom(ctx); ok {
-		key = derivedKey(base, op, cardID, body)
-	}
 	var w cardWire
-	err := a.c.Do(ctx, op, issuerhttp.Request{Method: http.MethodPost, Path: cardPath(cardID, suffix), Body: body, IdempotencyKey: key}, &w)
+	err := a.c.Do(ctx, op, issuerhttp.Request{Method: http.MethodPost, Path: cardPath(cardID, suffix), Body: body}, &w)
 	if err != nil {
 		return issuer.Card{}, err
 	}
 	return w.card(), nil
-}
-
-func derivedKey(base, op, cardID string, body any) string {
-	b, _ := json.Marshal(body)
-	h := sha256.Sum256([]byte(base + "\x00" + op + "\x00" + cardID + "\x00" + string(b)))
-	return "cw-" + op + "-" + hex.EncodeToString(h[:16])
 }
 
 func (a *Adapter) UpdateLimits(ctx context.Context, cardID string, limits []issuer.SpendLimit) (issuer.Card, error) {

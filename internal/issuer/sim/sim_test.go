@@ -232,38 +232,6 @@ func TestErrorMapping(t *testing.T) {
 	}
 }
 
-// TestIdempotencyKeyFromContext: with a caller key, a retried pause replays the stored
-// response instead of acting twice, and a new key is a new intent.
-func TestIdempotencyKeyFromContext(t *testing.T) {
-	srv, url := startSim(t, issuersim.Config{})
-	a := newAdapter(t, url)
-	ctx := context.Background()
-	c, err := a.CreateCard(ctx, issuer.CreateCardRequest{IdempotencyKey: "k", Limits: []issuer.SpendLimit{{AmountMinor: 100, Interval: issuer.Daily}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx := issuer.WithIdempotencyKey(ctx, "agent/a1/activity-7")
-	for range 2 {
-		if p, err := a.PauseCard(pctx, c.ID); err != nil || p.Status != issuer.CardPaused {
-			t.Fatalf("pause: %v %v", p.Status, err)
-		}
-	}
-	if got := srv.Stats().IdempotentReplays; got != 1 {
-		t.Fatalf("replays: %d, want 1", got)
-	}
-	if _, err := a.CloseCard(issuer.WithIdempotencyKey(ctx, "close-1"), c.ID); err != nil {
-		t.Fatal(err)
-	}
-	// The retry of the same close is answered from the stored success...
-	if cl, err := a.CloseCard(issuer.WithIdempotencyKey(ctx, "close-1"), c.ID); err != nil || cl.Status != issuer.CardClosed {
-		t.Fatalf("retried close: %v", err)
-	}
-	// ...a new close intent learns the card is already closed.
-	if _, err := a.CloseCard(issuer.WithIdempotencyKey(ctx, "close-2"), c.ID); !errors.Is(err, issuer.ErrAlreadyClosed) {
-		t.Fatalf("second close: %v", err)
-	}
-}
-
 func TestVerifyWebhookWithoutSecret(t *testing.T) {
 	a, err := sim.New(sim.Config{BaseURL: "http://127.0.0.1:1", APIKey: "k"})
 	if err != nil {

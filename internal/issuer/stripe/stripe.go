@@ -132,17 +132,13 @@ func createKey(key string) string {
 	return "cw-create-" + hex.EncodeToString(h[:])
 }
 
-// mutationKey derives the key of an update: from the caller's key in ctx when there is one
-// (stable across the activity's retries, new for each intent), otherwise from the content
-// and the current minute, which deduplicates quick retries; a replay under that fallback is
-// double-checked against the card (see update).
-func (a *Adapter) mutationKey(ctx context.Context, op, cardID, content string) (string, bool) {
-	base, explicit := issuer.IdempotencyKeyFrom(ctx)
-	if !explicit {
-		base = "minute:" + strconv.FormatInt(a.cfg.Now().Unix()/60, 10)
-	}
+// mutationKey derives the key of an update from its content and the current minute, which
+// deduplicates quick retries; a replay under it is double-checked against the card (see
+// update), because within the minute it could also be a new intent with the same content.
+func (a *Adapter) mutationKey(op, cardID, content string) string {
+	base := "minute:" + strconv.FormatInt(a.cfg.Now().Unix()/60, 10)
 	h := sha256.Sum256([]byte(base + "\x00" + op + "\x00" + cardID + "\x00" + content))
-	return "cw-" + op + "-" + hex.EncodeToString(h[:16]), explicit
+	return "cw-" + op + "-" + hex.EncodeToString(h[:16])
 }
 
 // Errors.
@@ -390,7 +386,7 @@ func (a *Adapter) RevealCard(ctx context.Context, cardID string) (issuer.Secrets
 // for a new intent (pause, resume, pause within one minute), in which case the update is
 // sent again under a fresh key.
 func (a *Adapter) update(ctx context.Context, op, cardID, content string, p *stripego.IssuingCardUpdateParams, done func(*stripego.IssuingCard) bool) (issuer.Card, error) {
-	key, explicit := a.mutationKey(ctx, op, cardID, content)
+	key := a.mutationKey(op, cardID, content)
 	p.SetIdempotencyKey(key)
 	c, err := a.sc.V1IssuingCards.Update(ctx, cardID, p)
 	if err != nil {
@@ -403,7 +399,7 @@ func (a *Adapter) update(ctx context.Context, op, cardID, content string, p *str
 		}
 		return issuer.Card{}, err
 	}
-	if !explicit && c.LastResponse != nil && c.LastResponse.Header.Get("Idempotent-Replayed") == "true" {
+	if c.LastResponse != nil && c.LastResponse.Header.Get("Idempotent-Replayed") == "true" {
 		cur, err := a.retrieve(ctx, op, cardID)
 		if err != nil {
 			return issuer.Card{}, err

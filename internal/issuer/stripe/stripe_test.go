@@ -185,11 +185,16 @@ func TestDeterministicIdempotencyKeys(t *testing.T) {
 		t.Fatalf("create form: %v", f)
 	}
 
-	// Updates: a caller key makes retries share one key and new intents get new ones.
-	k1 := issuer.WithIdempotencyKey(ctx, "activity-1")
-	a.PauseCard(k1, c.ID)
-	a.PauseCard(k1, c.ID)
-	a.ResumeCard(issuer.WithIdempotencyKey(ctx, "activity-2"), c.ID)
+	// Updates: within a minute the same change shares one key (a quick retry is deduplicated),
+	// another change gets another.
+	minute := time.Date(2027, 1, 5, 12, 0, 30, 0, time.UTC)
+	a, err = stripe.New(stripe.Config{APIKey: mockKey, BaseURL: rec.start(t, base), WebhookSecret: webhookSecret, Now: func() time.Time { return minute }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.PauseCard(ctx, c.ID)
+	a.PauseCard(ctx, c.ID)
+	a.ResumeCard(ctx, c.ID)
 	var keys []string
 	for _, r := range rec.take() {
 		if r.method == http.MethodPost {
