@@ -1,3 +1,7 @@
+// Long file: the card protocol that keeps the budget invariant (issue, cap, read, fund, close)
+// is one sequence whose steps depend on each other's order; it reads best top to bottom in one
+// place.
+
 package workflows
 
 import (

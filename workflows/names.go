@@ -14,7 +14,8 @@
 // (card events and the decline detector's verdicts), freeze.go (freeze, revoke, unfreeze),
 // retire.go (retirement), handlers.go (the query and the updates), effects.go (the activity
 // calls), history.go (continue-as-new), legacy.go (paths of runs from before a change), state.go
-// and view.go (what it carries and shows). policy.go and policy_decode.go are its input.
+// and view.go (what it carries and shows). policy.go and policy_decode.go are its input,
+// requests.go the updates' payloads, fielderrors.go the errors that name a field of either.
 package workflows
 
 import (
