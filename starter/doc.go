@@ -9,6 +9,12 @@
 // ErrUnavailable and ErrTimeout. Errors that concern one field (ErrInvalidPolicy,
 // ErrInvalidRequest) carry it: see FieldOf.
 //
+// Every type a caller needs is in a public package (workflows, money, and the root package
+// cardwarden for the issuer event), so programs outside this module drive agents through it
+// too. Options' Store, Vault and Outbound are the server's own wiring (cardwarden serve and the
+// CLI set them); without a Store, ReportEvent, RedeliverPending and the token methods return
+// ErrNoStore, and a program outside the module reaches them through the HTTP API instead.
+//
 // Nothing here ever sees a card number or CVC: the workflow's state holds only the card's id,
 // last4 and expiry, and credentials are read from the vault by the HTTP API alone.
 package starter
