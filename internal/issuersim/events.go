@@ -42,15 +42,7 @@ func toEventJSON(e *event) eventJSON {
 // listEvents: GET /v1/events?since=&card_id=&type=&limit=, oldest first.
 func (s *Server) listEvents(r *http.Request, _ []byte) result {
 	q := r.URL.Query()
-	since, err := parseSince(q.Get("since"))
-	if err != nil {
-		return invalid("%v", err)
-	}
-	n, err := pageLimit(r)
-	if err != nil {
-		return invalid("%v", err)
-	}
-	return ok(s.eventsLocked(since, q.Get("card_id"), q.Get("type"), q.Get("starting_after"), n, false))
+	return s.eventPage(r, q.Get("card_id"), q.Get("type"), false)
 }
 
 // listCardAuthorizations: GET /v1/cards/{id}/authorizations?since= — the money events on
@@ -60,6 +52,11 @@ func (s *Server) listCardAuthorizations(r *http.Request, _ []byte) result {
 	if !found {
 		return res
 	}
+	return s.eventPage(r, c.ID, "", true)
+}
+
+// eventPage answers one page of events (?since=&starting_after=&limit=), oldest first.
+func (s *Server) eventPage(r *http.Request, cardID, typ string, moneyOnly bool) result {
 	q := r.URL.Query()
 	since, err := parseSince(q.Get("since"))
 	if err != nil {
@@ -69,7 +66,7 @@ func (s *Server) listCardAuthorizations(r *http.Request, _ []byte) result {
 	if err != nil {
 		return invalid("%v", err)
 	}
-	return ok(s.eventsLocked(since, c.ID, "", q.Get("starting_after"), n, true))
+	return ok(s.eventsLocked(since, cardID, typ, q.Get("starting_after"), n, moneyOnly))
 }
 
 func (s *Server) eventsLocked(since time.Time, cardID, typ, after string, n int, moneyOnly bool) listJSON {

@@ -114,21 +114,23 @@ func (a *Adapter) CreateCard(ctx context.Context, req issuer.CreateCardRequest) 
 }
 
 func createLimits(ls []issuer.SpendLimit) []*stripego.IssuingCardCreateSpendingControlsSpendingLimitParams {
-	out := make([]*stripego.IssuingCardCreateSpendingControlsSpendingLimitParams, 0, len(ls))
-	for _, l := range ls {
-		out = append(out, &stripego.IssuingCardCreateSpendingControlsSpendingLimitParams{
-			Amount: stripego.Int64(l.AmountMinor), Interval: stripego.String(string(l.Interval)),
-		})
-	}
-	return out
+	return spendingLimits(ls, func(amount *int64, interval *string) *stripego.IssuingCardCreateSpendingControlsSpendingLimitParams {
+		return &stripego.IssuingCardCreateSpendingControlsSpendingLimitParams{Amount: amount, Interval: interval}
+	})
 }
 
 func updateLimits(ls []issuer.SpendLimit) []*stripego.IssuingCardUpdateSpendingControlsSpendingLimitParams {
-	out := make([]*stripego.IssuingCardUpdateSpendingControlsSpendingLimitParams, 0, len(ls))
+	return spendingLimits(ls, func(amount *int64, interval *string) *stripego.IssuingCardUpdateSpendingControlsSpendingLimitParams {
+		return &stripego.IssuingCardUpdateSpendingControlsSpendingLimitParams{Amount: amount, Interval: interval}
+	})
+}
+
+// spendingLimits converts limits to the SDK's parameters, which have one type for a create and
+// another, with the same fields, for an update.
+func spendingLimits[P any](ls []issuer.SpendLimit, param func(amount *int64, interval *string) *P) []*P {
+	out := make([]*P, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, &stripego.IssuingCardUpdateSpendingControlsSpendingLimitParams{
-			Amount: stripego.Int64(l.AmountMinor), Interval: stripego.String(string(l.Interval)),
-		})
+		out = append(out, param(stripego.Int64(l.AmountMinor), stripego.String(string(l.Interval))))
 	}
 	return out
 }
