@@ -5,7 +5,7 @@
 // retried activity must not issue a second card. Limits are spending_controls.spending_limits
 // (UTC calendar windows); pause is status=inactive, close is status=canceled (permanent).
 // Webhooks are verified with the SDK's webhook package (Stripe-Signature, HMAC-SHA256) and
-// issuing_authorization.* / issuing_transaction.* events become issuer.Events whose IDs are
+// issuing_authorization.* / issuing_transaction.* events become cardwarden.Events whose IDs are
 // the Stripe object IDs (iauth_…, ipi_…), so a webhook and a reconciliation listing of the
 // same authorization deduplicate to one ledger entry.
 package stripe
