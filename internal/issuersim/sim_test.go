@@ -821,6 +821,8 @@ func TestDroppedAndDelayedWebhooks(t *testing.T) {
 	sink, url := newSink(t, "raw-secret", 0)
 	s, c := newSim(t, Config{WebhookURL: url, WebhookSecret: "raw-secret"})
 	id := createCard(c)
+	// The card's own card.created event is delivered before the fault is set.
+	eventually(t, "card.created delivered", func() bool { return s.Stats().WebhooksPending == 0 })
 	if err := s.SetFaults(Faults{DropWebhooks: 1}); err != nil {
 		t.Fatal(err)
 	}
