@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cardwarden/cardwarden/starter"
@@ -57,6 +59,10 @@ func (s *server) createAgent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !json.Valid(body) {
+		writeError(w, http.StatusBadRequest, "invalid_json", "request body is not valid JSON", "")
+		return
+	}
 	p, err := workflows.ParsePolicyWith(body, s.Outbound)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_policy", err.Error(), starter.FieldOf(err))
@@ -81,35 +87,67 @@ func (s *server) createAgent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, resp)
 }
 
-// listAgents: GET /v1/agents?status=frozen&issuer=sim&agent_id=x&include_closed=true&limit=100.
+// Page sizes of GET /v1/agents.
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// agentList is one page of GET /v1/agents.
+type agentList struct {
+	Object  string                 `json:"object"` // "list"
+	Agents  []starter.AgentSummary `json:"agents"`
+	HasMore bool                   `json:"has_more"`
+}
+
+// listAgents: GET /v1/agents?status=frozen&issuer=sim&agent_id=x&include_closed=true&limit=100
+// &starting_after=<agent id>. Agents come ordered by id, a page at a time (Stripe's cursor
+// pagination): has_more says whether another page follows, and the last agent id of this one
+// is the next page's starting_after.
 func (s *server) listAgents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	o := starter.ListOptions{Status: workflows.Status(q.Get("status")), Issuer: q.Get("issuer"), AgentID: q.Get("agent_id")}
 	if v := q.Get("include_closed"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			writeError(w, http.StatusUnprocessableEntity, "invalid_request", "include_closed must be true or false", "include_closed")
+			writeError(w, http.StatusBadRequest, "invalid_request", "include_closed must be true or false", "include_closed")
 			return
 		}
 		o.IncludeClosed = b
 	}
+	limit := defaultListLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusUnprocessableEntity, "invalid_request", "limit must be a non-negative integer", "limit")
+		if err != nil || n < 1 || n > maxListLimit {
+			writeError(w, http.StatusBadRequest, "invalid_request", "limit must be an integer from 1 to "+strconv.Itoa(maxListLimit), "limit")
 			return
 		}
-		o.Limit = n
+		limit = n
+	}
+	after := q.Get("starting_after")
+	if after != "" && !workflows.ValidAgentID(after) {
+		writeError(w, http.StatusBadRequest, "invalid_request", "starting_after must be an agent id", "starting_after")
+		return
 	}
 	agents, err := s.ctl.ListAgents(r.Context(), o)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
-	if agents == nil {
-		agents = []starter.AgentSummary{}
+	// The page starts after the cursor, in agent id order.
+	slices.SortFunc(agents, func(a, b starter.AgentSummary) int { return strings.Compare(a.AgentID, b.AgentID) })
+	start := 0
+	for start < len(agents) && after != "" && agents[start].AgentID <= after {
+		start++
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"agents": agents})
+	page := agentList{Object: "list", Agents: agents[start:]}
+	if len(page.Agents) > limit {
+		page.Agents, page.HasMore = page.Agents[:limit], true
+	}
+	if page.Agents == nil {
+		page.Agents = []starter.AgentSummary{}
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 // getAgent: GET /v1/agents/{id} returns the state view (never card numbers).
@@ -151,8 +189,12 @@ func readRequest(w http.ResponseWriter, r *http.Request, req any) bool {
 		return false
 	}
 	if len(body) > 0 {
+		if !json.Valid(body) {
+			writeError(w, http.StatusBadRequest, "invalid_json", "request body is not valid JSON", "")
+			return false
+		}
 		if err := json.Unmarshal(body, req); err != nil {
-			writeError(w, http.StatusUnprocessableEntity, "invalid_request", "request body is not a JSON object: "+err.Error(), "request")
+			writeError(w, http.StatusUnprocessableEntity, "invalid_request", "request body does not fit the request: "+err.Error(), "request")
 			return false
 		}
 	}

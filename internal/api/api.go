@@ -141,21 +141,32 @@ func New(d Deps) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 
+	// Every management POST takes an Idempotency-Key (after the admin check, so nothing is
+	// stored for a caller without the token).
+	post := func(h http.HandlerFunc) http.HandlerFunc { return s.admin(s.idempotent(h)) }
 	routes := []struct {
 		method, path string
 		h            http.HandlerFunc
 	}{
+		{"GET", "/v1/openapi.json", serveOpenAPI},
 		{"POST", "/v1/webhooks/{issuer}", s.webhook},
-		{"POST", "/v1/agents", s.admin(s.createAgent)},
+		{"POST", "/v1/events", post(s.reportEvent)},
+		{"POST", "/v1/agents", post(s.createAgent)},
 		{"GET", "/v1/agents", s.admin(s.listAgents)},
 		{"GET", "/v1/agents/{id}", agentPath(s.admin(s.getAgent))},
-		{"POST", "/v1/agents/{id}/rotate", agentPath(s.admin(s.reasonUpdate(Control.Rotate)))},
-		{"POST", "/v1/agents/{id}/freeze", agentPath(s.admin(s.reasonUpdate(Control.Freeze)))},
-		{"POST", "/v1/agents/{id}/unfreeze", agentPath(s.admin(s.reasonUpdate(Control.Unfreeze)))},
-		{"POST", "/v1/agents/{id}/retire", agentPath(s.admin(s.reasonUpdate(Control.Retire)))},
-		{"POST", "/v1/agents/{id}/budget", agentPath(s.admin(s.setBudget))},
-		{"POST", "/v1/agents/{id}/token", agentPath(s.admin(s.rotateToken))},
+		{"POST", "/v1/agents/{id}/rotate", agentPath(post(s.reasonUpdate(Control.Rotate)))},
+		{"POST", "/v1/agents/{id}/freeze", agentPath(post(s.reasonUpdate(Control.Freeze)))},
+		{"POST", "/v1/agents/{id}/unfreeze", agentPath(post(s.reasonUpdate(Control.Unfreeze)))},
+		{"POST", "/v1/agents/{id}/retire", agentPath(post(s.reasonUpdate(Control.Retire)))},
+		{"POST", "/v1/agents/{id}/budget", agentPath(post(s.setBudget))},
+		{"POST", "/v1/agents/{id}/token", agentPath(post(s.rotateToken))},
 		{"GET", "/v1/agents/{id}/card", agentPath(s.revealCard)},
+		{"GET", "/v1/schedules/fleet-rotation", s.admin(s.describeSchedule)},
+		{"POST", "/v1/schedules/fleet-rotation", post(s.ensureSchedule)},
+		{"DELETE", "/v1/schedules/fleet-rotation", s.admin(s.scheduleAction(Schedules.DeleteFleetRotationSchedule, "deleted"))},
+		{"POST", "/v1/schedules/fleet-rotation/trigger", post(s.scheduleAction(Schedules.TriggerFleetRotation, "triggered"))},
+		{"POST", "/v1/schedules/fleet-rotation/pause", post(s.pauseSchedule(Schedules.PauseFleetRotation, "paused"))},
+		{"POST", "/v1/schedules/fleet-rotation/unpause", post(s.pauseSchedule(Schedules.UnpauseFleetRotation, "unpaused"))},
 	}
 	allowed := map[string][]string{}
 	for _, r := range routes {
@@ -180,7 +191,7 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route for "+clip(r.Method)+" "+clip(r.URL.Path), "")
 	})
-	return s.recoverer(mux)
+	return WithRequestID(s.Logger, s.recoverer(mux))
 }
 
 // recoverer turns a handler panic into a JSON 500 instead of a dropped connection; the panic
@@ -192,7 +203,7 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.Logger.Error("handler panic", "method", clip(r.Method), "path", clip(r.URL.Path), "panic", v)
+				s.log(r).Error("handler panic", "method", clip(r.Method), "path", clip(r.URL.Path), "panic", v)
 				writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
 			}
 		}()
@@ -222,7 +233,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if !ok {
 		status = http.StatusServiceUnavailable
-		s.Logger.Warn("not ready", "checks", checks)
+		s.log(r).Warn("not ready", "checks", checks)
 	}
 	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
 }

@@ -267,7 +267,7 @@ func TestManagementAPI(t *testing.T) {
 	require.Equal(t, 422, status)
 	require.Equal(t, "invalid_request", must(errCode(m)))
 	status, _, _ = h.do("GET", "/v1/agents?limit=x", adminToken, nil)
-	require.Equal(t, 422, status)
+	require.Equal(t, 400, status, "a malformed query parameter is a bad request")
 
 	status, m, _ = h.do("GET", "/v1/agents/bot", adminToken, nil)
 	require.Equal(t, 200, status)
@@ -290,8 +290,9 @@ func TestManagementAPI(t *testing.T) {
 	status, m, _ = h.do("POST", "/v1/agents/bot/rotate", adminToken, `{"reason":"x","colour":"red"}`)
 	require.Equal(t, 422, status)
 	require.Equal(t, "request.colour", must2(errCode(m)))
-	status, _, _ = h.do("POST", "/v1/agents/bot/rotate", adminToken, `not json`)
-	require.Equal(t, 422, status)
+	status, m, _ = h.do("POST", "/v1/agents/bot/rotate", adminToken, `not json`)
+	require.Equal(t, 400, status, "malformed JSON is a bad request, not an invalid one")
+	require.Equal(t, "invalid_json", must(errCode(m)))
 	status, _, _ = h.do("POST", "/v1/agents/ghost/rotate", adminToken, nil)
 	require.Equal(t, 404, status)
 

@@ -108,7 +108,7 @@ func (s *server) revealCard(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("at most %d credential reveals per %s per agent", s.RevealLimit, s.RevealWindow), "")
 		return
 	}
-	s.Logger.Info("card credentials revealed", "agent_id", id, "card_id", card.IssuerCardID, "last4", card.Last4, "remote", remoteIP(r))
+	s.log(r).Info("card credentials revealed", "agent_id", id, "card_id", card.IssuerCardID, "last4", card.Last4, "remote", remoteIP(r))
 	writeJSON(w, http.StatusOK, cardResponse{
 		AgentID: id, CardID: card.IssuerCardID, Issuer: card.Issuer, Generation: card.Generation, Status: card.Status,
 		Last4: card.Last4, Number: sec.Number, CVC: sec.CVC, ExpMonth: sec.ExpMonth, ExpYear: sec.ExpYear,

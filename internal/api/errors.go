@@ -7,19 +7,46 @@ import (
 	"github.com/cardwarden/cardwarden/starter"
 )
 
-// errorBody is every error response: {"error": {"code", "message", "field"}}.
+// errorBody is every error response, in Stripe's shape: {"error": {"type", "code", "message",
+// "field"}}. type is the class of error a client branches on; code the specific reason.
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
 
 type errorDetail struct {
+	Type    string `json:"type"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
 }
 
+// Error types, as Stripe names them (README: docs/http-api.md, "Errors").
+const (
+	typeInvalidRequest = "invalid_request_error" // the request is wrong: fix it before retrying
+	typeAuthentication = "authentication_error"  // missing or wrong token
+	typeRateLimit      = "rate_limit_error"      // too many requests: retry after Retry-After
+	typeIdempotency    = "idempotency_error"     // an Idempotency-Key reused for another request
+	typeAPI            = "api_error"             // cardwarden or what it depends on failed: retry
+)
+
+// errorType is the type of an error answer with this status and code.
+func errorType(status int, code string) string {
+	switch {
+	case code == "idempotency_conflict" || code == "idempotency_in_progress":
+		return typeIdempotency
+	case status == http.StatusUnauthorized:
+		return typeAuthentication
+	case status == http.StatusTooManyRequests:
+		return typeRateLimit
+	case status >= 500:
+		return typeAPI
+	default:
+		return typeInvalidRequest
+	}
+}
+
 func writeError(w http.ResponseWriter, status int, code, msg, field string) {
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, Field: field}})
+	writeJSON(w, status, errorBody{Error: errorDetail{Type: errorType(status, code), Code: code, Message: msg, Field: field}})
 }
 
 // writeErr answers with the status and code that match a control error. Unexpected errors are
@@ -27,7 +54,7 @@ func writeError(w http.ResponseWriter, status int, code, msg, field string) {
 func (s *server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := classify(err)
 	if status == http.StatusInternalServerError {
-		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		s.log(r).Error("request failed", "method", r.Method, "path", clip(r.URL.Path), "error", err)
 		writeError(w, status, code, "internal error", "")
 		return
 	}

@@ -62,11 +62,11 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var ie *issuer.Error
 		if errors.As(err, &ie) && ie.Kind == issuer.KindUnauthorized {
-			s.Logger.Warn("webhook rejected", "issuer", name, "reason", ie.Message, "remote", remoteIP(r))
+			s.log(r).Warn("webhook rejected", "issuer", name, "reason", ie.Message, "remote", remoteIP(r))
 			writeError(w, http.StatusUnauthorized, "invalid_signature", "webhook signature is invalid or stale", "")
 			return
 		}
-		s.Logger.Warn("webhook not understood", "issuer", name, "error", err)
+		s.log(r).Warn("webhook not understood", "issuer", name, "error", err)
 		writeError(w, http.StatusBadRequest, "invalid_event", err.Error(), "")
 		return
 	}
@@ -74,7 +74,7 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 	// is recorded (4xx, so the issuer stops redelivering a poison event; a 5xx never would).
 	for _, ev := range events {
 		if err := ev.Check(); err != nil {
-			s.Logger.Warn("webhook event refused", "issuer", name, "error", err)
+			s.log(r).Warn("webhook event refused", "issuer", name, "error", err)
 			s.rejected(name, metrics.WebhookInvalid)
 			writeError(w, http.StatusUnprocessableEntity, "invalid_event", err.Error(), "")
 			return
@@ -92,13 +92,13 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 		res, err := s.ctl.ReportEvent(ctx, name, ev)
 		if err != nil {
 			if errors.Is(err, starter.ErrUnavailable) || errors.Is(err, starter.ErrTimeout) {
-				s.Logger.Warn("webhook event recorded but not delivered; the issuer will retry and redelivery will catch up",
+				s.log(r).Warn("webhook event recorded but not delivered; the issuer will retry and redelivery will catch up",
 					"issuer", name, "event_id", ev.ID, "error", err)
 				w.Header().Set("Retry-After", "5")
 				writeError(w, http.StatusServiceUnavailable, "temporal_unavailable", "event recorded but Temporal is unreachable; retry later", "")
 				return
 			}
-			s.Logger.Error("webhook event failed", "issuer", name, "event_id", ev.ID, "error", err)
+			s.log(r).Error("webhook event failed", "issuer", name, "event_id", ev.ID, "error", err)
 			writeError(w, http.StatusInternalServerError, "internal", "could not record the event", "")
 			return
 		}
@@ -113,7 +113,7 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 		default:
 			resp.Duplicates++
 		}
-		s.Logger.Info("webhook event", "issuer", name, "event_id", ev.ID, "kind", ev.Kind, "card_id", ev.CardID,
+		s.log(r).Info("webhook event", "issuer", name, "event_id", ev.ID, "kind", ev.Kind, "card_id", ev.CardID,
 			"agent_id", res.AgentID, "new", res.New, "orphaned", res.Orphaned, "signalled", res.Signalled)
 	}
 	writeJSON(w, http.StatusOK, resp)

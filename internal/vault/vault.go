@@ -3,6 +3,7 @@
 package vault
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -156,3 +157,31 @@ func (v *Vault) OpenPushKey(k store.PushKey) ([]byte, error) {
 }
 
 func pushKeyData(agentID string) []byte { return []byte("push-key\x00" + agentID) }
+
+// SealAnswer seals an API answer that carries a secret (an agent's token) so the answer can
+// be kept for an Idempotency-Key replay, bound to that key. The result is keyID, nonce and
+// ciphertext in one byte string.
+func (v *Vault) SealAnswer(idemKey string, body []byte) ([]byte, error) {
+	nonce := make([]byte, v.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("seal answer: %w", err)
+	}
+	out := append([]byte(v.keyID+"\x00"), nonce...)
+	return v.aead.Seal(out, nonce, body, answerData(idemKey)), nil
+}
+
+// OpenAnswer opens what SealAnswer sealed.
+func (v *Vault) OpenAnswer(idemKey string, sealed []byte) ([]byte, error) {
+	keyID, rest, ok := bytes.Cut(sealed, []byte{0})
+	if !ok || string(keyID) != v.keyID || len(rest) < v.aead.NonceSize() {
+		return nil, fmt.Errorf("open answer: sealed with another key")
+	}
+	n := v.aead.NonceSize()
+	body, err := v.aead.Open(nil, rest[:n], rest[n:], answerData(idemKey))
+	if err != nil {
+		return nil, fmt.Errorf("open answer: authentication failed")
+	}
+	return body, nil
+}
+
+func answerData(idemKey string) []byte { return []byte("answer\x00" + idemKey) }
