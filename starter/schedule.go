@@ -68,6 +68,10 @@ type ScheduleRun struct {
 	StartedAt   time.Time `json:"started_at"`
 	WorkflowID  string    `json:"workflow_id"`
 	RunID       string    `json:"run_id"`
+	// Status is the run's workflow status (Running, Completed, Failed, …; its latest run when
+	// it continued as new), and Result, once it has completed, what it did.
+	Status string                         `json:"status,omitempty"`
+	Result *workflows.FleetRotationResult `json:"result,omitempty"`
 }
 
 func (s ScheduleSpec) validate() (ScheduleSpec, error) {
@@ -213,6 +217,7 @@ func (c *Client) DescribeFleetRotationSchedule(ctx context.Context) (ScheduleInf
 		run := ScheduleRun{ScheduledAt: r.ScheduleTime.UTC(), StartedAt: r.ActualTime.UTC()}
 		if w := r.StartWorkflowResult; w != nil {
 			run.WorkflowID, run.RunID = w.WorkflowID, w.FirstExecutionRunID
+			c.runOutcome(ctx, &run)
 		}
 		info.RecentRuns = append(info.RecentRuns, run)
 	}
@@ -253,4 +258,22 @@ func (c *Client) DeleteFleetRotationSchedule(ctx context.Context) error {
 		return c.scheduleErr("delete", err)
 	}
 	return nil
+}
+
+// runOutcome fills in a recent run's status and, when it has completed, how many agents it
+// rotated, skipped and failed. Best effort: a run whose history is gone keeps neither.
+func (c *Client) runOutcome(ctx context.Context, run *ScheduleRun) {
+	d, err := c.tc.DescribeWorkflowExecution(ctx, run.WorkflowID, "")
+	if err != nil {
+		return
+	}
+	st := d.GetWorkflowExecutionInfo().GetStatus()
+	run.Status = statusName(st)
+	if st != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		return
+	}
+	var res workflows.FleetRotationResult
+	if err := c.tc.GetWorkflow(ctx, run.WorkflowID, "").Get(ctx, &res); err == nil {
+		run.Result = &res
+	}
 }
