@@ -9,8 +9,11 @@ TESTFLAGS ?= -count=1 -p 2 -timeout 40m
 
 .PHONY: dev test test-resilience test-model bench bench-quick build lint fmt tools
 
-dev: ## run the whole system: embedded Temporal + Web UI, worker, API, issuer simulator
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/cardwarden dev
+# Flags for `make dev`, e.g. make dev ARGS="--ui-port 9233 --headless".
+ARGS ?=
+
+dev: build ## build bin/cardwarden and run the whole system: embedded Temporal + Web UI, worker, API, issuer simulator (flags: ARGS="…")
+	./bin/cardwarden dev $(ARGS)
 
 test: ## unit, store (SQLite + Postgres), adapter and end-to-end tests
 	$(GO) test $(TESTFLAGS) $(PKG)

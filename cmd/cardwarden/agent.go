@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,21 +20,22 @@ import (
 func newAgentCmd() *cobra.Command {
 	var f ctlFlags
 	cmd := groupCmd("agent", "Create, inspect and control agents and their cards",
-		`Drive agents' AgentCard workflows through Temporal: create an agent (and its credential-pull
-token), list and show agents, rotate, freeze, unfreeze, change the budget, retire, and pull an
-agent's card with its token. Defaults reach `+"`cardwarden dev`"+` on this machine.
+		`Drive agents through the cardwarden HTTP API with the admin token: create an agent (and its
+credential-pull token), list and show agents, rotate, freeze, unfreeze, change the budget,
+retire, and pull an agent's card with its own token. One URL (--api-url) and one token
+(CARDWARDEN_ADMIN_TOKEN) are all it needs; defaults reach `+"`cardwarden dev`"+` on this machine.
 
-Exit codes: 0 ok, 1 failure (Temporal or the API refused or is unreachable), 2 usage error
-(bad flag, invalid policy or request), 3 agent not found.`)
+Exit codes: 0 ok, 1 failure (the API refused or is unreachable), 2 usage error (bad flag,
+invalid policy or request), 3 agent not found.`)
 	bindCtlFlags(cmd.PersistentFlags(), &f)
 	cmd.AddCommand(
 		newAgentCreateCmd(&f),
 		newAgentListCmd(&f),
 		newAgentShowCmd(&f),
-		newAgentReasonCmd(&f, "rotate", "Issue the agent a new card now (the old one closes after the grace period)", (*starter.Client).Rotate),
-		newAgentReasonCmd(&f, "freeze", "Freeze the agent's card at the issuer", (*starter.Client).Freeze),
-		newAgentReasonCmd(&f, "unfreeze", "Unfreeze the agent's card (or issue a new one if it was revoked)", (*starter.Client).Unfreeze),
-		newAgentReasonCmd(&f, "retire", "Close every card of the agent and end its workflow", (*starter.Client).Retire),
+		newAgentReasonCmd(&f, "rotate", "Issue the agent a new card now (the old one closes after the grace period)"),
+		newAgentReasonCmd(&f, "freeze", "Freeze the agent's card at the issuer"),
+		newAgentReasonCmd(&f, "unfreeze", "Unfreeze the agent's card (or issue a new one if it was revoked)"),
+		newAgentReasonCmd(&f, "retire", "Close every card of the agent and end its workflow"),
 		newAgentSetBudgetCmd(&f),
 		newAgentCredentialsCmd(&f),
 	)
@@ -51,15 +53,42 @@ func newAgentListCmd(f *ctlFlags) *cobra.Command {
   cardwarden agent list --status frozen --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return f.withAgents(cmd, false, func(ctx context.Context, ctl *starter.Client) error {
-				agents, err := ctl.ListAgents(ctx, starter.ListOptions{Status: workflows.Status(status), Issuer: iss, IncludeClosed: all, Query: query, Limit: limit})
-				if err != nil {
-					return err
+			if limit < 0 {
+				return usageError{fmt.Errorf("--limit must not be negative")}
+			}
+			return f.withAPI(cmd, func(ctx context.Context, c *apiClient) error {
+				q := url.Values{}
+				for k, v := range map[string]string{"status": status, "issuer": iss} {
+					if v != "" {
+						q.Set(k, v)
+					}
+				}
+				if all {
+					q.Set("include_closed", "true")
+				}
+				if query != "" {
+					return usageError{fmt.Errorf("--query is not supported through the API; use --status, --issuer or --all (or the Temporal CLI)")}
+				}
+				agents := []starter.AgentSummary{}
+				for {
+					var page struct {
+						Agents  []starter.AgentSummary `json:"agents"`
+						HasMore bool                   `json:"has_more"`
+					}
+					q.Set("limit", "1000")
+					if err := c.get(ctx, "/v1/agents", q, &page); err != nil {
+						return err
+					}
+					agents = append(agents, page.Agents...)
+					if !page.HasMore || len(page.Agents) == 0 || (limit > 0 && len(agents) >= limit) {
+						break
+					}
+					q.Set("starting_after", page.Agents[len(page.Agents)-1].AgentID)
+				}
+				if limit > 0 && len(agents) > limit {
+					agents = agents[:limit]
 				}
 				if f.json {
-					if agents == nil {
-						agents = []starter.AgentSummary{}
-					}
 					return printJSON(cmd.OutOrStdout(), map[string]any{"agents": agents})
 				}
 				tw := table(cmd.OutOrStdout())
@@ -77,7 +106,8 @@ func newAgentListCmd(f *ctlFlags) *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "", "only agents with this status: active, frozen, revoked, retired")
 	cmd.Flags().StringVar(&iss, "issuer", "", "only agents on this issuer")
 	cmd.Flags().BoolVar(&all, "all", false, "include agents whose workflow has ended (retired)")
-	cmd.Flags().StringVar(&query, "query", "", "extra Temporal visibility clause, e.g. \"StartTime > '2026-01-01T00:00:00Z'\"")
+	cmd.Flags().StringVar(&query, "query", "", "not supported through the API: use the Temporal CLI's workflow list --query")
+	_ = cmd.Flags().MarkHidden("query")
 	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many agents (0: all)")
 	return cmd
 }
@@ -88,9 +118,9 @@ func newAgentShowCmd(f *ctlFlags) *cobra.Command {
 		Short: "Show an agent's state: status, card (last4 only), budget, schedule",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.withAgents(cmd, false, func(ctx context.Context, ctl *starter.Client) error {
-				st, err := ctl.State(ctx, args[0])
-				if err != nil {
+			return f.withAPI(cmd, func(ctx context.Context, c *apiClient) error {
+				var st workflows.StateView
+				if err := c.get(ctx, agentPath(args[0], ""), nil, &st); err != nil {
 					return err
 				}
 				return printState(cmd.OutOrStdout(), f.json, st)
@@ -141,10 +171,14 @@ func printState(w io.Writer, asJSON bool, st workflows.StateView) error {
 		if b.RemainingMonthUSD != nil {
 			left = ", " + b.RemainingMonthUSD.String() + " left"
 		}
-		fmt.Fprintf(tw, "this month\tspent %s of %s%s\n", b.SpentMonthUSD, *b.MonthlyLimitUSD, left)
+		fmt.Fprintf(tw, "this month\tspent %s of %s %s%s\n", b.SpentMonthUSD, *b.MonthlyLimitUSD, b.Currency, left)
 	}
-	fmt.Fprintf(tw, "next reset\t%s (%s)\n", ts(st.NextReset), st.Timezone)
-	if st.NextRotation != nil {
+	// A retired agent has nothing coming: its workflow has ended.
+	retired := st.Status == workflows.StatusRetired
+	if !retired {
+		fmt.Fprintf(tw, "next reset\t%s (%s)\n", ts(st.NextReset), st.Timezone)
+	}
+	if st.NextRotation != nil && !retired {
 		fmt.Fprintf(tw, "next rotation\t%s\n", ts(*st.NextRotation))
 	}
 	if st.RetireAt != nil {
@@ -153,22 +187,21 @@ func printState(w io.Writer, asJSON bool, st workflows.StateView) error {
 	fmt.Fprintf(tw, "counts\t%d rotations, %d reissues, %d resets, %d freezes, %d revocations, %d events\n",
 		st.Rotations, st.Reissues, st.Resets, st.Freezes, st.Revocations, st.SignalsTotal)
 	for _, d := range st.RecentDeclines {
-		fmt.Fprintf(tw, "declined\t%s  %s %s  %s  %s\n", ts(d.At), d.AmountUSD, d.Reason, d.Merchant, d.CardID)
+		fmt.Fprintf(tw, "declined\t%s  %s %s  %s  %s  %s\n", ts(d.At), d.AmountUSD, b.Currency, d.Reason, d.Merchant, d.CardID)
 	}
 	return tw.Flush()
 }
 
-func newAgentReasonCmd(f *ctlFlags, name, short string,
-	update func(*starter.Client, context.Context, string, workflows.ReasonRequest) (workflows.StateView, error)) *cobra.Command {
+func newAgentReasonCmd(f *ctlFlags, name, short string) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
 		Use:   name + " ID",
 		Short: short,
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.withAgents(cmd, false, func(ctx context.Context, ctl *starter.Client) error {
-				st, err := update(ctl, ctx, args[0], workflows.ReasonRequest{Reason: reason, Actor: actor()})
-				if err != nil {
+			return f.withAPI(cmd, func(ctx context.Context, c *apiClient) error {
+				var st workflows.StateView
+				if err := c.post(ctx, agentPath(args[0], name), workflows.ReasonRequest{Reason: reason, Actor: actor()}, &st); err != nil {
 					return err
 				}
 				return printState(cmd.OutOrStdout(), f.json, st)
@@ -177,6 +210,16 @@ func newAgentReasonCmd(f *ctlFlags, name, short string,
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
 	return cmd
+}
+
+// agentPath is the API path of an agent (and one of its actions). The id is escaped: a bad
+// one is the API's to refuse (404), never a different path.
+func agentPath(id, action string) string {
+	p := "/v1/agents/" + url.PathEscape(id)
+	if action != "" {
+		p += "/" + action
+	}
+	return p
 }
 
 func newAgentSetBudgetCmd(f *ctlFlags) *cobra.Command {
@@ -206,9 +249,9 @@ func newAgentSetBudgetCmd(f *ctlFlags) *cobra.Command {
 			if err := req.Validate(); err != nil {
 				return usageError{fmt.Errorf("%w (use --daily-limit, --monthly-limit or --clear-monthly-limit)", err)}
 			}
-			return f.withAgents(cmd, false, func(ctx context.Context, ctl *starter.Client) error {
-				st, err := ctl.SetBudget(ctx, args[0], req)
-				if err != nil {
+			return f.withAPI(cmd, func(ctx context.Context, c *apiClient) error {
+				var st workflows.StateView
+				if err := c.post(ctx, agentPath(args[0], "budget"), req, &st); err != nil {
 					return err
 				}
 				return printState(cmd.OutOrStdout(), f.json, st)

@@ -17,13 +17,12 @@ func newAgentCreateCmd(f *ctlFlags) *cobra.Command {
 	var (
 		id, label, iss, tz, resetCron, rotateCron, grace, ttl, retireAt, alertURL, policyFile string
 		daily, monthly                                                                        string
-		noToken                                                                               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --id ID --daily-limit USD",
 		Short: "Create an agent: start its workflow (issuing its card) and print its credential-pull token",
-		Long: `Start the agent's AgentCard workflow, which issues its card, and give the agent a
-credential-pull token. The token is printed only this once and stored as a hash: hand it to
+		Long: `Create the agent through the API (POST /v1/agents): its AgentCard workflow starts and issues
+its card, and the agent gets a credential-pull token, all in one request or not at all. The token is printed only this once and stored as a hash: hand it to
 the agent, which pulls its card with GET /v1/agents/{id}/card (or ` + "`cardwarden agent credentials`" + `).
 
 Creating an agent that already runs with the same policy changes nothing and prints no token;
@@ -61,26 +60,28 @@ with a different policy it fails (use set-budget, or retire and create again).`,
 				doc["alerts"] = alerts
 			}
 			raw, _ := json.Marshal(doc)
-			rules, err := outboundRules()
+			// The policy's shape is checked here, so a typo is a usage error naming the flag; its
+			// URLs are the server's to judge (its outbound rules decide).
+			rules, err := devOutboundRules()
 			if err != nil {
 				return err
 			}
-			p, err := workflows.ParsePolicyWith(raw, rules)
+			_, err = workflows.ParsePolicyWith(raw, rules)
 			if err != nil {
 				return usageError{fmt.Errorf("invalid policy: %w%s", err, flagHint(starter.FieldOf(err)))}
 			}
-			return f.withAgents(cmd, !noToken, func(ctx context.Context, ctl *starter.Client) error {
-				var a starter.Agent
-				var tok string
-				if noToken {
-					a, err = ctl.StartAgent(ctx, p)
-				} else {
-					a, tok, err = ctl.CreateAgent(ctx, p, actor())
+			return f.withAPI(cmd, func(ctx context.Context, c *apiClient) error {
+				var created struct {
+					Agent starter.Agent `json:"agent"`
+					Token string        `json:"token"`
 				}
-				if err != nil {
+				// One request: the API starts the workflow and issues the token together, and
+				// the call is retried under one Idempotency-Key, so a lost answer neither
+				// leaves a half-created agent nor creates it twice.
+				if err := c.post(ctx, "/v1/agents", json.RawMessage(raw), &created); err != nil {
 					return err
 				}
-				return printCreated(cmd.OutOrStdout(), f.json, a, tok, noToken)
+				return printCreated(cmd.OutOrStdout(), f.json, created.Agent, created.Token)
 			})
 		},
 	}
@@ -98,7 +99,6 @@ with a different policy it fails (use set-budget, or retire and create again).`,
 	fs.StringVar(&retireAt, "retire-at", "", "RFC 3339 time at which the agent retires")
 	fs.StringVar(&alertURL, "alert-webhook", "", "URL that receives the agent's alerts")
 	fs.StringVar(&policyFile, "policy", "", "policy JSON file (- for stdin); flags override its fields")
-	fs.BoolVar(&noToken, "no-token", false, "start the agent without touching the database (issue a token later through the API)")
 	return cmd
 }
 
@@ -127,7 +127,7 @@ func readFileOrStdin(cmd *cobra.Command, path string) ([]byte, error) {
 	return b, nil
 }
 
-func printCreated(w io.Writer, asJSON bool, a starter.Agent, tok string, noToken bool) error {
+func printCreated(w io.Writer, asJSON bool, a starter.Agent, tok string) error {
 	if asJSON {
 		out := map[string]any{"agent": a, "created": a.Created}
 		if tok != "" {
@@ -150,8 +150,6 @@ func printCreated(w io.Writer, asJSON bool, a starter.Agent, tok string, noToken
 		fmt.Fprintf(tw, "token\t%s\n", tok)
 		fmt.Fprintf(tw, "\tshown only now; the agent pulls its card with it:\n")
 		fmt.Fprintf(tw, "\tcardwarden agent credentials %s --token <token>\n", a.AgentID)
-	case noToken:
-		fmt.Fprintf(tw, "token\tnot issued (--no-token); POST /v1/agents/%s/token issues one\n", a.AgentID)
 	default:
 		fmt.Fprintf(tw, "token\talready issued, not shown again; replace it with: cardwarden agent credentials %s --rotate-token\n", a.AgentID)
 	}

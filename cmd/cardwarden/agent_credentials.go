@@ -5,14 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cardwarden/cardwarden/internal/config"
-	"github.com/cardwarden/cardwarden/starter"
 )
 
 func newAgentCredentialsCmd(f *ctlFlags) *cobra.Command {
@@ -25,8 +21,8 @@ func newAgentCredentialsCmd(f *ctlFlags) *cobra.Command {
 agent's own credential-pull token, exactly as the agent itself would. The reveal is rate
 limited and written to the audit log.
 
-With --rotate-token, replace the agent's token instead (through the database) and print the
-new one; the old one stops working at once.`,
+With --rotate-token, replace the agent's token instead (POST /v1/agents/{id}/token, with the
+admin token) and print the new one; the old one stops working at once.`,
 		Example: `  cardwarden agent credentials support-bot --token cwa_…
   CARDWARDEN_AGENT_TOKEN=cwa_… cardwarden agent credentials support-bot --json
   cardwarden agent credentials support-bot --rotate-token`,
@@ -34,11 +30,14 @@ new one; the old one stops working at once.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if rotate {
-				return f.withAgents(cmd, true, func(ctx context.Context, ctl *starter.Client) error {
-					tok, err := ctl.RotateToken(ctx, id, actor())
-					if err != nil {
+				return f.withAPI(cmd, func(ctx context.Context, c *apiClient) error {
+					var out struct {
+						Token string `json:"token"`
+					}
+					if err := c.post(ctx, agentPath(id, "token"), nil, &out); err != nil {
 						return err
 					}
+					tok := out.Token
 					if f.json {
 						return printJSON(cmd.OutOrStdout(), map[string]string{"agent_id": id, "token": tok})
 					}
@@ -58,35 +57,15 @@ new one; the old one stops working at once.`,
 	return cmd
 }
 
-// pullCard calls the API as the agent does.
+// pullCard calls the API as the agent does, with the agent's own token.
 func pullCard(cmd *cobra.Command, f *ctlFlags, id, token string) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
-	url := strings.TrimRight(f.apiURL, "/") + "/v1/agents/" + id + "/card"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return usageError{fmt.Errorf("--api-url %q: %w", f.apiURL, err)}
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reach the cardwarden API at %s: %w (is `cardwarden dev` or `cardwarden serve` running? set --api-url)", f.apiURL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("read the API's answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		_ = json.Unmarshal(body, &e)
-		err := fmt.Errorf("credentials of agent %s: %s (HTTP %d %s)", id, e.Error.Message, resp.StatusCode, e.Error.Code)
-		if resp.StatusCode == http.StatusNotFound {
-			return notFoundError{err}
-		}
-		return err
+	var body json.RawMessage
+	ac := newAPIClient(f.apiURL, token)
+	ac.retries = 0 // a refused pull is audited; do not repeat it
+	if err := cliErr(ac.get(ctx, agentPath(id, "card"), nil, &body)); err != nil {
+		return fmt.Errorf("credentials of agent %s: %w", id, err)
 	}
 	if f.json {
 		_, err := cmd.OutOrStdout().Write(body)

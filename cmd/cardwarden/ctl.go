@@ -4,125 +4,130 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"go.temporal.io/sdk/client"
 
-	"github.com/cardwarden/cardwarden/internal/codec"
+	"github.com/cardwarden/cardwarden/internal/api"
 	"github.com/cardwarden/cardwarden/internal/config"
-	"github.com/cardwarden/cardwarden/internal/store"
-	"github.com/cardwarden/cardwarden/starter"
 )
 
-// The connection of the agent and schedule command groups: their shared flags, and withAgents,
-// the one way their commands reach Temporal (and the database).
+// The management CLI's connection: the cardwarden HTTP API at one URL, with the admin token,
+// like the Stripe CLI or kubectl. Operators need no Temporal address and no database
+// credentials; the API owns both. Direct Temporal access stays for the Temporal CLI and Go
+// programs (package starter).
+//
+// A command group binds ctlFlags on its persistent flags and runs each command through
+// withAPI, which connects, applies --timeout and gives API errors their exit codes:
+//
+//	cmd := groupCmd("team", "…", "…")
+//	bindCtlFlags(cmd.PersistentFlags(), &f)
+//	… RunE: func(cmd *cobra.Command, args []string) error {
+//		return f.withAPI(cmd, func(ctx context.Context, c *apiClient) error {
+//			var out T
+//			if err := c.post(ctx, "/v1/teams", in, &out); err != nil { return err }
+//			return printJSON(cmd.OutOrStdout(), out)
+//		})
+//	}
 
-// ctlFlags are the connection and output flags of the agent and schedule commands. Their
-// defaults reach `cardwarden dev` (make dev) on this machine without any flag.
+// ctlFlags are the connection and output flags of the management commands. Their defaults
+// reach `cardwarden dev` on this machine from any folder of the checkout.
 type ctlFlags struct {
-	temporal config.Temporal
-	dbURL    string
-	apiURL   string
-	json     bool
-	timeout  time.Duration
+	apiURL    string
+	token     string
+	tokenFile string
+	json      bool
+	timeout   time.Duration
 }
 
 func bindCtlFlags(fs *pflag.FlagSet, f *ctlFlags) {
-	config.BindTemporal(fs, &f.temporal)
-	bindDatabaseURL(fs, &f.dbURL)
 	fs.StringVar(&f.apiURL, "api-url", config.Env("CARDWARDEN_API_URL", "http://"+config.DefaultHTTPListen), "cardwarden HTTP API base URL (env CARDWARDEN_API_URL)")
-	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table, for scripts")
-	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long to wait for the agent's workflow (a rotation waits for the issuer)")
+	config.SecretVar(fs, &f.token, "admin-token", api.EnvAdminToken, "", "the API's admin token")
+	fs.StringVar(&f.tokenFile, "admin-token-file", config.Env("CARDWARDEN_ADMIN_TOKEN_FILE", ""),
+		"file holding the admin token (env CARDWARDEN_ADMIN_TOKEN_FILE); default: .cardwarden/admin.token in this folder or the nearest parent that has one, as `cardwarden dev` keeps it")
+	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table, for scripts (errors too, on stderr)")
+	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long to wait for an answer (a rotation waits for the issuer)")
 }
 
-// withAgents is every agent and schedule command's one connection: it connects (with the
-// database when withStore is set), runs fn with the control client under --timeout, closes
-// everything, and gives the control client's errors their exit codes (cliErr).
-func (f *ctlFlags) withAgents(cmd *cobra.Command, withStore bool, fn func(ctx context.Context, ctl *starter.Client) error) error {
-	s, err := f.connect(cmd, withStore)
+// withAPI runs fn with an API client under --timeout and gives API errors their exit codes.
+func (f *ctlFlags) withAPI(cmd *cobra.Command, fn func(ctx context.Context, c *apiClient) error) error {
+	tok, err := f.adminToken()
 	if err != nil {
 		return err
 	}
-	defer s.close()
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
-	return cliErr(fn(ctx, s.ctl))
+	return cliErr(fn(ctx, newAPIClient(f.apiURL, tok)))
 }
 
-// session is one command's connections.
-type session struct {
-	tc    client.Client
-	store *store.Store
-	ctl   *starter.Client
+// adminToken is --admin-token or CARDWARDEN_ADMIN_TOKEN, else the token file: --admin-token-file,
+// else the .cardwarden/admin.token of this folder or its nearest parent (where `make dev`
+// keeps it), else the one under CARDWARDEN_DIR.
+func (f *ctlFlags) adminToken() (string, error) {
+	if f.token != "" {
+		return f.token, nil
+	}
+	path := f.tokenFile
+	if path == "" {
+		path = findAdminTokenFile()
+	}
+	if path == "" {
+		return "", usageError{errors.New("no admin token: set " + api.EnvAdminToken + " (or --admin-token-file); `cardwarden dev` keeps one in .cardwarden/admin.token of the folder it runs in")}
+	}
+	b, err := os.ReadFile(path) // #nosec G304 -- the operator's own token file
+	if err != nil {
+		return "", usageError{fmt.Errorf("admin token file: %w", err)}
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", usageError{fmt.Errorf("admin token file %s is empty", path)}
+	}
+	return tok, nil
 }
 
-func (s *session) close() {
-	if s.tc != nil {
-		s.tc.Close()
-	}
-	if s.store != nil {
-		s.store.Close()
-	}
-}
-
-// connect dials Temporal (with the payload codec when CARDWARDEN_CODEC_KEY is set, so this
-// client reads and writes what the workers do) and, when withStore is set, opens the database.
-func (f *ctlFlags) connect(cmd *cobra.Command, withStore bool) (*session, error) {
-	ctx := cmd.Context()
-	// The SDK logs to stdout by default, which would corrupt --json output.
-	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cdc, err := codec.FromEnv(os.Getenv)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	opts, err := f.temporal.ClientOptions(logger)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	opts.DataConverter = codec.DataConverter(cdc)
-	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	tc, err := client.DialContext(dctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w (is `cardwarden dev` running? set --address or TEMPORAL_ADDRESS)",
-			f.temporal.Address, f.temporal.Namespace, err)
-	}
-	s := &session{tc: tc}
-	if withStore {
-		st, err := openStore(ctx, f.dbURL, false, logger)
-		if err != nil {
-			s.close()
-			return nil, fmt.Errorf("%w (the agent's token is stored there; run `cardwarden migrate`, or use --database-url)", err)
+// findAdminTokenFile looks for .cardwarden/admin.token in the working directory and its
+// parents, then under CARDWARDEN_DIR; "" when there is none.
+func findAdminTokenFile() string {
+	if d := os.Getenv("CARDWARDEN_DIR"); d != "" {
+		if p := filepath.Join(d, "admin.token"); fileExists(p) {
+			return p
 		}
-		s.store = st
 	}
-	rules, err := outboundRules()
+	dir, err := os.Getwd()
 	if err != nil {
-		s.close()
-		return nil, err
+		return ""
 	}
-	vlt, err := optionalVault()
-	if err != nil {
-		s.close()
-		return nil, err
+	for {
+		if p := filepath.Join(dir, config.DefaultDataDir, "admin.token"); fileExists(p) {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
 	}
-	s.ctl = starter.New(tc, starter.Options{Store: s.store, Logger: logger, DataConverter: opts.DataConverter,
-		Outbound: rules, Vault: vlt})
-	return s, nil
 }
 
-// cliErr gives control errors their exit codes: not found 3, invalid input 2, the rest 1.
+func fileExists(p string) bool {
+	st, err := os.Stat(p) // #nosec G703 -- the operator's own folders, looked at with the operator's permissions
+	return err == nil && st.Mode().IsRegular()
+}
+
+// cliErr gives API errors their exit codes: not found 3, invalid input 2, the rest 1.
 func cliErr(err error) error {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return err
+	}
 	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, starter.ErrAgentNotFound), errors.Is(err, starter.ErrScheduleNotFound):
+	case ae.Status == 404:
 		return notFoundError{err}
-	case errors.Is(err, starter.ErrInvalidPolicy), errors.Is(err, starter.ErrInvalidRequest):
+	case ae.Status == 400 || ae.Status == 422:
 		return usageError{err}
 	default:
 		return err

@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -203,8 +206,12 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 	if err != nil {
 		return err
 	}
-	// The embedded Web UI cannot send a token to the codec endpoint.
+	// The embedded Web UI cannot send a token to the codec endpoint, and calls it from its own
+	// origin, whatever --ui-port and --host are.
 	deps.CodecOpen = true
+	if len(deps.CodecOrigins) == 0 {
+		deps.CodecOrigins = devCodecOrigins(f.host, uiPort)
+	}
 	if apiSrv.srv.Handler, err = httpHandler(deps, o, stack.UIURL(), temporal.Namespace); err != nil {
 		return err
 	}
@@ -252,13 +259,13 @@ cardwarden dev is ready (%s)
   issuer simulator %s
   state            %s
 
-Try it:
-  cardwarden agent create --id demo --daily-limit 25
+Try it (from any folder of this checkout; the CLI finds the admin token itself):
+  %s agent create --id demo --daily-limit 25
   temporal workflow start --type AgentCard --task-queue cardwarden --workflow-id agent/demo2 \
     --input '{"agent_id":"demo2","daily_limit_usd":25}'
 
 Ctrl-C stops everything; the next start finds the same state.
-`, b.took.Round(10*time.Millisecond), b.temporal, ui, b.api, b.adminTokenSource, sim, b.dir)
+`, b.took.Round(10*time.Millisecond), b.temporal, ui, b.api, b.adminTokenSource, sim, b.dir, cliCommand())
 	codec := ""
 	if b.codec {
 		codec = "\n  - /codec decrypts workflow payloads without a token (the embedded Web UI cannot send one)"
@@ -269,4 +276,43 @@ Development defaults, for this machine only (cardwarden serve and worker refuse 
   - outbound pushes and alerts may use plain http and reach the loopback interface
   - the admin token and the vault key are kept in files under %s%s
 `, b.dir, codec)
+}
+
+// devCodecOrigins are the browser origins of the Web UI `cardwarden dev` serves on host:port,
+// which may call the codec endpoint (CARDWARDEN_CODEC_CORS_ORIGINS, when set, wins).
+func devCodecOrigins(host string, uiPort int) []string {
+	if uiPort == 0 {
+		return nil
+	}
+	p := strconv.Itoa(uiPort)
+	out := []string{"http://127.0.0.1:" + p, "http://localhost:" + p}
+	if host != "" && host != "127.0.0.1" && host != "localhost" {
+		out = append(out, "http://"+net.JoinHostPort(host, p))
+	}
+	return out
+}
+
+// cliCommand is how to run this binary from the working directory: "cardwarden" when that is
+// what PATH finds, else its path (./bin/cardwarden after make build).
+func cliCommand() string {
+	self, err := os.Executable()
+	if err != nil {
+		return "cardwarden"
+	}
+	if onPath, err := exec.LookPath("cardwarden"); err == nil {
+		if a, err1 := filepath.EvalSymlinks(onPath); err1 == nil {
+			if b, err2 := filepath.EvalSymlinks(self); err2 == nil && a == b {
+				return "cardwarden"
+			}
+		}
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, self); err == nil && !strings.HasPrefix(rel, "..") {
+			return "./" + rel
+		}
+	}
+	if strings.Contains(self, "go-build") {
+		return "go run ./cmd/cardwarden" // go run: no lasting binary; make build gives bin/cardwarden
+	}
+	return self
 }

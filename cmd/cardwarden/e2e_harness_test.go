@@ -30,6 +30,7 @@ import (
 
 	"github.com/cardwarden/cardwarden/activities"
 	"github.com/cardwarden/cardwarden/internal/api"
+	"github.com/cardwarden/cardwarden/internal/api/openapitest"
 	"github.com/cardwarden/cardwarden/internal/codec"
 	"github.com/cardwarden/cardwarden/internal/devstack"
 	"github.com/cardwarden/cardwarden/internal/issuer"
@@ -85,6 +86,7 @@ type e2eStack struct {
 	logger   *slog.Logger
 	hooksMu  sync.Mutex
 	hooks    []capturedWebhook // every webhook delivery the simulator made
+	openapi  *openapitest.Validator
 }
 
 type capturedWebhook struct {
@@ -174,7 +176,10 @@ func newE2E(t *testing.T, opts ...e2eOption) *e2eStack {
 	deps := api.Deps{Store: e.store, Temporal: e.tc, Logger: logger, AdminToken: e2eAdminToken, Issuers: reg, Vault: vlt,
 		Control: e.ctl, Codec: e.codec}
 	handlerMu.Lock()
-	handler = api.New(deps)
+	// Every request to the API and every answer it gives is checked against the OpenAPI
+	// document (internal/api/openapi.yaml).
+	e.openapi = openapitest.Load(t)
+	handler = e.openapi.Handler(t, api.New(deps))
 	handlerMu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := api.StartRedelivery(ctx, deps, api.RedeliveryOptions{Every: 200 * time.Millisecond, Grace: time.Second})
@@ -214,15 +219,15 @@ func (e *e2eStack) cli(args ...string) (string, string, int) {
 	root.SetErr(&errb)
 	full := append([]string{}, args...)
 	if len(args) > 0 && (args[0] == "agent" || args[0] == "schedule") {
-		full = append(full, "--address", e.ts.GetFrontendHostPort(), "--namespace", e.ns,
-			"--database-url", e.dbURL, "--api-url", e.apiURL, "--timeout", "90s")
+		// The management CLI needs the API's URL and the admin token, nothing else.
+		full = append(full, "--api-url", e.apiURL, "--admin-token", e2eAdminToken, "--timeout", "90s")
 	}
 	root.SetArgs(full)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err != nil {
-		errb.WriteString("error: " + err.Error() + "\n")
+		printError(&errb, cmd, err)
 	}
 	// What the CLI logs is checked for secrets with everything else (its stdout is not: the
 	// credentials command prints the card on purpose).

@@ -4,8 +4,10 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -24,10 +26,42 @@ var version = "dev"
 
 func main() {
 	root := newRootCmd()
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
+	cmd, err := root.ExecuteC()
+	if err != nil {
+		printError(os.Stderr, cmd, err)
 		os.Exit(exitCode(err))
 	}
+}
+
+// printError reports a failed command on stderr: as plain text, or, when the command ran with
+// --json, as {"error": {"type", "code", "message", "exit_code"}} so a script can read it like
+// the output it asked for.
+func printError(w io.Writer, cmd *cobra.Command, err error) {
+	asJSON := false
+	if cmd != nil {
+		if fl := cmd.Flags().Lookup("json"); fl != nil && fl.Value.String() == "true" {
+			asJSON = true
+		}
+	}
+	if !asJSON {
+		fmt.Fprintln(w, "error:", err)
+		return
+	}
+	detail := map[string]any{"message": err.Error(), "exit_code": exitCode(err)}
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		detail["type"], detail["code"], detail["status"], detail["request_id"] = ae.Type, ae.Code, ae.Status, ae.RequestID
+		if ae.Field != "" {
+			detail["field"] = ae.Field
+		}
+	case exitCode(err) == exitUsage:
+		detail["type"], detail["code"] = "usage_error", "usage"
+	default:
+		detail["type"], detail["code"] = "cli_error", "failed"
+	}
+	b, _ := json.Marshal(map[string]any{"error": detail})
+	fmt.Fprintln(w, string(b))
 }
 
 func newRootCmd() *cobra.Command {
@@ -42,7 +76,9 @@ something is wrong.
 Start here:  cardwarden dev      (the whole system in one process, state under ./.cardwarden)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
+	root.SetVersionTemplate("cardwarden {{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\n\n%s", err, cmd.UsageString())}
 	})

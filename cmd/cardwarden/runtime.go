@@ -106,19 +106,6 @@ func loadVault(keyFile string) (*vault.Vault, error) {
 	return vault.New(key)
 }
 
-// optionalVault is the vault when its key is at hand (CARDWARDEN_VAULT_KEY, or the key file
-// `cardwarden dev` keeps), else nil. The CLI seals new agents' push keys with it.
-func optionalVault() (*vault.Vault, error) {
-	if os.Getenv("CARDWARDEN_VAULT_KEY") != "" {
-		return loadVault("")
-	}
-	path := filepath.Join(config.Env("CARDWARDEN_DIR", config.DefaultDataDir), "vault.key")
-	if _, err := os.Stat(path); err != nil {
-		return nil, nil
-	}
-	return loadVault(path)
-}
-
 // httpServer serves handler on a listener that is already bound, so port errors surface
 // before anything else starts.
 type httpServer struct {

@@ -134,6 +134,14 @@ func TestDashboardInABrowser(t *testing.T) {
 	b.WaitFor("the hourly chart", `document.getElementById("chart-hourly") !== null`, 10*time.Second)
 	b.Screenshot(t.ArtifactDir(), "dashboard-agent.png")
 
+	// An agent without alerts (or events): its page renders too (it used to throw on
+	// "alerts": null).
+	b.Do("open billing-bot", 20*time.Second, chromedp.Navigate(srv.URL+"/#/agents/billing-bot"))
+	b.WaitFor("billing-bot's page", `(document.getElementById("agent-title")||{}).textContent === "billing-bot"`, 20*time.Second)
+	b.WaitFor("no alerts, said so", `document.body.innerText.includes("No alerts.")`, 20*time.Second)
+	assert.False(t, browsertest.Eval[bool](b, `document.body.innerText.includes("Cannot refresh")`), "the page refreshes without an error")
+	b.Screenshot(t.ArtifactDir(), "dashboard-agent-no-alerts.png")
+
 	assert.Empty(t, b.PageErrors(), "the page threw or logged errors")
 	assert.True(t, strings.HasSuffix(shot, ".png"))
 }

@@ -288,7 +288,17 @@ func (h *handler) buildAgent(ctx context.Context, id string) (*AgentDetail, erro
 		}
 		d.Cards = append(d.Cards, cr)
 	}
+	// Lists are [] when empty, never null: the page reads their length.
+	d.Timeline, d.Cards, d.Alerts, d.Events = nonNil(d.Timeline), nonNil(d.Cards), nonNil(d.Alerts), nonNil(d.Events)
+	d.Daily, d.Hourly = nonNil(d.Daily), nonNil(d.Hourly)
 	return d, nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // hourly buckets today's spend by local hour: each event adds what it changed in the day's
