@@ -53,7 +53,8 @@ open card credentials for an agent's own token) and the issuers' webhook secrets
 			if err != nil {
 				return err
 			}
-			handler, err := httpHandler(deps, p.obs, uiURL, temporal.Namespace)
+			_, ns := temporal.Target()
+			handler, err := httpHandler(deps, p.obs, uiURL, ns)
 			if err != nil {
 				return err
 			}
@@ -64,7 +65,8 @@ open card credentials for an agent's own token) and the issuers' webhook secrets
 			srv.serve(logger, "http server")
 			redelivered := api.StartRedelivery(ctx, deps, api.RedeliveryOptions{})
 			defer func() { <-redelivered }()
-			logger.Info("serving", "listen", listen, "temporal", temporal.Address, "namespace", temporal.Namespace)
+			addr, _ := temporal.Target()
+			logger.Info("serving", "listen", listen, "temporal", addr, "namespace", ns)
 			<-ctx.Done()
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

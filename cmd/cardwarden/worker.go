@@ -86,7 +86,8 @@ Requires CARDWARDEN_VAULT_KEY (32-byte AES key, 64 hex characters) to seal card 
 			if err != nil {
 				return err
 			}
-			logger.Info("worker running", "temporal", temporal.Address, "namespace", temporal.Namespace, "issuer_rate_limit", issuer.rateLimit)
+			addr, ns := temporal.Target()
+			logger.Info("worker running", "temporal", addr, "namespace", ns, "issuer_rate_limit", issuer.rateLimit)
 			<-ctx.Done()
 			workers.Stop()
 			if healthSrv != nil {
