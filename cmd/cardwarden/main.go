@@ -1,6 +1,6 @@
 // Command cardwarden gives every AI agent its own virtual card with a hard budget and runs that
-// card's whole life in a Temporal workflow. One binary: dev, worker, serve, migrate, agent,
-// schedule, issuer-sim, bench and version (README.md, "Commands").
+// card's whole life in a Temporal workflow. One binary: dev, worker, serve, setup, migrate,
+// agent, schedule, issuer-sim, bench and version (README.md, "Commands").
 package main
 
 import (
@@ -87,6 +87,7 @@ Start here:  cardwarden dev      (the whole system in one process, state under .
 		newWorkerCmd(),
 		newServeCmd(),
 		newMigrateCmd(),
+		newSetupCmd(),
 		newIssuerSimCmd(),
 		newAgentCmd(), newScheduleCmd(),
 		newVersionCmd(),

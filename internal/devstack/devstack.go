@@ -26,17 +26,13 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+
+	"github.com/cardwarden/cardwarden/internal/temporalsetup"
 )
 
 // SearchAttributes are the custom search attributes cardwarden's workflows set. They are
 // registered on the namespace when the database is created.
-func SearchAttributes() map[string]enumspb.IndexedValueType {
-	return map[string]enumspb.IndexedValueType{
-		"AgentId":    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		"CardStatus": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		"Issuer":     enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	}
-}
+func SearchAttributes() map[string]enumspb.IndexedValueType { return temporalsetup.SearchAttributes() }
 
 // Config says where the embedded server keeps its state and listens.
 type Config struct {
