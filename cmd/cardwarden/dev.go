@@ -185,7 +185,7 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 		}()
 	}
 
-	o, err := newObservability(st, rules, logger)
+	o, err := newObservability(st, reg, rules, logger)
 	if err != nil {
 		return err
 	}

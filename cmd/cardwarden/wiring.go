@@ -46,8 +46,9 @@ type observability struct {
 	client   *http.Client
 }
 
-func newObservability(st *store.Store, rules outbound.Rules, logger *slog.Logger) (*observability, error) {
-	m := metrics.New(metrics.Options{Version: version, AgentsByStatus: metrics.StoreAgentCounter(st)})
+func newObservability(st *store.Store, issuers *issuer.Registry, rules outbound.Rules, logger *slog.Logger) (*observability, error) {
+	m := metrics.New(metrics.Options{Version: version, AgentsByStatus: metrics.StoreAgentCounter(st),
+		FleetSpend: metrics.StoreFleetSpend(st, nil)})
 	ac, err := alerts.ConfigFromEnv(os.Getenv)
 	if err != nil {
 		return nil, usageError{err}
@@ -57,6 +58,16 @@ func newObservability(st *store.Store, rules outbound.Rules, logger *slog.Logger
 	if err != nil {
 		return nil, usageError{err}
 	}
+	// Counters exist from the start, at 0, for what is configured.
+	sinks := []string{}
+	for _, s := range n.Sinks {
+		sinks = append(sinks, s.Name())
+	}
+	var names []string
+	if issuers != nil {
+		names = issuers.Names()
+	}
+	m.Preset(names, sinks)
 	n.Observe, n.Logger = m.AlertDelivery, logger
 	watch := &alerts.IssuerWatch{After: ac.IssuerDownAfter, Dispatcher: &alerts.Dispatcher{Store: st, Notifier: n, Logger: logger}}
 	return &observability{metrics: m, notifier: n, watch: watch, outbound: rules,
@@ -185,7 +196,7 @@ func openProcess(ctx context.Context, temporal config.Temporal, dbURL string, is
 	if p.store, err = openStore(ctx, dbURL, false, logger); err != nil {
 		return nil, nil, err
 	}
-	if p.obs, err = newObservability(p.store, rules, logger); err != nil {
+	if p.obs, err = newObservability(p.store, p.issuers, rules, logger); err != nil {
 		p.store.Close()
 		return nil, nil, err
 	}

@@ -49,7 +49,10 @@ type Options struct {
 	// cardwarden_agents (a worker-only process has no need to report it). StoreAgentCounter
 	// builds one from the store.
 	AgentsByStatus func(ctx context.Context) (map[string]int, error)
-	// ScrapeTimeout bounds AgentsByStatus; 5 s when zero.
+	// FleetSpend reads today's spend of the fleet at scrape time (StoreFleetSpend); nil omits
+	// cardwarden_spend_today_usd and its companions.
+	FleetSpend func(ctx context.Context) (FleetSpend, error)
+	// ScrapeTimeout bounds AgentsByStatus and FleetSpend; 5 s when zero.
 	ScrapeTimeout time.Duration
 	// Version is reported by cardwarden_build_info.
 	Version string
@@ -110,11 +113,14 @@ func New(o Options) *Metrics {
 	m.reg.MustRegister(m.cardsIssued, m.cardsClosed, m.events, m.freezeLatency, m.issuerDuration, m.issuerErrors,
 		m.issuerLastOK, m.webhookFailures, m.alerts, build, m.temporal,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	timeout := o.ScrapeTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	if o.FleetSpend != nil {
+		m.reg.MustRegister(newSpendCollector(o.FleetSpend, timeout))
+	}
 	if o.AgentsByStatus != nil {
-		timeout := o.ScrapeTimeout
-		if timeout <= 0 {
-			timeout = 5 * time.Second
-		}
 		m.agentsCollector = &agentsCollector{count: o.AgentsByStatus, timeout: timeout,
 			desc: prometheus.NewDesc(Namespace+"_agents", "Agents by lifecycle status (active, frozen, revoked, retired).", []string{"status"}, nil)}
 		m.reg.MustRegister(m.agentsCollector)

@@ -51,3 +51,9 @@ ON CONFLICT (agent_id, day) DO UPDATE SET
 func (s *Store) SpendSeries(ctx context.Context, agentID, fromDay, toDay string) ([]DailySpend, error) {
 	return list[DailySpend](ctx, s, fmt.Sprintf("spend series of agent %s", agentID), `SELECT * FROM daily_spend WHERE agent_id = ? AND day >= ? AND day <= ? ORDER BY day`, agentID, fromDay, toDay)
 }
+
+// SpendSince returns every agent's daily spend rows with day >= fromDay (for the fleet's
+// spend today, each agent on its own day).
+func (s *Store) SpendSince(ctx context.Context, fromDay string) ([]DailySpend, error) {
+	return list[DailySpend](ctx, s, "spend since "+fromDay, `SELECT * FROM daily_spend WHERE day >= ? ORDER BY agent_id, day`, fromDay)
+}
