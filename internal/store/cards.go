@@ -29,6 +29,14 @@ type Card struct {
 // a retried activity cannot create a second row; a different card for a generation the agent
 // already has is an error, because that would mean two cards were issued for one step.
 func (s *Store) RecordCard(ctx context.Context, c Card) error {
+	_, err := s.RecordNewCard(ctx, c)
+	return err
+}
+
+// RecordNewCard is RecordCard that also says whether this call recorded the card (false when
+// a retried activity had recorded it already), so what follows a first record, like its audit
+// entry, happens once.
+func (s *Store) RecordNewCard(ctx context.Context, c Card) (bool, error) {
 	created := c.CreatedAt
 	if created.IsZero() {
 		created = time.Now()
@@ -39,18 +47,19 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (issuer, issuer_card_id) DO NOTHING`,
 		c.AgentID, c.Generation, c.Issuer, c.IssuerCardID, c.Last4, c.ExpMonth, c.ExpYear, c.Status, c.DailyLimitMinor, utc(created))
 	if err != nil {
-		return fmt.Errorf("record card %s generation %d of agent %s: %w", c.IssuerCardID, c.Generation, c.AgentID, err)
+		return false, fmt.Errorf("record card %s generation %d of agent %s: %w", c.IssuerCardID, c.Generation, c.AgentID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		existing, err := s.CardByIssuerID(ctx, c.Issuer, c.IssuerCardID)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if existing.AgentID != c.AgentID || existing.Generation != c.Generation {
-			return fmt.Errorf("record card %s: already recorded for agent %s generation %d", c.IssuerCardID, existing.AgentID, existing.Generation)
+			return false, fmt.Errorf("record card %s: already recorded for agent %s generation %d", c.IssuerCardID, existing.AgentID, existing.Generation)
 		}
+		return false, nil
 	}
-	return nil
+	return true, nil
 }
 
 // SetCardStatus records a card's new status; closing also stamps closed_at once.
