@@ -25,6 +25,7 @@ func (a *Activities) IssueCard(ctx context.Context, in workflows.IssueCardInput)
 	if err != nil {
 		return workflows.IssuedCard{}, err
 	}
+	defer keepAlive(ctx)()
 	card, err := iss.CreateCard(ctx, issuer.CreateCardRequest{
 		IdempotencyKey: in.IdempotencyKey,
 		Label:          in.Label,
@@ -42,15 +43,20 @@ func (a *Activities) IssueCard(ctx context.Context, in workflows.IssueCardInput)
 	if err := a.vaultSecrets(ctx, iss, card.ID); err != nil {
 		return workflows.IssuedCard{}, err
 	}
-	if err := a.Store.RecordCard(ctx, store.Card{
+	recorded, err := a.Store.RecordNewCard(ctx, store.Card{
 		AgentID: in.AgentID, Generation: in.Generation, Issuer: in.Issuer, IssuerCardID: card.ID,
 		Last4: card.Last4, ExpMonth: card.ExpMonth, ExpYear: card.ExpYear, Status: string(card.Status),
 		DailyLimitMinor: in.DailyLimitMinor, CreatedAt: card.CreatedAt,
-	}); err != nil {
+	})
+	if err != nil {
 		return workflows.IssuedCard{}, fmt.Errorf("issue card: %w", err)
 	}
-	a.audit(ctx, store.AuditEntry{Actor: "workflow", Action: "card-issued", AgentID: in.AgentID,
-		Detail: fmt.Sprintf("generation %d, card %s ****%s, reason %s", in.Generation, card.ID, card.Last4, in.Reason)})
+	// A retry after a lost answer (or a killed worker) finds the card recorded: one audit
+	// entry per card, not per attempt.
+	if recorded {
+		a.audit(ctx, store.AuditEntry{Actor: "workflow", Action: "card-issued", AgentID: in.AgentID,
+			Detail: fmt.Sprintf("generation %d, card %s ****%s, reason %s", in.Generation, card.ID, card.Last4, in.Reason)})
+	}
 	a.log().InfoContext(ctx, "card issued", "agent_id", in.AgentID, "generation", in.Generation, "card_id", card.ID, "reason", in.Reason)
 	return workflows.IssuedCard{ID: card.ID, Last4: card.Last4, ExpiresAt: card.ExpiresAt()}, nil
 }

@@ -113,7 +113,7 @@ func (wf *agentCard) issue(ctx workflow.Context, reason string) error {
 	}
 	in, retried := wf.issueInput(reason)
 	var out IssuedCard
-	if err := wf.issuerCall(ctx, ia.IssueCard, time.Minute, in, &out); err != nil {
+	if err := wf.issueCard(ctx, in, &out); err != nil {
 		if oldFunded {
 			wf.fund(ctx, old, time.Time{}) // the old card stays in use until the new one exists
 		}
@@ -150,7 +150,7 @@ func (wf *agentCard) issueFixedLimit(ctx workflow.Context, reason string) error 
 		return nil // nothing left to spend in this period: the next period issues a card
 	}
 	var out IssuedCard
-	if err := wf.issuerCall(ctx, ia.IssueCard, time.Minute, in, &out); err != nil {
+	if err := wf.issueCard(ctx, in, &out); err != nil {
 		wf.deferIssue(ctx, in, fmt.Sprintf("could not issue card generation %d (%s): %s", in.Generation, in.Reason, failureMessage(err)),
 			errorType(err) == ErrTypeIssuerInvalid)
 		return fmt.Errorf("issue card generation %d: %s", in.Generation, failureMessage(err))

@@ -43,10 +43,12 @@ func (wf *agentCard) issuerCallOn(ctx workflow.Context, urgent bool, activity an
 	if urgent && wf.urgentStops {
 		queue = IssuerUrgentTaskQueue
 	}
+	heartbeat, _ := ctx.Value(heartbeatKey{}).(time.Duration)
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              queue,
 		StartToCloseTimeout:    startToClose,
 		ScheduleToCloseTimeout: 15 * time.Minute,
+		HeartbeatTimeout:       heartbeat,
 		RetryPolicy:            issuerRetry,
 	})
 	wf.wrote(eventsPerActivity)
@@ -55,6 +57,20 @@ func (wf *agentCard) issuerCallOn(ctx workflow.Context, urgent bool, activity an
 		wf.logger(ctx).Warn("issuer activity failed", "activity", activityType(err), "error", err)
 	}
 	return err
+}
+
+// heartbeatKey carries an issuer call's heartbeat timeout (issueCard) to issuerCallOn.
+type heartbeatKey struct{}
+
+// issueHeartbeat is IssueCard's heartbeat timeout. The activity heartbeats while it runs, so a
+// worker killed in the middle of an issue is noticed after this long rather than after the
+// minute of its start-to-close timeout; the retry sends the same idempotency key and gets the
+// same card. Activity options are not part of what replay compares: no version marker needed.
+const issueHeartbeat = 10 * time.Second
+
+// issueCard runs the IssueCard activity on the issuer queue.
+func (wf *agentCard) issueCard(ctx workflow.Context, in IssueCardInput, out *IssuedCard) error {
+	return wf.issuerCall(workflow.WithValue(ctx, heartbeatKey{}, issueHeartbeat), ia.IssueCard, time.Minute, in, out)
 }
 
 // local runs a short store activity (a method of la) in the workflow worker. Store outages

@@ -17,7 +17,7 @@ import (
 func (wf *agentCard) legacyIssue(ctx workflow.Context, reason string) error {
 	in, retried := wf.issueInput(reason)
 	var out IssuedCard
-	if err := wf.issuerCall(ctx, ia.IssueCard, time.Minute, in, &out); err != nil {
+	if err := wf.issueCard(ctx, in, &out); err != nil {
 		wf.deferIssue(ctx, in, fmt.Sprintf("could not issue card generation %d (%s): %s", in.Generation, in.Reason, failureMessage(err)),
 			errorType(err) == ErrTypeIssuerInvalid)
 		return fmt.Errorf("issue card generation %d: %s", in.Generation, failureMessage(err))
