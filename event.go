@@ -33,7 +33,12 @@ const (
 	ReasonCardExpired     DeclineReason = "card_expired"
 	ReasonMerchantBlocked DeclineReason = "merchant_blocked"
 	ReasonSuspectedFraud  DeclineReason = "suspected_fraud"
-	ReasonOther           DeclineReason = "other"
+	// ReasonDecisionDeclined: cardwarden's real-time decision declined the purchase (a rule,
+	// the budget, a team's budget); ReasonDecisionTimeout: no decision came in time and the
+	// issuer's fallback declined it.
+	ReasonDecisionDeclined DeclineReason = "decision_declined"
+	ReasonDecisionTimeout  DeclineReason = "decision_timeout"
+	ReasonOther            DeclineReason = "other"
 )
 
 // Event is one normalized issuer event, as every issuer adapter produces it. ID is the issuer's own event id, unique per issuer,

@@ -114,6 +114,7 @@ func (w *Workers) queues() []queueWorker {
 // RegisterWorkflows registers the workflows under their public names.
 func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.AgentCard, workflow.RegisterOptions{Name: workflows.WorkflowType})
+	r.RegisterWorkflowWithOptions(workflows.Team, workflow.RegisterOptions{Name: workflows.TeamWorkflowType})
 }
 
 // RegisterMain registers what the workflow queue's worker runs: the workflows, the store

@@ -38,6 +38,8 @@ func (wf *agentCard) onEvent(ctx workflow.Context, ev issuerEvent) {
 		ev.OccurredAt = workflow.Now(ctx)
 	}
 	d := wf.st.Budget.Apply(ev, wf.nextReset)
+	wf.settleReservation(ev)
+	wf.forwardToTeam(ctx, ev)
 	if c := wf.cardByID(ev.CardID); c != nil {
 		c.UsageMinor += d.Usage
 	}

@@ -324,10 +324,11 @@ func (h *harness) state() workflows.StateView {
 
 // updateResult is filled in when an update finishes.
 type updateResult struct {
-	done     bool
-	rejected error
-	err      error
-	view     workflows.StateView
+	done      bool
+	rejected  error
+	err       error
+	view      workflows.StateView
+	authorize workflows.AuthorizeResult
 }
 
 func (h *harness) update(name string, arg any) *updateResult {
@@ -336,8 +337,11 @@ func (h *harness) update(name string, arg any) *updateResult {
 		OnReject: func(err error) { r.done, r.rejected = true, err },
 		OnComplete: func(v any, err error) {
 			r.done, r.err = true, err
-			if sv, ok := v.(workflows.StateView); ok {
-				r.view = sv
+			switch x := v.(type) {
+			case workflows.StateView:
+				r.view = x
+			case workflows.AuthorizeResult:
+				r.authorize = x
 			}
 		},
 	}, arg)

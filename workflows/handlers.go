@@ -87,6 +87,22 @@ func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return fmt.Errorf("register update %s: %w", UpdateSetBudget, err)
 	}
+	// authorize decides at once, in its handler: it only reads and changes state, and a
+	// purchase cannot wait for the main loop to finish an issuer call.
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateAuthorize,
+		func(ctx workflow.Context, req AuthorizeRequest) (AuthorizeResult, error) {
+			return wf.authorize(ctx, req), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req AuthorizeRequest) error {
+			if err := req.Validate(); err != nil {
+				return invalidRequest(err)
+			}
+			return nil
+		}},
+	)
+	if err != nil {
+		return fmt.Errorf("register update %s: %w", UpdateAuthorize, err)
+	}
 	return nil
 }
 

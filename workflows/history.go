@@ -16,15 +16,16 @@ const (
 // Approximate history events per kind of step, counted generously: a wrong guess only makes a
 // continue-as-new come a little early.
 const (
-	eventsAtStart     = 4 // started, the first workflow task
-	eventsPerActivity = 6 // scheduled, started, completed + the workflow task that resumes
-	eventsPerLocal    = 1 // one marker, recorded by the task that ran it
-	eventsPerTimer    = 2 // started, fired or canceled (the wake-up task is counted by the loop)
-	eventsPerCancel   = 1 // a timer cancelled before it fired
-	eventsPerWake     = 3 // workflow task scheduled, started, completed
-	eventsPerUpdate   = 2 // accepted, completed
-	eventsPerUpsert   = 1
-	eventsPerSignal   = 1
+	eventsAtStart      = 4 // started, the first workflow task
+	eventsPerActivity  = 6 // scheduled, started, completed + the workflow task that resumes
+	eventsPerLocal     = 1 // one marker, recorded by the task that ran it
+	eventsPerTimer     = 2 // started, fired or canceled (the wake-up task is counted by the loop)
+	eventsPerCancel    = 1 // a timer cancelled before it fired
+	eventsPerWake      = 3 // workflow task scheduled, started, completed
+	eventsPerUpdate    = 2 // accepted, completed
+	eventsPerUpsert    = 1
+	eventsPerSignal    = 1
+	eventsPerSignalOut = 2 // signal-external initiated, then signaled
 )
 
 // wrote adds what a step writes to the run's estimate of its own history length. It is the one

@@ -38,6 +38,17 @@ type Policy struct {
 	// JSON POST (HMAC keyed by the SHA-256 of the agent's own token), so an agent need not
 	// poll for a rotated card.
 	CredentialsPushURL string `json:"credentials_push_url,omitempty"`
+
+	// Rules decided on each purchase where the issuer asks cardwarden in real time (README,
+	// "Deciding each purchase"): merchants, the largest single purchase, how fast.
+	MerchantRules     MerchantRules `json:"merchant_rules,omitzero"`
+	Velocity          Velocity      `json:"velocity,omitzero"`
+	MaxPerPurchaseUSD *money.Amount `json:"max_per_purchase_usd,omitempty"`
+	// TeamID names the team (workflow team/<id>) whose budget the agent shares.
+	TeamID string `json:"team_id,omitempty"`
+	// OnDecisionTimeout is what the decision endpoint answers when the agent's workflow
+	// cannot decide in time: "decline" (the default) or "approve" (the card's limit decides).
+	OnDecisionTimeout string `json:"on_decision_timeout,omitempty"`
 }
 
 // AnomalyPolicy configures the decline-burst detector.
@@ -251,6 +262,20 @@ func (p Policy) Normalize() (Policy, error) {
 	}
 	p.Anomaly = p.Anomaly.normalize(&errs)
 	p.Alerts = p.Alerts.normalize(&errs)
+	p.MerchantRules = p.MerchantRules.normalize(&errs)
+	p.Velocity = p.Velocity.normalize(&errs)
+	if m := p.MaxPerPurchaseUSD; m != nil && (*m <= 0 || m.Minor() > money.MaxMinor) {
+		errs.add("policy.max_per_purchase_usd", "must be greater than 0, got %s", *m)
+	}
+	if p.TeamID != "" {
+		if err := CheckAgentID(p.TeamID); err != nil {
+			errs.add("policy.team_id", "%s", err.Error())
+		}
+	}
+	p.OnDecisionTimeout = orDefault(p.OnDecisionTimeout, OnTimeoutDecline)
+	if p.OnDecisionTimeout != OnTimeoutDecline && p.OnDecisionTimeout != OnTimeoutApprove {
+		errs.add("policy.on_decision_timeout", "%q: want %q or %q", p.OnDecisionTimeout, OnTimeoutDecline, OnTimeoutApprove)
+	}
 	if p.CredentialsPushURL != "" {
 		checkURLSyntax(&errs, "policy.credentials_push_url", p.CredentialsPushURL)
 	}
@@ -340,14 +365,7 @@ func (p Policy) MonthlyLimitMinor() int64 {
 }
 
 // Location is the agent's time zone. The policy must be normalized.
-func (p Policy) Location() *time.Location {
-	loc, err := LoadLocation(p.Timezone)
-	if err != nil {
-		// Normalize already loaded it; this cannot fail for a normalized policy.
-		panic(fmt.Sprintf("policy time zone %q: %v", p.Timezone, err))
-	}
-	return loc
-}
+func (p Policy) Location() *time.Location { return zone(p.Timezone) }
 
 func orDefault(s, def string) string {
 	if strings.TrimSpace(s) == "" {

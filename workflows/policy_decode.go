@@ -38,7 +38,12 @@ type policyDoc struct {
 	Anomaly         json.RawMessage `json:"anomaly"`
 	Alerts          json.RawMessage `json:"alerts"`
 	// CredentialsPushURL is optional; see Policy.
-	CredentialsPushURL *string `json:"credentials_push_url"`
+	CredentialsPushURL *string         `json:"credentials_push_url"`
+	MerchantRules      json.RawMessage `json:"merchant_rules"`
+	Velocity           json.RawMessage `json:"velocity"`
+	MaxPerPurchaseUSD  json.RawMessage `json:"max_per_purchase_usd"`
+	TeamID             *string         `json:"team_id"`
+	OnDecisionTimeout  *string         `json:"on_decision_timeout"`
 	// State is carried by continue-as-new only; ParsePolicy rejects it.
 	State json.RawMessage `json:"state"`
 }
@@ -49,6 +54,12 @@ type anomalyDoc struct {
 	HardReasons        *[]string       `json:"hard_reasons"`
 	RevokeAfterFreezes *int            `json:"revoke_after_freezes"`
 	ReasonWeights      map[string]int  `json:"reason_weights"`
+}
+
+type velocityDoc struct {
+	Window       json.RawMessage `json:"window"`
+	MaxCount     *int            `json:"max_count"`
+	MaxAmountUSD json.RawMessage `json:"max_amount_usd"`
 }
 
 type alertsDoc struct {
@@ -130,6 +141,30 @@ func decodeInput(b []byte) (Policy, *State, error) {
 			}
 		}
 	}
+	p.TeamID = deref(doc.TeamID)
+	p.OnDecisionTimeout = deref(doc.OnDecisionTimeout)
+	if !isAbsent(doc.MerchantRules) {
+		if err := strictDecode(doc.MerchantRules, &p.MerchantRules, "policy.merchant_rules"); err != nil {
+			errs = append(errs, asFieldErrors(err)...)
+		}
+	}
+	if !isAbsent(doc.Velocity) {
+		var v velocityDoc
+		if err := strictDecode(doc.Velocity, &v, "policy.velocity"); err != nil {
+			errs = append(errs, asFieldErrors(err)...)
+		} else {
+			p.Velocity.Window = decodeDuration(v.Window, "policy.velocity.window", &errs)
+			p.Velocity.MaxCount = deref(v.MaxCount)
+			if v.MaxCount != nil && *v.MaxCount == 0 {
+				errs.add("policy.velocity.max_count", "must be at least 1")
+			}
+			p.Velocity.MaxAmountUSD = decodeAmount(v.MaxAmountUSD, "policy.velocity.max_amount_usd", &errs)
+			if isAbsent(v.Window) {
+				errs.add("policy.velocity.window", "required (e.g. \"1m\")")
+			}
+		}
+	}
+	p.MaxPerPurchaseUSD = decodeAmount(doc.MaxPerPurchaseUSD, "policy.max_per_purchase_usd", &errs)
 	var state *State
 	if !isAbsent(doc.State) {
 		state = new(State)

@@ -77,6 +77,13 @@ type State struct {
 	FundRetryAt  time.Time `json:"fund_retry_at,omitzero"`
 	FundFailures int       `json:"fund_failures,omitempty"`
 
+	// Real-time decisions (authorize.go): approvals waiting for their authorization's event,
+	// recent decisions (a redelivered request gets the same answer) and recent approvals (for
+	// velocity rules).
+	Reservations []Reservation    `json:"reservations,omitempty"`
+	Decisions    []DecisionRecord `json:"decisions,omitempty"`
+	Approvals    []ApprovalMark   `json:"approvals,omitempty"`
+
 	Capabilities issuer.Capabilities `json:"capabilities"`
 	SignalsTotal int64               `json:"signals_total"`
 	Run          int                 `json:"run"`

@@ -30,9 +30,11 @@ type StateView struct {
 	NextRotation   *time.Time    `json:"next_rotation,omitempty"`
 	RetireAt       *time.Time    `json:"retire_at,omitempty"`
 	IssuePending   bool          `json:"issue_pending,omitempty"`
-	SignalsTotal   int64         `json:"signals_total"`
-	Run            int           `json:"run"`
-	Policy         Policy        `json:"policy"`
+	// Decisions are the most recent real-time decisions, newest last (at most 20).
+	Decisions    []DecisionView `json:"decisions,omitempty"`
+	SignalsTotal int64          `json:"signals_total"`
+	Run          int            `json:"run"`
+	Policy       Policy         `json:"policy"`
 }
 
 // CardView is a card in the state view: never its number or CVC.
@@ -57,11 +59,13 @@ type BudgetView struct {
 	Currency string `json:"currency"`
 	Day      string `json:"day"`
 	// PeriodStart is the reset instant that began the current budget period.
-	PeriodStart       time.Time     `json:"period_start,omitzero"`
-	DailyLimitUSD     money.Amount  `json:"daily_limit_usd"`
-	SpentTodayUSD     money.Amount  `json:"spent_today_usd"`
-	RemainingTodayUSD money.Amount  `json:"remaining_today_usd"`
-	OverspendTodayUSD money.Amount  `json:"overspend_today_usd"`
+	PeriodStart       time.Time    `json:"period_start,omitzero"`
+	DailyLimitUSD     money.Amount `json:"daily_limit_usd"`
+	SpentTodayUSD     money.Amount `json:"spent_today_usd"`
+	RemainingTodayUSD money.Amount `json:"remaining_today_usd"`
+	OverspendTodayUSD money.Amount `json:"overspend_today_usd"`
+	// ReservedUSD is what real-time decisions approved whose authorizations have not arrived.
+	ReservedUSD       money.Amount  `json:"reserved_usd"`
 	MonthlyLimitUSD   *money.Amount `json:"monthly_limit_usd,omitempty"`
 	SpentMonthUSD     money.Amount  `json:"spent_month_usd"`
 	RemainingMonthUSD *money.Amount `json:"remaining_month_usd,omitempty"`
@@ -118,6 +122,12 @@ func View(p Policy, s *State) StateView {
 		OverspendTodayUSD: money.Amount(s.Budget.OverspendTodayMinor),
 		MonthlyLimitUSD:   p.MonthlyLimitUSD,
 		SpentMonthUSD:     money.Amount(s.Budget.SpentMonthMinor),
+	}
+	for _, r := range s.Reservations {
+		v.Budget.ReservedUSD += money.Amount(r.AmountMinor)
+	}
+	for _, d := range s.Decisions[max(0, len(s.Decisions)-20):] {
+		v.Decisions = append(v.Decisions, d.view())
 	}
 	if monthly > 0 {
 		r := money.Amount(s.Budget.RemainingMonth(monthly))

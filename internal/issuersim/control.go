@@ -32,6 +32,8 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /v1/sim/stats", s.handleStats)
 	m.HandleFunc("GET /v1/sim/faults", s.handleGetFaults)
+	m.HandleFunc("GET /v1/sim/decisions", s.handleDecisionHook)
+	m.HandleFunc("POST /v1/sim/decisions", s.handleDecisionHook)
 	m.HandleFunc("POST /v1/sim/faults", s.handleSetFaults)
 	m.HandleFunc("GET /v1/sim/clock", s.handleClock)
 	m.HandleFunc("POST /v1/sim/clock", s.handleClock)
@@ -75,8 +77,12 @@ type Stats struct {
 	WebhooksFailed       int64 `json:"webhooks_failed"`
 	WebhooksPending      int64 `json:"webhooks_pending"`
 	// WebhooksDropped counts events the drop_webhooks fault never delivered.
-	WebhooksDropped int64  `json:"webhooks_dropped"`
-	Faults          Faults `json:"faults"`
+	WebhooksDropped int64 `json:"webhooks_dropped"`
+	// DecisionsAsked counts requests to the decision hook; DecisionsFallback those that got
+	// no readable answer in time, so the fallback decided.
+	DecisionsAsked    int64  `json:"decisions_asked"`
+	DecisionsFallback int64  `json:"decisions_fallback"`
+	Faults            Faults `json:"faults"`
 }
 
 // Stats returns a consistent snapshot of the counters.
@@ -87,6 +93,7 @@ func (s *Server) Stats() Stats {
 		Requests:         s.requests.Load(), RateLimited: s.rateLimited.Load(), ErrorsInjected: s.errorsInjected.Load(),
 		IdempotentReplays: s.replays.Load(), PeakRequestsPerSecond: s.limiter.peakPerSecond(),
 		WebhooksSent: s.webhooksSent.Load(), WebhooksAcknowledged: s.webhooksAcked.Load(), WebhooksFailed: s.webhooksFailed.Load(), WebhooksDropped: s.webhooksDropped.Load(),
+		DecisionsAsked: s.decisionsAsked.Load(), DecisionsFallback: s.decisionsFallback.Load(),
 		Faults: s.Faults(),
 	}
 	s.mu.Lock()

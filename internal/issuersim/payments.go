@@ -1,6 +1,7 @@
 package issuersim
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"slices"
@@ -73,6 +74,7 @@ type authorizeParams struct {
 	AmountMinor  *int64 `json:"amount_minor"`
 	Currency     string `json:"currency"`
 	Merchant     string `json:"merchant"`
+	MerchantID   string `json:"merchant_id"`
 	MCC          string `json:"mcc"`
 	ForceDecline string `json:"force_decline"`
 }
@@ -118,9 +120,22 @@ func (s *Server) simulateAuthorization(r *http.Request, body []byte) result {
 		p.Merchant = defaultMerchant
 	}
 	now := s.nowLocked()
-	reason := s.declineReasonLocked(c, amt, p.MCC, p.ForceDecline, now)
+	id := newID("auth_")
+	reason := s.checkReasonLocked(c, p.MCC, p.ForceDecline, now)
+	if h := s.DecisionHookConfig(); reason == "" && h.URL != "" {
+		req := DecisionRequestJSON{ID: id, Object: "authorization_request", CardID: c.ID, AmountMinor: amt, Currency: c.Currency,
+			Merchant: p.Merchant, MerchantID: p.MerchantID, MCC: p.MCC, CreatedAt: now}
+		var decided string
+		s.unlocked(func() { decided = s.decide(r.Context(), h, req) })
+		// The card may have changed while the owner decided: look at it again.
+		now = s.nowLocked()
+		reason = cmp.Or(s.checkReasonLocked(c, p.MCC, p.ForceDecline, now), decided)
+	}
+	if reason == "" {
+		reason = s.limitReasonLocked(c, amt, now)
+	}
 	a := &authorization{
-		ID: newID("auth_"), CardID: c.ID, AmountMinor: amt, Currency: c.Currency, Approved: reason == "",
+		ID: id, CardID: c.ID, AmountMinor: amt, Currency: c.Currency, Approved: reason == "",
 		Reason: reason, Merchant: p.Merchant, MCC: p.MCC, Status: authDeclined, CreatedAt: now,
 	}
 	if a.Approved {
@@ -135,9 +150,10 @@ func (s *Server) simulateAuthorization(r *http.Request, body []byte) result {
 		AmountMinor: amt, Currency: c.Currency, EventID: e.ID})
 }
 
-// declineReasonLocked returns "" to approve. Status checks come first (a closed card says
-// closed whatever the amount), then merchant controls, then limits, as issuers order them.
-func (s *Server) declineReasonLocked(c *card, amt int64, mcc, force string, now time.Time) string {
+// checkReasonLocked returns what declines a purchase before anything is decided about its
+// amount, or "": status first (a closed card says closed whatever the amount), then merchant
+// controls, as issuers order them.
+func (s *Server) checkReasonLocked(c *card, mcc, force string, now time.Time) string {
 	switch {
 	case c.Status == statusClosed:
 		return reasonCardClosed
@@ -151,6 +167,11 @@ func (s *Server) declineReasonLocked(c *card, amt int64, mcc, force string, now 
 		len(c.AllowedMCCs) > 0 && !slices.Contains(c.AllowedMCCs, mcc):
 		return reasonMerchantBlocked
 	}
+	return ""
+}
+
+// limitReasonLocked returns reasonSpendingLimit when the amount does not fit the card's limits.
+func (s *Server) limitReasonLocked(c *card, amt int64, now time.Time) string {
 	for _, l := range c.Limits {
 		if l.Interval == intervalPerAuthorization {
 			if amt > l.AmountMinor {

@@ -46,6 +46,9 @@ type Config struct {
 	DuplicateWebhooks float64
 	// ReorderWebhooks delays each delivery by a random amount so events arrive out of order.
 	ReorderWebhooks bool
+	// Decisions, when its URL is set, asks that endpoint to decide each purchase in real time
+	// (decision.go); requests are signed with WebhookSecret.
+	Decisions DecisionHook
 	// StatePath, when set, persists state to this JSON file (atomically) and loads it at start.
 	StatePath string
 	// Clock is the simulator's business clock (limit windows, expiry, event times); time.Now
@@ -115,8 +118,9 @@ type Server struct {
 	dirty       bool
 	syncFlush   bool // a change that must reach the state file before the response
 
-	faultsMu sync.Mutex
+	faultsMu sync.Mutex // guards faults and hook
 	faults   Faults
+	hook     DecisionHook
 	limiter  *windowLimiter
 
 	fileMu sync.Mutex // serializes state file writes
@@ -132,6 +136,7 @@ type Server struct {
 	requests, rateLimited, errorsInjected, replays atomic.Int64
 	webhooksSent, webhooksAcked, webhooksFailed    atomic.Int64
 	webhooksDropped                                atomic.Int64
+	decisionsAsked, decisionsFallback              atomic.Int64
 }
 
 // maxConcurrentDeliveries bounds in-flight webhook requests so a backlog cannot open
@@ -184,6 +189,11 @@ func NewServer(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("issuersim config: %w", err)
 		}
 		s.webhookKey = key
+	}
+	if cfg.Decisions.URL != "" {
+		if err := s.SetDecisionHook(cfg.Decisions); err != nil {
+			return nil, fmt.Errorf("issuersim config: %w", err)
+		}
 	}
 	if s.statePath != "" {
 		snap, err := loadSnapshot(s.statePath)

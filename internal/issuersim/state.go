@@ -39,11 +39,15 @@ const (
 	reasonMerchantBlocked = "merchant_blocked"
 	reasonSuspectedFraud  = "suspected_fraud"
 	reasonOther           = "other"
+	// The real-time decision hook's declines (decision.go).
+	reasonDecisionDeclined = "decision_declined"
+	reasonDecisionTimeout  = "decision_timeout"
 )
 
 var validReasons = map[string]bool{
 	reasonSpendingLimit: true, reasonCardPaused: true, reasonCardClosed: true, reasonCardExpired: true,
 	reasonMerchantBlocked: true, reasonSuspectedFraud: true, reasonOther: true,
+	reasonDecisionDeclined: true, reasonDecisionTimeout: true,
 }
 
 // Card origins: which API dialect created the card. The AI Payment Proxy dialect lists only

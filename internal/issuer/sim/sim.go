@@ -321,7 +321,7 @@ func (w eventWire) event() (cardwarden.Event, bool, error) {
 func normalizeReason(raw string) cardwarden.DeclineReason {
 	switch r := cardwarden.DeclineReason(raw); r {
 	case cardwarden.ReasonSpendingLimit, cardwarden.ReasonCardPaused, cardwarden.ReasonCardClosed, cardwarden.ReasonCardExpired,
-		cardwarden.ReasonMerchantBlocked, cardwarden.ReasonSuspectedFraud:
+		cardwarden.ReasonMerchantBlocked, cardwarden.ReasonSuspectedFraud, cardwarden.ReasonDecisionDeclined, cardwarden.ReasonDecisionTimeout:
 		return r
 	}
 	return cardwarden.ReasonOther

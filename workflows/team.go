@@ -1,0 +1,432 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cardwarden/cardwarden"
+	"github.com/cardwarden/cardwarden/money"
+)
+
+// The Team workflow (README, "Teams"): a budget shared by a team of agents, each still capped
+// by its own. It holds the team's spend (every money event of its agents, forwarded by their
+// workflows) and decides, for the decision endpoint, whether a purchase fits the team's
+// allowance, reserving it at once: its handlers never wait on anything, so two purchases by
+// two agents can never both take the team's last dollar. It calls no activity at all.
+
+// Names other programs rely on.
+const (
+	TeamWorkflowType     = "Team"
+	TeamWorkflowIDPrefix = "team/"
+	// SignalTeamEvent carries a TeamEvent from a member agent's workflow.
+	SignalTeamEvent = "team-event"
+	// Team updates: reserve (TeamReserveRequest → TeamReserveResult), release
+	// (TeamReleaseRequest), set-budget (BudgetRequest); the query state (TeamView).
+	UpdateTeamReserve = "reserve"
+	UpdateTeamRelease = "release"
+)
+
+// TeamWorkflowID is the workflow id of a team's workflow.
+func TeamWorkflowID(teamID string) string { return TeamWorkflowIDPrefix + teamID }
+
+// TeamPolicy is a team's budget. Only team_id and daily_limit_usd are required.
+type TeamPolicy struct {
+	TeamID          string        `json:"team_id"`
+	Label           string        `json:"label,omitempty"`
+	DailyLimitUSD   money.Amount  `json:"daily_limit_usd"`
+	MonthlyLimitUSD *money.Amount `json:"monthly_limit_usd,omitempty"`
+	Timezone        string        `json:"timezone,omitempty"`
+	ResetCron       string        `json:"reset_cron,omitempty"`
+}
+
+// Normalize fills in defaults and checks every field, naming the bad ones.
+func (p TeamPolicy) Normalize() (TeamPolicy, error) {
+	var errs FieldErrors
+	if p.TeamID == "" {
+		errs.add("team.team_id", "required")
+	} else if err := CheckAgentID(p.TeamID); err != nil {
+		errs.add("team.team_id", "%s", strings.Replace(err.Error(), "agent id", "team id", 1))
+	}
+	if len(p.Label) > 200 {
+		errs.add("team.label", "longer than 200 characters")
+	}
+	if p.DailyLimitUSD <= 0 || p.DailyLimitUSD.Minor() > money.MaxMinor {
+		errs.add("team.daily_limit_usd", "must be greater than 0, got %s", p.DailyLimitUSD)
+	}
+	if p.MonthlyLimitUSD != nil && (*p.MonthlyLimitUSD <= 0 || p.MonthlyLimitUSD.Minor() > money.MaxMinor) {
+		errs.add("team.monthly_limit_usd", "must be greater than 0, got %s", *p.MonthlyLimitUSD)
+	}
+	p.Timezone = orDefault(p.Timezone, DefaultTimezone)
+	if _, err := LoadLocation(p.Timezone); err != nil {
+		errs.add("team.timezone", "%s", err.Error())
+	}
+	p.ResetCron = orDefault(p.ResetCron, DefaultResetCron)
+	if _, err := ParseCron(p.ResetCron); err != nil {
+		errs.add("team.reset_cron", "%s", err.Error())
+	}
+	if err := errs.err(); err != nil {
+		return TeamPolicy{}, err
+	}
+	return p, nil
+}
+
+// MonthlyLimitMinor is the monthly cap in minor units, 0 without one.
+func (p TeamPolicy) MonthlyLimitMinor() int64 {
+	if p.MonthlyLimitUSD == nil {
+		return 0
+	}
+	return p.MonthlyLimitUSD.Minor()
+}
+
+// TeamInput is the Team workflow's argument: the policy and, after continue-as-new, the state.
+type TeamInput struct {
+	TeamPolicy
+	State *TeamState `json:"state,omitempty"`
+}
+
+// TeamState is everything the team workflow knows, carried through continue-as-new.
+type TeamState struct {
+	Budget       Budget            `json:"budget"`
+	LastReset    time.Time         `json:"last_reset"`
+	NextReset    time.Time         `json:"next_reset"`
+	Reservations []TeamReservation `json:"reservations,omitempty"`
+	Decisions    []TeamDecision    `json:"decisions,omitempty"`
+	Members      []string          `json:"members,omitempty"`
+	Seen         []string          `json:"seen,omitempty"`
+	Run          int               `json:"run"`
+}
+
+// TeamEvent is a member agent's money event.
+type TeamEvent struct {
+	AgentID string           `json:"agent_id"`
+	Event   cardwarden.Event `json:"event"`
+}
+
+// TeamReserveRequest asks the team to reserve a purchase.
+type TeamReserveRequest struct {
+	AuthorizationID string `json:"authorization_id"`
+	AgentID         string `json:"agent_id"`
+	AmountMinor     int64  `json:"amount_minor"`
+}
+
+// Validate checks a reserve request.
+func (r TeamReserveRequest) Validate() error {
+	var errs FieldErrors
+	if r.AuthorizationID == "" || len(r.AuthorizationID) > 200 {
+		errs.add("request.authorization_id", "required, at most 200 characters")
+	}
+	if err := CheckAgentID(r.AgentID); err != nil {
+		errs.add("request.agent_id", "%s", err.Error())
+	}
+	if err := money.CheckBound(r.AmountMinor); err != nil {
+		errs.add("request.amount_minor", "%s", err.Error())
+	}
+	return errs.err()
+}
+
+// TeamReserveResult is the team's decision.
+type TeamReserveResult struct {
+	Approved       bool   `json:"approved"`
+	Reason         string `json:"reason"`
+	RemainingMinor int64  `json:"remaining_minor"`
+	Repeated       bool   `json:"repeated,omitempty"`
+}
+
+// TeamReleaseRequest gives back a reservation whose purchase the agent declined.
+type TeamReleaseRequest struct {
+	AuthorizationID string `json:"authorization_id"`
+}
+
+// TeamReservation is a purchase the team approved whose authorization has not arrived.
+type TeamReservation struct {
+	AuthorizationID string    `json:"authorization_id"`
+	AgentID         string    `json:"agent_id"`
+	AmountMinor     int64     `json:"amount_minor"`
+	ExpiresAt       time.Time `json:"expires_at"`
+}
+
+// TeamDecision is one of the team's decisions.
+type TeamDecision struct {
+	AuthorizationID string    `json:"authorization_id"`
+	AgentID         string    `json:"agent_id"`
+	At              time.Time `json:"at"`
+	AmountMinor     int64     `json:"amount_minor"`
+	Approved        bool      `json:"approved"`
+}
+
+// TeamView is the team's state query.
+type TeamView struct {
+	TeamID            string         `json:"team_id"`
+	Label             string         `json:"label,omitempty"`
+	Policy            TeamPolicy     `json:"policy"`
+	Day               string         `json:"day"`
+	PeriodStart       time.Time      `json:"period_start"`
+	NextReset         time.Time      `json:"next_reset"`
+	SpentTodayUSD     money.Amount   `json:"spent_today_usd"`
+	OverspendTodayUSD money.Amount   `json:"overspend_today_usd"`
+	ReservedUSD       money.Amount   `json:"reserved_usd"`
+	RemainingTodayUSD money.Amount   `json:"remaining_today_usd"`
+	SpentMonthUSD     money.Amount   `json:"spent_month_usd"`
+	Members           []string       `json:"members"`
+	Decisions         []DecisionView `json:"decisions,omitempty"`
+	Run               int            `json:"run"`
+}
+
+// Bounds of the team's carried state.
+const (
+	maxTeamDecisions   = 256
+	maxTeamSeen        = 4096
+	maxTeamSignalsRun  = 2000
+	teamHistoryLimit   = 8000
+	teamReasonOverTeam = DecideTeamBudget
+)
+
+type team struct {
+	policy TeamPolicy
+	st     *TeamState
+	loc    *time.Location
+	sched  cron.Schedule
+	seen   map[string]bool
+	events workflow.ReceiveChannel
+	signal int
+}
+
+// Team is the team's entity workflow. Start it with id TeamWorkflowID(team_id) on TaskQueue.
+func Team(ctx workflow.Context, in TeamInput) (TeamView, error) {
+	p, err := in.TeamPolicy.Normalize()
+	if err != nil {
+		return TeamView{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidPolicy, nil)
+	}
+	if want, id := TeamWorkflowID(p.TeamID), workflow.GetInfo(ctx).WorkflowExecution.ID; id != want {
+		return TeamView{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("team.team_id: the workflow id must be %q, got %q", want, id), ErrTypeInvalidPolicy, nil)
+	}
+	t := &team{policy: p, loc: zone(p.Timezone), seen: map[string]bool{}}
+	t.sched, _ = ParseCron(p.ResetCron)
+	now := workflow.Now(ctx)
+	if in.State != nil {
+		t.st = in.State
+	} else {
+		start := PrevFire(t.sched, t.loc, now)
+		if start.IsZero() {
+			start = now
+		}
+		t.st = &TeamState{LastReset: start, NextReset: NextFire(t.sched, t.loc, now), Run: 1}
+		t.st.Budget.StartPeriod(start, t.loc, p.DailyLimitUSD.Minor(), t.nextReset)
+	}
+	for _, id := range t.st.Seen {
+		t.seen[id] = true
+	}
+	if err := t.register(ctx); err != nil {
+		return TeamView{}, err
+	}
+	var timer workflow.Future
+	for {
+		now := workflow.Now(ctx)
+		if !now.Before(t.st.NextReset) {
+			fire, _ := Catchup(t.sched, t.loc, t.st.NextReset, now)
+			t.st.LastReset = fire
+			t.st.NextReset = NextFire(t.sched, t.loc, fire)
+			t.st.Budget.StartPeriod(fire, t.loc, t.policy.DailyLimitUSD.Minor(), t.nextReset)
+		}
+		info := workflow.GetInfo(ctx)
+		if info.GetContinueAsNewSuggested() || t.signal >= maxTeamSignalsRun || info.GetCurrentHistoryLength() >= teamHistoryLimit {
+			return t.continueAsNew(ctx)
+		}
+		if timer == nil {
+			// The timer is kept while signals come and go: only a reset moves its deadline.
+			timer = workflow.NewTimer(ctx, max(time.Millisecond, t.st.NextReset.Sub(now)))
+		}
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(timer, func(workflow.Future) { timer = nil })
+		sel.AddReceive(t.events, func(c workflow.ReceiveChannel, _ bool) {
+			var ev TeamEvent
+			c.ReceiveAsync(&ev)
+			t.apply(ctx, ev)
+		})
+		sel.Select(ctx)
+		if ctx.Err() != nil {
+			return t.view(), temporal.NewCanceledError("team workflow cancelled")
+		}
+	}
+}
+
+// continueAsNew hands the state to a new run once every buffered event is applied and every
+// update handler has answered.
+func (t *team) continueAsNew(ctx workflow.Context) (TeamView, error) {
+	for {
+		for {
+			var ev TeamEvent
+			if !t.events.ReceiveAsync(&ev) {
+				break
+			}
+			t.apply(ctx, ev)
+		}
+		if err := workflow.Await(ctx, func() bool { return t.events.Len() > 0 || workflow.AllHandlersFinished(ctx) }); err != nil {
+			return TeamView{}, err
+		}
+		if t.events.Len() == 0 {
+			break
+		}
+	}
+	t.st.Run++
+	return TeamView{}, workflow.NewContinueAsNewError(ctx, TeamWorkflowType, TeamInput{TeamPolicy: t.policy, State: t.st})
+}
+
+// zone is a time zone a Normalize already loaded once.
+func zone(name string) *time.Location {
+	loc, err := LoadLocation(name)
+	if err != nil {
+		panic(fmt.Sprintf("time zone %q: %v", name, err))
+	}
+	return loc
+}
+
+func (t *team) nextReset(at time.Time) time.Time { return NextFire(t.sched, t.loc, at) }
+
+func (t *team) register(ctx workflow.Context) error {
+	t.events = workflow.GetSignalChannel(ctx, SignalTeamEvent)
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (TeamView, error) { return t.view(), nil }); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateTeamReserve,
+		func(ctx workflow.Context, req TeamReserveRequest) (TeamReserveResult, error) {
+			return t.reserve(ctx, req), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req TeamReserveRequest) error {
+			if err := req.Validate(); err != nil {
+				return invalidRequest(err)
+			}
+			return nil
+		}}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandler(ctx, UpdateTeamRelease, func(ctx workflow.Context, req TeamReleaseRequest) (TeamView, error) {
+		t.st.Reservations = slices.DeleteFunc(t.st.Reservations, func(r TeamReservation) bool { return r.AuthorizationID == req.AuthorizationID })
+		return t.view(), nil
+	}); err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetBudget,
+		func(ctx workflow.Context, req BudgetRequest) (TeamView, error) {
+			p := t.policy
+			if req.DailyLimitUSD != nil {
+				p.DailyLimitUSD = *req.DailyLimitUSD
+			}
+			if req.MonthlyLimitUSD != nil {
+				m := *req.MonthlyLimitUSD
+				p.MonthlyLimitUSD = &m
+			}
+			if req.ClearMonthlyLimit {
+				p.MonthlyLimitUSD = nil
+			}
+			np, err := p.Normalize()
+			if err != nil {
+				return TeamView{}, invalidRequest(err)
+			}
+			t.policy = np
+			t.st.Budget.MaxDailyMinor = max(t.st.Budget.MaxDailyMinor, np.DailyLimitUSD.Minor())
+			return t.view(), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req BudgetRequest) error {
+			if err := req.Validate(); err != nil {
+				return invalidRequest(err)
+			}
+			return nil
+		}})
+}
+
+// reserve decides whether a purchase fits what the team has left, and reserves it if so.
+func (t *team) reserve(ctx workflow.Context, req TeamReserveRequest) TeamReserveResult {
+	now := workflow.Now(ctx)
+	t.st.Reservations = slices.DeleteFunc(t.st.Reservations, func(r TeamReservation) bool { return !now.Before(r.ExpiresAt) })
+	for i := len(t.st.Decisions) - 1; i >= 0; i-- {
+		if d := t.st.Decisions[i]; d.AuthorizationID == req.AuthorizationID {
+			return TeamReserveResult{Approved: d.Approved, Reason: reasonOf(d.Approved), RemainingMinor: t.left(), Repeated: true}
+		}
+	}
+	approved := req.AmountMinor <= t.left()
+	if approved {
+		t.st.Reservations = append(t.st.Reservations, TeamReservation{AuthorizationID: req.AuthorizationID, AgentID: req.AgentID,
+			AmountMinor: req.AmountMinor, ExpiresAt: now.Add(reservationTTL)})
+	}
+	t.st.Decisions = append(t.st.Decisions, TeamDecision{AuthorizationID: req.AuthorizationID, AgentID: req.AgentID, At: now,
+		AmountMinor: req.AmountMinor, Approved: approved})
+	if n := len(t.st.Decisions) - maxTeamDecisions; n > 0 {
+		t.st.Decisions = slices.Delete(t.st.Decisions, 0, n)
+	}
+	t.member(req.AgentID)
+	return TeamReserveResult{Approved: approved, Reason: reasonOf(approved), RemainingMinor: t.left()}
+}
+
+func reasonOf(approved bool) string {
+	if approved {
+		return DecideApproved
+	}
+	return teamReasonOverTeam
+}
+
+// left is what the team's period leaves, reservations counted.
+func (t *team) left() int64 {
+	rem := t.st.Budget.RemainingToday(t.policy.DailyLimitUSD.Minor(), t.policy.MonthlyLimitMinor())
+	for _, r := range t.st.Reservations {
+		rem -= r.AmountMinor
+	}
+	return max(0, rem)
+}
+
+// apply counts a member's money event once, and settles the reservation of its authorization.
+func (t *team) apply(ctx workflow.Context, ev TeamEvent) {
+	t.signal++
+	e := ev.Event
+	if e.Check() != nil || t.seen[e.ID] {
+		return
+	}
+	t.seen[e.ID] = true
+	t.st.Seen = append(t.st.Seen, e.ID)
+	if n := len(t.st.Seen) - maxTeamSeen; n > 0 {
+		for _, old := range t.st.Seen[:n] {
+			delete(t.seen, old)
+		}
+		t.st.Seen = slices.Delete(t.st.Seen, 0, n)
+	}
+	if e.OccurredAt.IsZero() {
+		e.OccurredAt = workflow.Now(ctx)
+	}
+	t.st.Budget.Apply(e, t.nextReset)
+	if e.Kind == cardwarden.KindAuthorization {
+		t.st.Reservations = slices.DeleteFunc(t.st.Reservations, func(r TeamReservation) bool { return r.AuthorizationID == e.AuthorizationID })
+	}
+	t.member(ev.AgentID)
+}
+
+func (t *team) member(agentID string) {
+	if agentID != "" && !slices.Contains(t.st.Members, agentID) {
+		t.st.Members = append(t.st.Members, agentID)
+		slices.Sort(t.st.Members)
+	}
+}
+
+func (t *team) view() TeamView {
+	b := t.st.Budget
+	v := TeamView{
+		TeamID: t.policy.TeamID, Label: t.policy.Label, Policy: t.policy, Day: b.Day, PeriodStart: b.PeriodStart,
+		NextReset: t.st.NextReset, SpentTodayUSD: money.Amount(b.SpentTodayMinor), OverspendTodayUSD: money.Amount(b.OverspendTodayMinor),
+		RemainingTodayUSD: money.Amount(t.left()), SpentMonthUSD: money.Amount(b.SpentMonthMinor),
+		Members: append([]string{}, t.st.Members...), Run: t.st.Run,
+	}
+	for _, r := range t.st.Reservations {
+		v.ReservedUSD += money.Amount(r.AmountMinor)
+	}
+	for _, d := range t.st.Decisions[max(0, len(t.st.Decisions)-20):] {
+		reason := reasonOf(d.Approved)
+		v.Decisions = append(v.Decisions, DecisionView{AuthorizationID: d.AuthorizationID, At: d.At, AmountUSD: money.Amount(d.AmountMinor),
+			AgentID: d.AgentID, Approved: d.Approved, Reason: reason})
+	}
+	return v
+}
