@@ -214,15 +214,6 @@ func (wf *agentCard) expireReservations(now time.Time) {
 	wf.st.Reservations = slices.DeleteFunc(wf.st.Reservations, func(r Reservation) bool { return !now.Before(r.ExpiresAt) })
 }
 
-// nextReservationExpiry is when the oldest reservation expires, or zero.
-func (wf *agentCard) nextReservationExpiry() time.Time {
-	var ts []time.Time
-	for _, r := range wf.st.Reservations {
-		ts = append(ts, r.ExpiresAt)
-	}
-	return earliest(ts...)
-}
-
 // DecisionView is a recent decision in the state view.
 type DecisionView struct {
 	AuthorizationID string       `json:"authorization_id"`

@@ -143,6 +143,14 @@ type TeamReleaseRequest struct {
 	AuthorizationID string `json:"authorization_id"`
 }
 
+// Validate checks a release request.
+func (r TeamReleaseRequest) Validate() error {
+	if r.AuthorizationID == "" || len(r.AuthorizationID) > 200 {
+		return FieldErrors{{Field: "request.authorization_id", Msg: "required, at most 200 characters"}}
+	}
+	return nil
+}
+
 // TeamReservation is a purchase the team approved whose authorization has not arrived.
 type TeamReservation struct {
 	AuthorizationID string    `json:"authorization_id"`

@@ -150,6 +150,7 @@ func New(d Deps) http.Handler {
 	}{
 		{"GET", "/v1/openapi.json", serveOpenAPI},
 		{"POST", "/v1/webhooks/{issuer}", s.webhook},
+		{"POST", "/v1/authorizations/{issuer}", s.authorize},
 		{"POST", "/v1/events", post(s.reportEvent)},
 		{"POST", "/v1/agents", post(s.createAgent)},
 		{"GET", "/v1/agents", s.admin(s.listAgents)},
@@ -161,6 +162,9 @@ func New(d Deps) http.Handler {
 		{"POST", "/v1/agents/{id}/budget", agentPath(post(s.setBudget))},
 		{"POST", "/v1/agents/{id}/token", agentPath(post(s.rotateToken))},
 		{"GET", "/v1/agents/{id}/card", agentPath(s.revealCard)},
+		{"POST", "/v1/teams", post(s.createTeam)},
+		{"GET", "/v1/teams/{id}", agentPath(s.admin(s.getTeam))},
+		{"POST", "/v1/teams/{id}/budget", agentPath(post(s.setTeamBudget))},
 		{"GET", "/v1/schedules/fleet-rotation", s.admin(s.describeSchedule)},
 		{"POST", "/v1/schedules/fleet-rotation", post(s.ensureSchedule)},
 		{"DELETE", "/v1/schedules/fleet-rotation", s.admin(s.scheduleAction(Schedules.DeleteFleetRotationSchedule, "deleted"))},

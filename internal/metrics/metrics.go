@@ -71,6 +71,7 @@ type Metrics struct {
 	issuerLastOK    *prometheus.GaugeVec
 	webhookFailures *prometheus.CounterVec
 	alerts          *prometheus.CounterVec
+	decisions       decisionSeries
 	temporal        *sdkCollector
 	recentlyIssued  *recentSet
 	agentsCollector *agentsCollector
@@ -104,6 +105,7 @@ func New(o Options) *Metrics {
 			[]string{"issuer", "reason"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "alerts_total",
 			Help: "Alert delivery attempts by sink, alert kind and outcome (delivered|failed)."}, []string{"sink", "kind", "outcome"}),
+		decisions:      newDecisionSeries(),
 		temporal:       newSDKCollector(),
 		recentlyIssued: newRecentSet(4096),
 	}
@@ -111,7 +113,7 @@ func New(o Options) *Metrics {
 		Help: "Always 1; the version label says which cardwarden runs.", ConstLabels: prometheus.Labels{"version": orDev(o.Version)}})
 	build.Set(1)
 	m.reg.MustRegister(m.cardsIssued, m.cardsClosed, m.events, m.freezeLatency, m.issuerDuration, m.issuerErrors,
-		m.issuerLastOK, m.webhookFailures, m.alerts, build, m.temporal,
+		m.issuerLastOK, m.webhookFailures, m.alerts, m.decisions.total, m.decisions.latency, build, m.temporal,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	timeout := o.ScrapeTimeout
 	if timeout <= 0 {

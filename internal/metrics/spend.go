@@ -118,6 +118,7 @@ func (m *Metrics) Preset(issuers, sinks []string) {
 		m.events.WithLabelValues(iss, "authorization", "declined", "spending_limit")
 		m.webhookFailures.WithLabelValues(iss, WebhookSignature)
 		m.issuerErrors.WithLabelValues(iss, "create_card", "transient")
+		m.decisions.total.WithLabelValues(iss, "declined", "decision_timeout", DecisionByFallback)
 	}
 	for _, sink := range sinks {
 		m.alerts.WithLabelValues(sink, "frozen", "delivered")
