@@ -29,6 +29,7 @@ type devFlags struct {
 	temporalPort int
 	uiPort       int
 	headless     bool
+	decisions    bool
 	listen       string
 	simListen    string
 	issuer       issuerFlags
@@ -61,6 +62,7 @@ lives under --dir, so stopping with Ctrl-C and starting again finds everything a
 	fs.IntVar(&f.temporalPort, "temporal-port", 7233, "embedded Temporal frontend gRPC port")
 	fs.IntVar(&f.uiPort, "ui-port", 8233, "Temporal Web UI port")
 	fs.BoolVar(&f.headless, "headless", false, "do not start the Temporal Web UI")
+	fs.BoolVar(&f.decisions, "decisions", false, "the embedded simulator asks cardwarden to decide each purchase in real time (README, Deciding each purchase)")
 	fs.StringVar(&f.listen, "listen", config.Env("CARDWARDEN_LISTEN", config.DefaultHTTPListen), "cardwarden HTTP API listen address (env CARDWARDEN_LISTEN)")
 	fs.StringVar(&f.simListen, "sim-listen", config.DefaultSimListen, "issuer simulator listen address (ignored with --issuer-url)")
 	fs.StringVar(&f.dbURL, "database-url", config.Env("CARDWARDEN_DATABASE_URL", ""), "application database (env CARDWARDEN_DATABASE_URL); default sqlite under --dir")
@@ -172,6 +174,7 @@ func runDev(cmd *cobra.Command, f devFlags) error {
 			WebhookURL:    apiURL + "/v1/webhooks/sim",
 			WebhookSecret: f.issuer.simWebhookSecret,
 			StatePath:     filepath.Join(f.dir, "issuer-sim.json"),
+			Decisions:     devDecisionHook(f.decisions, apiURL),
 			Logger:        logger.With("component", "issuer-sim"),
 		})
 		if err != nil {
@@ -315,4 +318,12 @@ func cliCommand() string {
 		return "go run ./cmd/cardwarden" // go run: no lasting binary; make build gives bin/cardwarden
 	}
 	return self
+}
+
+// devDecisionHook points the embedded simulator's decision hook at the API when on.
+func devDecisionHook(on bool, apiURL string) issuersim.DecisionHook {
+	if !on {
+		return issuersim.DecisionHook{}
+	}
+	return issuersim.DecisionHook{URL: apiURL + "/v1/authorizations/sim", Fallback: issuersim.FallbackDecline}
 }

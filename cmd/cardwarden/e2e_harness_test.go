@@ -87,7 +87,12 @@ type e2eStack struct {
 	hooksMu  sync.Mutex
 	hooks    []capturedWebhook // every webhook delivery the simulator made
 	openapi  *openapitest.Validator
+	workers  *worker.Workers
+	stopOnce sync.Once
 }
+
+// stopWorkers stops the stack's workers (once; the test's cleanup would otherwise stop them).
+func (e *e2eStack) stopWorkers() { e.stopOnce.Do(e.workers.Stop) }
 
 type capturedWebhook struct {
 	header http.Header
@@ -170,7 +175,8 @@ func newE2E(t *testing.T, opts ...e2eOption) *e2eStack {
 	reg := e.reg
 	w := worker.New(e.tc, &activities.Activities{Issuers: reg, Store: e.store, Vault: vlt, Logger: logger}, worker.Config{})
 	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
+	e.workers = w
+	t.Cleanup(e.stopWorkers)
 
 	e.ctl = starter.New(e.tc, starter.Options{Store: e.store, Logger: logger, Issuers: reg.Names(), DataConverter: dc})
 	deps := api.Deps{Store: e.store, Temporal: e.tc, Logger: logger, AdminToken: e2eAdminToken, Issuers: reg, Vault: vlt,

@@ -26,6 +26,8 @@ func newIssuerSimCmd() *cobra.Command {
 		errorRate, duplicates                                float64
 		latency                                              time.Duration
 		reorder                                              bool
+		hook                                                 issuersim.DecisionHook
+		hookTimeout                                          time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "issuer-sim",
@@ -70,6 +72,7 @@ The API is documented in the README (Issuers).`,
 				APIKey: apiKey, WebhookURL: webhookURL, WebhookSecret: webhookSecret, StatePath: statePath,
 				RateLimit: rateLimit, ErrorRate: errorRate, Latency: latency,
 				DuplicateWebhooks: duplicates, ReorderWebhooks: reorder, Logger: log,
+				Decisions: withTimeout(hook, hookTimeout),
 			})
 			if err != nil {
 				return err
@@ -101,5 +104,15 @@ The API is documented in the README (Issuers).`,
 	f.DurationVar(&latency, "latency", 0, "latency added to every API request, e.g. 200ms")
 	f.Float64Var(&duplicates, "duplicate-webhooks", 0, "share of events delivered twice (0..1)")
 	f.BoolVar(&reorder, "reorder-webhooks", false, "deliver events out of order")
+	f.StringVar(&hook.URL, "decision-url", os.Getenv("CARDWARDEN_SIM_DECISION_URL"),
+		"URL asked to approve or decline each purchase in real time, e.g. cardwarden's /v1/authorizations/sim; empty: no hook (env CARDWARDEN_SIM_DECISION_URL)")
+	f.DurationVar(&hookTimeout, "decision-timeout", issuersim.DefaultDecisionTimeout, "how long a purchase waits for the decision URL")
+	f.StringVar(&hook.Fallback, "decision-fallback", issuersim.FallbackDecline, "what applies when no decision comes in time: decline or approve")
 	return cmd
+}
+
+// withTimeout sets the hook's timeout from a flag's duration.
+func withTimeout(h issuersim.DecisionHook, d time.Duration) issuersim.DecisionHook {
+	h.TimeoutMS = d.Milliseconds()
+	return h
 }

@@ -44,11 +44,11 @@ const (
 // agent's fallback (once per agent and hour: a worker outage is one alert, not thousands).
 const AlertDecisionFallback = "decision-fallback"
 
-// decisionBudget is how long the workflows may take: at least half the issuer's deadline, or
-// a second, is kept for the fallback, recording and the way back, so a slow Temporal turns
+// decisionBudget is how long the workflows may take: a quarter of the issuer's deadline (at
+// least 300 ms) is kept for the fallback, recording and the way back, so a slow Temporal turns
 // into the agent's own fallback and never into the issuer's.
 func decisionBudget(deadline time.Duration) time.Duration {
-	return max(deadline/2, deadline-time.Second)
+	return deadline - max(deadline/4, 300*time.Millisecond)
 }
 
 // authorize: POST /v1/authorizations/{issuer}.
