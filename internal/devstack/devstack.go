@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/membership/static"
+	postgresqlplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/postgresql"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
@@ -43,6 +44,20 @@ type Config struct {
 	Namespace string // "default"
 	CodecURL  string // codec server endpoint the UI uses to decode payloads, optional
 	LogLevel  string // server log level written to Dir/temporal.log: debug|info|warn|error
+	// Postgres, when set, keeps Temporal's state in PostgreSQL, as a production cluster does,
+	// instead of SQLite under Dir. Its schema must be set up beforehand with Temporal's SQL
+	// tool (deploy/topology.TemporalSchemaSteps), and no namespace is created here: `cardwarden
+	// setup` creates it, as it must on a real cluster.
+	Postgres *Postgres
+}
+
+// Postgres is where a Temporal server on PostgreSQL keeps its state.
+type Postgres struct {
+	Addr               string // host:port
+	User, Password     string
+	Database           string // the main store
+	VisibilityDatabase string // the visibility store
+	HistoryShards      int32  // fixed for the cluster's life; 4 when zero
 }
 
 // PortInUseError says which port could not be bound, so callers can name the flag.
@@ -211,6 +226,9 @@ func serverLogger(cfg Config) log.Logger {
 }
 
 func serverConfig(cfg Config) (*config.Config, error) {
+	if cfg.Postgres != nil {
+		return postgresConfig(cfg)
+	}
 	dbFile := filepath.Join(cfg.Dir, "temporal.db")
 	sqlConf := config.SQL{PluginName: sqliteplugin.PluginName, DatabaseName: dbFile, ConnectAttributes: map[string]string{"mode": "rwc"}}
 	if _, err := os.Stat(dbFile); errors.Is(err, os.ErrNotExist) {
@@ -218,7 +236,6 @@ func serverConfig(cfg Config) (*config.Config, error) {
 			return nil, fmt.Errorf("set up temporal schema in %s: %w", dbFile, err)
 		}
 	}
-	const clusterName = "active"
 	ns, err := sqliteschema.NewNamespaceConfig(clusterName, cfg.Namespace, false, SearchAttributes())
 	if err != nil {
 		return nil, fmt.Errorf("namespace %s: %w", cfg.Namespace, err)
@@ -226,7 +243,43 @@ func serverConfig(cfg Config) (*config.Config, error) {
 	if err := sqliteschema.CreateNamespaces(&sqlConf, ns); err != nil {
 		return nil, fmt.Errorf("create namespace %s: %w", cfg.Namespace, err)
 	}
+	conf, err := baseConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	conf.Persistence.DefaultStore = "sqlite-default"
+	conf.Persistence.VisibilityStore = "sqlite-default"
+	conf.Persistence.NumHistoryShards = 1
+	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite-default": {SQL: &sqlConf}}
+	return conf, nil
+}
 
+// postgresConfig is serverConfig on PostgreSQL.
+func postgresConfig(cfg Config) (*config.Config, error) {
+	pg := cfg.Postgres
+	sqlConf := func(db string) *config.SQL {
+		return &config.SQL{PluginName: postgresqlplugin.PluginName, DatabaseName: db, ConnectAddr: pg.Addr, ConnectProtocol: "tcp",
+			User: pg.User, Password: pg.Password, MaxConns: 20, MaxIdleConns: 20, MaxConnLifetime: time.Hour}
+	}
+	conf, err := baseConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	conf.Persistence.DefaultStore = "postgres-default"
+	conf.Persistence.VisibilityStore = "postgres-visibility"
+	conf.Persistence.NumHistoryShards = max(pg.HistoryShards, 4)
+	conf.Persistence.DataStores = map[string]config.DataStore{
+		"postgres-default":    {SQL: sqlConf(pg.Database)},
+		"postgres-visibility": {SQL: sqlConf(pg.VisibilityDatabase)},
+	}
+	return conf, nil
+}
+
+// clusterName is the one cluster's name.
+const clusterName = "active"
+
+// baseConfig is everything but persistence: one cluster, the four services on the host.
+func baseConfig(cfg Config) (*config.Config, error) {
 	frontend := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	httpPort, err := freePort(cfg.Host)
 	if err != nil {
@@ -235,10 +288,6 @@ func serverConfig(cfg Config) (*config.Config, error) {
 	var conf config.Config
 	conf.Global.Membership.MaxJoinDuration = 30 * time.Second
 	conf.Global.Membership.BroadcastAddress = cfg.Host
-	conf.Persistence.DefaultStore = "sqlite-default"
-	conf.Persistence.VisibilityStore = "sqlite-default"
-	conf.Persistence.NumHistoryShards = 1
-	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite-default": {SQL: &sqlConf}}
 	conf.ClusterMetadata = &cluster.Config{
 		FailoverVersionIncrement: 10,
 		MasterClusterName:        clusterName,

@@ -60,6 +60,12 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envSQLTool) != "" {
+		os.Exit(runSQLTool())
+	}
+	if cfg := os.Getenv(envTemporalPG); cfg != "" {
+		os.Exit(runTemporalPGChild(cfg))
+	}
 	if dir := os.Getenv(envTemporalDir); dir != "" {
 		os.Exit(runTemporalChild(dir))
 	}
@@ -92,11 +98,14 @@ func runTemporalChild(dir string) int {
 	}
 	fmt.Println("READY", stack.Address())
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	signalNotify(ch)
 	<-ch
 	stack.Stop()
 	return 0
 }
+
+// signalNotify delivers SIGTERM and SIGINT to ch.
+func signalNotify(ch chan os.Signal) { signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -320,12 +329,6 @@ func (w *workerProc) kill() {
 	<-w.done
 	fmt.Fprintf(w.log, "---- SIGKILL at %s\n", time.Now().Format(time.RFC3339Nano))
 	w.cmd = nil
-}
-
-func (w *workerProc) running() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.cmd != nil
 }
 
 func (w *workerProc) terminate() {
