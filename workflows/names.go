@@ -16,6 +16,10 @@
 // calls), history.go (continue-as-new), legacy.go (paths of runs from before a change), state.go
 // and view.go (what it carries and shows). policy.go and policy_decode.go are its input,
 // requests.go the updates' payloads, fielderrors.go the errors that name a field of either.
+// authorize.go decides each purchase in real time (the authorize update and its reservations)
+// by the rules of rules.go (merchant rules and their presets, velocity).
+//
+// The Team workflow (a budget agents share): team.go runs it, team_types.go is its contract.
 package workflows
 
 import (

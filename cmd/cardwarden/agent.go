@@ -231,23 +231,9 @@ func newAgentSetBudgetCmd(f *ctlFlags) *cobra.Command {
 		Example: `  cardwarden agent set-budget support-bot --daily-limit 40 --reason "quiet week"`,
 		Args:    exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := workflows.BudgetRequest{Reason: reason, Actor: actor(), ClearMonthlyLimit: clearMonthly}
-			for _, a := range []struct {
-				flag, value string
-				dst         **money.Amount
-			}{{"--daily-limit", daily, &req.DailyLimitUSD}, {"--monthly-limit", monthly, &req.MonthlyLimitUSD}} {
-				if a.value == "" {
-					continue
-				}
-				m, err := money.Parse(a.value)
-				if err != nil {
-					return usageError{fmt.Errorf("%s %q: %w", a.flag, a.value, err)}
-				}
-				amt := money.Amount(m)
-				*a.dst = &amt
-			}
-			if err := req.Validate(); err != nil {
-				return usageError{fmt.Errorf("%w (use --daily-limit, --monthly-limit or --clear-monthly-limit)", err)}
+			req, err := budgetRequest(daily, monthly, clearMonthly, reason)
+			if err != nil {
+				return err
 			}
 			return f.withAPI(cmd, func(ctx context.Context, c *apiClient) error {
 				var st workflows.StateView
@@ -263,4 +249,27 @@ func newAgentSetBudgetCmd(f *ctlFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&clearMonthly, "clear-monthly-limit", false, "remove the monthly cap")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
 	return cmd
+}
+
+// budgetRequest reads the set-budget flags of an agent or a team.
+func budgetRequest(daily, monthly string, clearMonthly bool, reason string) (workflows.BudgetRequest, error) {
+	req := workflows.BudgetRequest{Reason: reason, Actor: actor(), ClearMonthlyLimit: clearMonthly}
+	for _, a := range []struct {
+		flag, value string
+		dst         **money.Amount
+	}{{"--daily-limit", daily, &req.DailyLimitUSD}, {"--monthly-limit", monthly, &req.MonthlyLimitUSD}} {
+		if a.value == "" {
+			continue
+		}
+		m, err := money.Parse(a.value)
+		if err != nil {
+			return req, usageError{fmt.Errorf("%s %q: %w", a.flag, a.value, err)}
+		}
+		amt := money.Amount(m)
+		*a.dst = &amt
+	}
+	if err := req.Validate(); err != nil {
+		return req, usageError{fmt.Errorf("%w (use --daily-limit, --monthly-limit or --clear-monthly-limit)", err)}
+	}
+	return req, nil
 }

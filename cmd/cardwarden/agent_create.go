@@ -16,7 +16,7 @@ import (
 func newAgentCreateCmd(f *ctlFlags) *cobra.Command {
 	var (
 		id, label, iss, tz, resetCron, rotateCron, grace, ttl, retireAt, alertURL, policyFile string
-		daily, monthly                                                                        string
+		daily, monthly, team                                                                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "create --id ID --daily-limit USD",
@@ -45,7 +45,7 @@ with a different policy it fails (use set-budget, or retire and create again).`,
 			for flag, field := range map[string]string{
 				"id": "agent_id", "label": "label", "issuer": "issuer", "daily-limit": "daily_limit_usd", "monthly-limit": "monthly_limit_usd",
 				"timezone": "timezone", "reset-cron": "reset_cron", "rotate-cron": "rotate_cron", "rotation-grace": "rotation_grace",
-				"card-ttl": "card_ttl", "retire-at": "retire_at",
+				"card-ttl": "card_ttl", "retire-at": "retire_at", "team": "team_id",
 			} {
 				if fl := cmd.Flags().Lookup(flag); fl.Changed {
 					doc[field] = fl.Value.String()
@@ -97,6 +97,7 @@ with a different policy it fails (use set-budget, or retire and create again).`,
 	fs.StringVar(&grace, "rotation-grace", "", "how long a replaced card stays open (default 1h)")
 	fs.StringVar(&ttl, "card-ttl", "", "card lifetime (default 720h)")
 	fs.StringVar(&retireAt, "retire-at", "", "RFC 3339 time at which the agent retires")
+	fs.StringVar(&team, "team", "", "the team whose budget the agent shares (cardwarden team create)")
 	fs.StringVar(&alertURL, "alert-webhook", "", "URL that receives the agent's alerts")
 	fs.StringVar(&policyFile, "policy", "", "policy JSON file (- for stdin); flags override its fields")
 	return cmd
@@ -109,6 +110,7 @@ func flagHint(field string) string {
 		"policy.timezone": "--timezone", "policy.reset_cron": "--reset-cron", "policy.rotate_cron": "--rotate-cron",
 		"policy.rotation_grace": "--rotation-grace", "policy.card_ttl": "--card-ttl", "policy.retire_at": "--retire-at",
 		"policy.issuer": "--issuer", "policy.label": "--label", "policy.alerts.webhook_url": "--alert-webhook",
+		"policy.team_id": "--team",
 	}
 	if fl, ok := flags[field]; ok {
 		return " (set it with " + fl + ")"

@@ -296,3 +296,44 @@ func TestDecisionFallbackWhenNoWorker(t *testing.T) {
 	}
 	e.settle()
 }
+
+// The team commands go through the API like the agent commands: create (twice: the second is a
+// no-op), an agent joining with --team, show, set-budget; usage errors and a missing team have
+// their exit codes.
+func TestTeamCLI(t *testing.T) {
+	e := newE2E(t)
+	var team struct {
+		TeamID  string `json:"team_id"`
+		Created bool   `json:"created"`
+	}
+	e.cliJSON(&team, "team", "create", "ops", "--daily-limit", "75.50", "--timezone", "Europe/Berlin")
+	require.True(t, team.Created)
+	e.cliJSON(&team, "team", "create", "ops", "--daily-limit", "75.50", "--timezone", "Europe/Berlin")
+	require.False(t, team.Created, "the running team is found, not started again")
+
+	var created struct {
+		Agent struct {
+			Policy workflows.Policy `json:"policy"`
+		} `json:"agent"`
+	}
+	e.cliJSON(&created, "agent", "create", "--id", "ops-bot", "--daily-limit", "20", "--team", "ops")
+	require.Equal(t, "ops", created.Agent.Policy.TeamID)
+
+	var v workflows.TeamView
+	e.cliJSON(&v, "team", "set-budget", "ops", "--daily-limit", "80")
+	require.Equal(t, "80.00", v.Policy.DailyLimitUSD.String())
+	out, errOut, code := e.cli("team", "show", "ops")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "daily limit")
+	require.Contains(t, out, "80.00 USD")
+
+	_, errOut, code = e.cli("team", "show", "nobody")
+	require.Equal(t, exitNotFound, code, errOut)
+	require.Contains(t, errOut, "no such team")
+	_, errOut, code = e.cli("team", "create", "bad", "--daily-limit", "-3")
+	require.Equal(t, exitUsage, code, errOut)
+	require.Contains(t, errOut, "--daily-limit")
+	_, errOut, code = e.cli("team", "create", "nolimit")
+	require.Equal(t, exitUsage, code, errOut)
+	require.Contains(t, errOut, "--daily-limit is required")
+}

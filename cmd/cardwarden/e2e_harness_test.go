@@ -224,7 +224,7 @@ func (e *e2eStack) cli(args ...string) (string, string, int) {
 	root.SetOut(&out)
 	root.SetErr(&errb)
 	full := append([]string{}, args...)
-	if len(args) > 0 && (args[0] == "agent" || args[0] == "schedule") {
+	if len(args) > 0 && (args[0] == "agent" || args[0] == "team" || args[0] == "schedule") {
 		// The management CLI needs the API's URL and the admin token, nothing else.
 		full = append(full, "--api-url", e.apiURL, "--admin-token", e2eAdminToken, "--timeout", "90s")
 	}

@@ -89,7 +89,7 @@ Start here:  cardwarden dev      (the whole system in one process, state under .
 		newMigrateCmd(),
 		newSetupCmd(),
 		newIssuerSimCmd(),
-		newAgentCmd(), newScheduleCmd(),
+		newAgentCmd(), newTeamCmd(), newScheduleCmd(),
 		newVersionCmd(),
 		newBenchCmd(),
 	)
