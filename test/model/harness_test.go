@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,6 +66,34 @@ type stack struct {
 	adapter *sim.Adapter
 	lossy   *lossyIssuer
 	hc      *http.Client
+	// decided are the agents whose purchases cardwarden decides in real time (the simulator
+	// asks every purchase; the others are approved by the hook at once, as if it were off).
+	decided sync.Map
+	// asked counts the purchases sent to the decision endpoint.
+	asked atomic.Int64
+}
+
+// decide is the simulator's decision hook: the decided agents' requests go to the API's
+// POST /v1/authorizations/sim unchanged (signature and all), the others are approved.
+func (s *stack) decide(apiHandler http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		var req struct {
+			CardID string `json:"card_id"`
+		}
+		_ = json.Unmarshal(body, &req)
+		if c, err := s.st.CardByIssuerID(r.Context(), "sim", req.CardID); err == nil {
+			if _, ok := s.decided.Load(c.AgentID); ok {
+				s.asked.Add(1)
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				r.URL.Path = "/v1/authorizations/sim"
+				apiHandler.ServeHTTP(w, r)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"approved":true}`))
+	}
 }
 
 func newStack(t *testing.T) *stack {
@@ -135,9 +164,16 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	ctl := starter.New(tc, starter.Options{Store: st, Logger: log.With("component", "starter"), Issuers: issuers.Names()})
-	apiSrv.Config.Handler = api.New(api.Deps{Store: st, Temporal: tc, Logger: log.With("component", "api"), Issuers: issuers,
+	apiHandler := api.New(api.Deps{Store: st, Temporal: tc, Logger: log.With("component", "api"), Issuers: issuers,
 		Control: ctl, AdminToken: s.admin, Vault: v})
+	mux := http.NewServeMux()
+	mux.Handle("/", apiHandler)
+	mux.Handle("POST /model/decide", s.decide(apiHandler))
+	apiSrv.Config.Handler = mux
 	apiSrv.Start()
+	if err := s.sim.SetDecisionHook(issuersim.DecisionHook{URL: s.apiURL + "/model/decide", Fallback: issuersim.FallbackDecline}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(apiSrv.Close)
 
 	acts := &activities.Activities{Issuers: issuers, Store: st, Vault: v, Logger: log.With("component", "activities"),

@@ -113,6 +113,7 @@ func TestBudgetInvariantModel(t *testing.T) {
 	<-chaosDone
 	t.Logf("model: %d sequences, %d operations, %d purchases (%d approved), %d card changes, %d credits, %d overspend events, %d resets crossed",
 		totals.sequences, totals.ops, totals.purchases, totals.approved, totals.cardChanges, totals.credits, totals.overspends, totals.resets)
+	t.Logf("model: %d purchases decided in real time by cardwarden", s.asked.Load())
 	t.Logf("model: faults: %d issuer 5xx, %d lost responses, %d 429s, %d webhooks dropped, %d fault changes",
 		s.sim.Stats().ErrorsInjected, s.lossy.lost.Load(), s.sim.Stats().RateLimited, s.sim.Stats().WebhooksDropped, chaos.changes.Load())
 	for _, r := range failures {
@@ -122,6 +123,9 @@ func TestBudgetInvariantModel(t *testing.T) {
 	}
 	if len(failures) > 0 {
 		shrink(t, s, failures[0])
+	}
+	if n > 1 && s.asked.Load() == 0 {
+		t.Errorf("no purchase was decided in real time")
 	}
 	if totals.approved == 0 || totals.cardChanges == 0 || totals.credits == 0 || totals.overspends == 0 {
 		t.Errorf("the model exercised too little: %+v", totals)
@@ -227,6 +231,9 @@ type sequence struct {
 	seed    uint64
 	daily   int64
 	monthly int64 // 0: none
+	// decided: cardwarden decides each purchase in real time (odd seeds), with a per-purchase
+	// maximum of 40 % of the daily limit that declines some.
+	decided bool
 	ops     []op
 	keep    []int // indexes of the generated ops kept (all, or a shrunk subset)
 }
@@ -239,6 +246,9 @@ func (s sequence) String() string {
 	monthly := ""
 	if s.monthly > 0 {
 		monthly = ", monthly " + money.Format(s.monthly)
+	}
+	if s.decided {
+		monthly += ", decided in real time"
 	}
 	return fmt.Sprintf("daily %s%s: %s (replay: -model.ops=%s)", money.Format(s.daily), monthly, strings.Join(parts, " "), s.replayArg())
 }
@@ -274,7 +284,7 @@ func parseReplay(arg string) (sequence, error) {
 
 func (s sequence) subset(keep []int) sequence {
 	full := generate(s.seed)
-	out := sequence{seed: s.seed, daily: full.daily, monthly: full.monthly, keep: keep}
+	out := sequence{seed: s.seed, daily: full.daily, monthly: full.monthly, decided: full.decided, keep: keep}
 	for _, k := range keep {
 		out.ops = append(out.ops, full.ops[k])
 	}
@@ -285,7 +295,7 @@ func (s sequence) subset(keep []int) sequence {
 func generate(seed uint64) sequence {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	daily := []int64{500, 1000, 2000}[rng.IntN(3)]
-	s := sequence{seed: seed, daily: daily}
+	s := sequence{seed: seed, daily: daily, decided: seed%2 == 1}
 	if rng.IntN(3) == 0 {
 		s.monthly = daily * 5 / 2
 	}
@@ -370,6 +380,9 @@ type txn struct {
 }
 
 func run(ctx context.Context, s *stack, seq sequence, agent string) *result {
+	if seq.decided {
+		s.decided.Store(agent, true)
+	}
 	r := &runner{ctx: ctx, s: s, seq: seq, agent: agent, rng: rand.New(rand.NewPCG(seq.seed, 99)),
 		res: &result{seq: seq, agent: agent}, daily: seq.daily}
 	if err := r.create(); err != nil {
@@ -391,6 +404,9 @@ func (r *runner) policy() map[string]any {
 	}
 	if r.seq.monthly > 0 {
 		p["monthly_limit_usd"] = money.Format(r.seq.monthly)
+	}
+	if r.seq.decided {
+		p["max_per_purchase_usd"] = money.Format(r.seq.daily * 2 / 5)
 	}
 	return p
 }
