@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/cardwarden/cardwarden/internal/alerts"
 )
 
 type composeFile struct {
@@ -30,7 +32,12 @@ type composeService struct {
 	Healthcheck *struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
-	Restart string `yaml:"restart"`
+	Restart   string                                `yaml:"restart"`
+	DependsOn map[string]struct{ Condition string } `yaml:"depends_on"`
+	Volumes   []string                              `yaml:"volumes"`
+	Deploy    struct {
+		Replicas int `yaml:"replicas"`
+	} `yaml:"deploy"`
 }
 
 func loadCompose(t *testing.T) composeFile {
@@ -74,7 +81,8 @@ func composeSecret(t *testing.T, name string) string {
 // envNamesKnown collects every "(env NAME)" the binary's flags document, plus the variables
 // read without a flag.
 func envNamesKnown(root *cobra.Command) map[string]bool {
-	known := map[string]bool{"CARDWARDEN_VAULT_KEY": true, "CARDWARDEN_ADMIN_TOKEN": true, "CARDWARDEN_CODEC_KEY": true}
+	known := map[string]bool{"CARDWARDEN_VAULT_KEY": true, "CARDWARDEN_ADMIN_TOKEN": true, "CARDWARDEN_CODEC_KEY": true,
+		alerts.EnvPublicURL: true}
 	re := regexp.MustCompile(`env ([A-Z0-9_]+)`)
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
@@ -105,7 +113,7 @@ func publishedPorts(s composeService) map[string]bool {
 // variables the binary reads, and the addresses services use to reach each other agree.
 func TestComposeMatchesBinary(t *testing.T) {
 	f := loadCompose(t)
-	for _, name := range []string{"postgres", "temporal", "temporal-ui", "cardwarden-worker", "cardwarden-serve", "issuer-sim", "migrate"} {
+	for _, name := range []string{"postgres", "temporal", "temporal-ui", "cardwarden-worker", "cardwarden-serve", "issuer-sim", "setup"} {
 		require.Contains(t, f.Services, name, "compose service %s", name)
 	}
 	for name, s := range f.Services {
@@ -156,22 +164,35 @@ func TestComposeMatchesBinary(t *testing.T) {
 	require.Equal(t, "cardwarden-serve:"+servePort, hook.Host)
 	require.Equal(t, "/v1/webhooks/sim", hook.Path)
 
-	for _, name := range []string{"cardwarden-worker", "cardwarden-serve", "issuer-sim", "migrate"} {
+	// cardwarden reaches Temporal, Postgres and the simulator where they listen, with the same
+	// secrets (each service has only the settings deploy/topology gives it).
+	require.True(t, publishedPorts(f.Services["temporal"])["7233"])
+	for _, name := range []string{"cardwarden-worker", "cardwarden-serve", "issuer-sim", "setup"} {
 		env := f.Services[name].Environment
-		// cardwarden reaches Temporal, Postgres and the simulator where they listen.
-		require.Equal(t, "temporal:7233", env["TEMPORAL_ADDRESS"], name)
-		require.True(t, publishedPorts(f.Services["temporal"])["7233"])
-		db, err := url.Parse(env["CARDWARDEN_DATABASE_URL"])
-		require.NoError(t, err)
-		require.Equal(t, "postgres:5432", db.Host, name)
-		pg := f.Services["postgres"].Environment
-		require.Equal(t, "/"+pg["POSTGRES_DB"], db.Path, name)
-		require.Equal(t, pg["POSTGRES_USER"], db.User.Username(), name)
-		simURL, err := url.Parse(env["CARDWARDEN_ISSUER_SIM_URL"])
-		require.NoError(t, err)
-		require.Equal(t, "issuer-sim:"+simPort, simURL.Host, name)
-		require.Equal(t, env["CARDWARDEN_SIM_API_KEY"], f.Services["issuer-sim"].Environment["CARDWARDEN_SIM_API_KEY"])
-		require.Len(t, env["CARDWARDEN_VAULT_KEY"], 64, "%s: vault key is 32 bytes of hex", name)
+		if v, ok := env["TEMPORAL_ADDRESS"]; ok {
+			require.Equal(t, "temporal:7233", v, name)
+		}
+		if v, ok := env["CARDWARDEN_DATABASE_URL"]; ok {
+			db, err := url.Parse(v)
+			require.NoError(t, err)
+			require.Equal(t, "postgres:5432", db.Host, name)
+			pg := f.Services["postgres"].Environment
+			require.Equal(t, "/"+pg["POSTGRES_DB"], db.Path, name)
+			require.Equal(t, pg["POSTGRES_USER"], db.User.Username(), name)
+		}
+		if v, ok := env["CARDWARDEN_ISSUER_SIM_URL"]; ok {
+			simURL, err := url.Parse(v)
+			require.NoError(t, err)
+			require.Equal(t, "issuer-sim:"+simPort, simURL.Host, name)
+		}
+		for _, k := range []string{"CARDWARDEN_SIM_API_KEY", "CARDWARDEN_SIM_WEBHOOK_SECRET"} {
+			if v, ok := env[k]; ok {
+				require.Equal(t, f.Services["issuer-sim"].Environment[k], v, "%s: %s", name, k)
+			}
+		}
+		if v, ok := env["CARDWARDEN_VAULT_KEY"]; ok {
+			require.Len(t, v, 64, "%s: vault key is 32 bytes of hex", name)
+		}
 	}
 
 	// serve and worker start with these settings: nothing in the file is a known secret.
