@@ -251,6 +251,15 @@ func TestDecisionRedeliveryIsIdempotent(t *testing.T) {
 	}
 	e.waitState("redelivery-agent", "one reservation of $6", func(s workflows.StateView) bool { return s.Budget.ReservedUSD.Minor() == 600 })
 
+	// An agent whose team_id names no team: declined as team_not_checked, not a fallback.
+	ghostCard := e.createAgentJSON(`{"agent_id": "ghost-member", "daily_limit_usd": "10", "team_id": "ghost"}`)
+	card = ghostCard
+	status, m = send("auth_ghost", 100, key)
+	require.Equal(t, 200, status)
+	require.Equal(t, false, m["approved"])
+	require.Equal(t, workflows.DecideTeamUnchecked, m["reason"])
+	require.False(t, e.decisionsOf("ghost-member")[0].Fallback)
+
 	// A forged request: 401 and no decision recorded.
 	status, _ = send("auth_forged", 100, []byte("not-the-secret-not-the-secret!!"))
 	require.Equal(t, 401, status)

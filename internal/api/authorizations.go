@@ -148,6 +148,10 @@ func (s *server) askWorkflows(ctx context.Context, agentID, teamID string, req i
 	if teamID != "" {
 		tr, err := dc.ReserveTeam(ctx, teamID, workflows.TeamReserveRequest{AuthorizationID: req.AuthorizationID, AgentID: agentID,
 			AmountMinor: req.AmountMinor})
+		if errors.Is(err, starter.ErrAgentNotFound) {
+			// A team_id naming no team is a configuration error, not an outage: no fallback.
+			return workflows.AuthorizeResult{Reason: workflows.DecideTeamUnchecked}, nil
+		}
 		if err != nil {
 			return workflows.AuthorizeResult{}, err
 		}
@@ -157,6 +161,9 @@ func (s *server) askWorkflows(ctx context.Context, agentID, teamID string, req i
 		areq.TeamApproved = true
 	}
 	res, err := dc.Authorize(ctx, agentID, areq)
+	if errors.Is(err, starter.ErrAgentNotFound) {
+		res, err = workflows.AuthorizeResult{Reason: workflows.DecideAgentNotActive}, nil // its workflow has ended
+	}
 	if teamID != "" && (err != nil || !res.Approved) {
 		// The purchase will not go through on the team's reservation: give it back at once
 		// rather than after its expiry (a fallback approval keeps it: that purchase counts).
