@@ -82,6 +82,7 @@ func (c *Client) StartAgent(ctx context.Context, p workflows.Policy) (Agent, err
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes:    workflows.SearchAttributes(np.AgentID, np.Issuer),
 		StaticSummary:            "agent " + np.AgentID,
+		StaticDetails:            staticDetails(np),
 	}, workflows.WorkflowType, np)
 	if err != nil {
 		return Agent{}, c.classify(ctx, "start", np.AgentID, err)
@@ -182,4 +183,24 @@ func (c *Client) State(ctx context.Context, agentID string) (workflows.StateView
 		return workflows.StateView{}, fmt.Errorf("state agent %s: decode: %w", agentID, err)
 	}
 	return st, nil
+}
+
+// staticDetails is what the Temporal Web UI shows under an AgentCard run: the agent's card as
+// it started (the live state is the state query's) and how to steer it.
+func staticDetails(p workflows.Policy) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "AgentCard of agent **%s**", p.AgentID)
+	if p.Label != "" {
+		fmt.Fprintf(&b, " (%s)", p.Label)
+	}
+	fmt.Fprintf(&b, ": one virtual card at issuer `%s`, daily limit %s %s", p.Issuer, p.DailyLimitUSD, p.Currency)
+	if p.MonthlyLimitUSD != nil {
+		fmt.Fprintf(&b, ", monthly limit %s %s", *p.MonthlyLimitUSD, p.Currency)
+	}
+	fmt.Fprintf(&b, ", days in %s, rotation `%s` (policy at start).\n\n", p.Timezone, p.RotateCron)
+	fmt.Fprintf(&b, "Live state: query `%s`. Steer it with the updates `%s`, `%s`, `%s`, `%s` and `%s`; "+
+		"issuer events arrive as the `%s` signal, after the ledger has them (report one by hand with POST /v1/events).",
+		workflows.QueryState, workflows.UpdateRotate, workflows.UpdateFreeze, workflows.UpdateUnfreeze, workflows.UpdateSetBudget,
+		workflows.UpdateRetire, workflows.SignalCardEvent)
+	return b.String()
 }

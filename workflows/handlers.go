@@ -39,22 +39,25 @@ func notApplied(format string, err error) error {
 func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
 	// The channels first: an update that arrived with the run's first task is delivered as
 	// soon as its handler is registered, and its handler sends on cmdCh.
-	wf.eventCh = workflow.GetSignalChannel(ctx, SignalCardEvent)
+	wf.eventCh = workflow.GetSignalChannelWithOptions(ctx, SignalCardEvent, workflow.SignalChannelOptions{
+		Description: "An issuer event (cardwarden.Event) for this agent's card. Sent by the webhook path after it is in the ledger; " +
+			"send one by hand with POST /v1/events, not this signal, so the ledger and the dashboard see it too."})
 	wf.cmdCh = workflow.NewBufferedChannel(ctx, 64)
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (StateView, error) {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryState, func() (StateView, error) {
 		return View(wf.policy, wf.st), nil
-	}); err != nil {
+	}, workflow.QueryHandlerOptions{Description: "The agent's live state: policy, card, status, today's spend and budget, counters."}); err != nil {
 		return fmt.Errorf("register query %s: %w", QueryState, err)
 	}
 	reasonUpdates := []struct {
 		name  string
 		check func() error
 		run   func(workflow.Context, ReasonRequest) error
+		desc  string
 	}{
-		{UpdateRotate, wf.canRotate, wf.manualRotate},
-		{UpdateFreeze, wf.canFreeze, wf.humanFreeze},
-		{UpdateUnfreeze, wf.canUnfreeze, wf.unfreeze},
-		{UpdateRetire, wf.notRetired, wf.humanRetire},
+		{UpdateRotate, wf.canRotate, wf.manualRotate, `Issue a new card and close the old one after the grace period. Input {"reason": "…"}; returns the state.`},
+		{UpdateFreeze, wf.canFreeze, wf.humanFreeze, `Freeze the card at the issuer (purchases declined). Input {"reason": "…"}; returns the state.`},
+		{UpdateUnfreeze, wf.canUnfreeze, wf.unfreeze, `Unfreeze the card (a revoked one is replaced). Input {"reason": "…"}; returns the state.`},
+		{UpdateRetire, wf.notRetired, wf.humanRetire, `Close the card for good and end the agent. Input {"reason": "…"}; returns the state.`},
 	}
 	for _, u := range reasonUpdates {
 		check, run := u.check, u.run
@@ -62,7 +65,7 @@ func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
 			func(ctx workflow.Context, req ReasonRequest) (StateView, error) {
 				return wf.submit(ctx, &command{check: check, run: func(ctx workflow.Context) error { return run(ctx, req) }})
 			},
-			workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ReasonRequest) error {
+			workflow.UpdateHandlerOptions{Description: u.desc, Validator: func(_ workflow.Context, req ReasonRequest) error {
 				if err := req.Validate(); err != nil {
 					return invalidRequest(err)
 				}
@@ -77,12 +80,14 @@ func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, req BudgetRequest) (StateView, error) {
 			return wf.submit(ctx, &command{check: wf.notRetired, run: func(ctx workflow.Context) error { return wf.setBudget(ctx, req) }})
 		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req BudgetRequest) error {
-			if err := req.Validate(); err != nil {
-				return invalidRequest(err)
-			}
-			return wf.notRetired()
-		}},
+		workflow.UpdateHandlerOptions{Description: `Change the daily (and monthly) limit, at the issuer too. ` +
+			`Input {"daily_limit_usd": "…", "monthly_limit_usd": "…", "reason": "…"}; returns the state.`,
+			Validator: func(_ workflow.Context, req BudgetRequest) error {
+				if err := req.Validate(); err != nil {
+					return invalidRequest(err)
+				}
+				return wf.notRetired()
+			}},
 	)
 	if err != nil {
 		return fmt.Errorf("register update %s: %w", UpdateSetBudget, err)
