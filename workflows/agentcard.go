@@ -43,7 +43,10 @@ type agentCard struct {
 	// moneyInvariant: cards are capped and read before another is funded, credits lower the
 	// limit, every overspend alerts (changeMoneyInvariant).
 	moneyInvariant bool
-	result         *Result
+	// spreadResets: the timer that applies a reset wakes a little after the instant, at a
+	// point fixed by the agent id (changeResetSpread).
+	spreadResets bool
+	result       *Result
 }
 
 // AgentCard is the entity workflow that owns one agent's card for the agent's whole life.
@@ -106,6 +109,7 @@ func (wf *agentCard) run(ctx workflow.Context) (Result, error) {
 	wf.reconcileAhead = workflow.GetVersion(ctx, changeReconcileAhead, workflow.DefaultVersion, 1) >= 1
 	wf.urgentStops = workflow.GetVersion(ctx, changeUrgentStops, workflow.DefaultVersion, 1) >= 1
 	wf.moneyInvariant = workflow.GetVersion(ctx, changeMoneyInvariant, workflow.DefaultVersion, 1) >= 1
+	wf.spreadResets = workflow.GetVersion(ctx, changeResetSpread, workflow.DefaultVersion, 1) >= 1
 	if wf.fresh {
 		if err := wf.start(ctx); err != nil {
 			return Result{}, err
@@ -132,7 +136,7 @@ func (wf *agentCard) run(ctx workflow.Context) (Result, error) {
 // nextWake is the earliest instant something is due. Every deadline listed here is either
 // acted on or moved forward by runDue, so the loop never spins.
 func (wf *agentCard) nextWake() time.Time {
-	ts := []time.Time{wf.st.NextReset, wf.st.NextRotation}
+	ts := []time.Time{wf.resetWake(), wf.st.NextRotation}
 	if at, ok := wf.plannedReconcile(); ok {
 		ts = append(ts, at)
 	}

@@ -13,6 +13,30 @@ import (
 // nextReset is the first reset instant after t: what ends the budget period t falls in.
 func (wf *agentCard) nextReset(t time.Time) time.Time { return NextFire(wf.resetSched, wf.loc, t) }
 
+// A fleet's agents mostly share a reset instant (midnight in one zone), and if every workflow
+// woke at it, thousands of workflow tasks would queue at once and a runaway agent's decline
+// burst would wait seconds behind them for its freeze. The timer that applies a reset therefore
+// wakes at a point fixed by the agent id within a short window after the instant. Waking late
+// gives nothing away: until the reset applies, the card keeps the ending period's funding, and
+// what is spent after the instant counts in the new period (by the events' own time), which is
+// funded with what is left of it; any earlier wake (a purchase's event, an update) applies the
+// reset first.
+const (
+	// maxResetSpread is the widest window (a twentieth of the period for frequent resets).
+	maxResetSpread = 10 * time.Second
+	// changeResetSpread is the workflow.GetVersion change id of the spread.
+	changeResetSpread = "reset-spread"
+)
+
+// resetWake is when the timer wakes the workflow to apply the next reset.
+func (wf *agentCard) resetWake() time.Time {
+	if !wf.spreadResets {
+		return wf.st.NextReset
+	}
+	period := NextFire(wf.resetSched, wf.loc, wf.st.NextReset).Sub(wf.st.NextReset)
+	return wf.st.NextReset.Add(spread(wf.policy.AgentID+"/reset", min(maxResetSpread, period/20)))
+}
+
 // periodKey names the current budget period (its start, local time) in alert keys, so an
 // alert fires once per period however often the reset cron fires in a day.
 func (wf *agentCard) periodKey() string {
