@@ -11,7 +11,6 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
 	"github.com/cardwarden/cardwarden/worker"
@@ -134,7 +133,26 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 		return err
 	}
 	calRate := float64(cal) / time.Since(c0).Seconds()
+	// Freezes on the quiet stack first: the during-reset freezes' floor. The calibration agents
+	// never reset here; the first quiet ones burst now, the rest during the reset.
+	quietN, duringN := min(10, cal/2), min(30, cal-min(10, cal/2))
+	sentinels, err := s.cardIDs(ctx, n, quietN+duringN)
+	if err != nil {
+		return err
+	}
+	paused := newStamps()
+	s.simRec.set(recordPauses(paused))
+	var quiet []float64
+	for _, c := range sentinels[:quietN] {
+		d, err := s.burstToPause(ctx, c, paused)
+		if err != nil {
+			return fmt.Errorf("quiet freeze: %w", err)
+		}
+		quiet = append(quiet, ms(d))
+	}
+	s.simRec.set(nil)
 	margin := time.Duration(float64(n)/calRate*1.25*float64(time.Second)) + 8*time.Second
+	ideal := time.Duration(float64(n) / float64(rate) * float64(time.Second))
 	at := time.Now().Add(margin).UTC().Truncate(time.Second).Add(time.Second)
 	r.Params["reset_at"] = at
 	policy := func(id string) workflows.Policy {
@@ -183,27 +201,22 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	if err := s.sim.SetFaults(issuersim.Faults{RateLimit: rate}); err != nil {
 		return err
 	}
-	// A sentinel (the first calibration agent, which never resets here) has a decline burst
-	// while the reset's limit updates fill the issuer queue: how long does its freeze wait?
-	sentinel, err := s.cardIDs(ctx, n, 1)
-	if err != nil {
-		return err
-	}
+	// Agents that do not reset here have decline bursts spread from the reset instant to the
+	// end of N/rate, while the resets' workflow tasks and limit updates fill the queues: how
+	// long does a freeze wait?
 	log := newSimLog()
-	s.simRec.set(log.record)
+	pauses := recordPauses(paused)
+	s.simRec.set(func(e reqEvent) { log.record(e); pauses(e) })
 	defer s.simRec.set(nil)
 	limited0 := s.sim.Stats().RateLimited
-	burstDone := make(chan time.Time, 1)
+	type burstsResult struct {
+		ms  []float64
+		err error
+	}
+	burstDone := make(chan burstsResult, 1)
 	go func() {
-		defer close(burstDone)
-		time.Sleep(time.Until(at.Add(sentinelDelay)))
-		for range workflows.DefaultMaxDeclines {
-			if _, err := s.decline(ctx, sentinel[0], cardwarden.ReasonSpendingLimit); err != nil {
-				o.progress("reset: sentinel decline: %v", err)
-				return
-			}
-		}
-		burstDone <- time.Now()
+		d, err := s.burstsDuring(ctx, sentinels[quietN:], at, ideal, paused)
+		burstDone <- burstsResult{d, err}
 	}()
 
 	deadline := time.Until(at) + 4*time.Duration(n/rate)*time.Second + 2*time.Minute
@@ -218,20 +231,9 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 		return fmt.Errorf("%d of %d cards got their reset limit: %w", got, n, err)
 	}
 	time.Sleep(2 * time.Second) // anything doubled shows up now
-	var sentinelFreeze time.Duration
-	if burstAt, ok := <-burstDone; ok {
-		err := waitFor(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
-			log.mu.Lock()
-			defer log.mu.Unlock()
-			_, paused := log.pauses[sentinel[0]]
-			return paused, nil
-		})
-		if err != nil {
-			return fmt.Errorf("the sentinel's card was not paused: %w", err)
-		}
-		log.mu.Lock()
-		sentinelFreeze = log.pauses[sentinel[0]].Sub(burstAt)
-		log.mu.Unlock()
+	during := <-burstDone
+	if during.err != nil {
+		return fmt.Errorf("freezes during the reset: %w", during.err)
 	}
 	log.mu.Lock()
 	var firstUpdates, listings, firstListings []time.Time
@@ -260,7 +262,6 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	limitedStats := s.sim.Stats().RateLimited - limited0
 	finish := latest(firstUpdates).Sub(at)
 	listed := latest(listings).Sub(at)
-	ideal := time.Duration(float64(n) / float64(rate) * float64(time.Second))
 	o.progress("reset: cardwarden reset %d cards in %.1fs (N/rate %.0fs), %d requests, %d × 429", n, finish.Seconds(), ideal.Seconds(), cwRequests, limitedStats)
 	r.metric("time to reset all vs N/rate", "s", finish.Seconds()).withFloor(ideal.Seconds()).target("ratio <= 1.2", finish.Seconds() <= 1.2*ideal.Seconds())
 	r.metric("time to reset all vs measured floor", "s", finish.Seconds()).withFloor(floorTime.Seconds())
@@ -268,7 +269,10 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	r.metric("issuer 429s", "count", float64(limitedStats)).withFloor(float64(floorLimited)).target("cardwarden = 0", limitedStats == 0)
 	r.metric("peak requests in any 1s", "req", float64(cwPeak)).withFloor(float64(floorPeak))
 	r.metric("reconciliation listings done", "s", listed.Seconds())
-	r.metric("freeze during the reset", "ms", float64(sentinelFreeze.Milliseconds()))
+	r.metric("quiet freeze p99", "ms", percentile(quiet, 99))
+	r.metric("freeze during the reset p99", "ms", percentile(during.ms, 99)).withFloor(percentile(quiet, 99)).
+		target("ratio <= 3 (quiet freeze p99 of this run)", percentile(during.ms, 99) <= 3*percentile(quiet, 99))
+	r.metric("freeze during the reset p50", "ms", percentile(during.ms, 50)).withFloor(percentile(quiet, 50))
 	r.check("no reset skipped", len(firstUpdates) == n, "%d of %d cards got today's limit", len(firstUpdates), n)
 	r.check("no reset doubled", doubled == 0 && relisted == 0, "%d cards with more than one limit update, %d listed more than once", doubled, relisted)
 	if cwLimited != int(limitedStats) {
@@ -286,7 +290,7 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	r.check("workflows report one reset", wrong == 0, "%d of %d sampled agents report a reset count other than 1", wrong, sample)
 	r.note("the reset instant carries one issuer call per agent, the limit update; the ending day's reconciliation listing runs in the 15 minutes before the reset at a point fixed by the agent id (%d listings in the measured window: agents started inside their lead skip it, as in production)", len(listings))
 	r.note("cardwarden paces its issuer calls at %.0f%% of the issuer's limit (worker.IssuerPacing, leaving room for jitter against a sliding-window limit), so its best possible time is %.1fs = N / (%.2f × rate)", 100*worker.IssuerPacing, float64(n)/(worker.IssuerPacing*float64(rate)), worker.IssuerPacing)
-	r.note("freeze during the reset: %s after the reset instant, the 5th decline of a burst on an agent that does not reset here is answered by the simulator; measured from then to the simulator answering the card's pause", sentinelDelay)
+	r.note("freezes: %d bursts on agents that do not reset here, started evenly from the reset instant over N/rate, against %d bursts on the quiet stack before the fleet exists; each measured from the simulator answering the burst's 5th decline to it answering the card's pause", duringN, quietN)
 	r.note("floor: %d workflows whose timers fire at one instant, each then making one simulator call (GET card) on a task queue capped at %d/s and paced at exactly %d/s in its worker; run on the same stack before cardwarden's agents exist", n, rate, rate)
 	r.Series = []Series{
 		{Name: "cardwarden: cards with today's limit", Points: cumulative(at, firstUpdates, 300)},
@@ -300,10 +304,6 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	}
 	return nil
 }
-
-// sentinelDelay is when, after the reset instant, the sentinel's decline burst starts: the
-// limit updates then fill the issuer queue.
-const sentinelDelay = 3 * time.Second
 
 // floorReset is the outcome of the fleet-reset floor.
 type floorReset struct {
