@@ -145,3 +145,78 @@ func TestDashboardInABrowser(t *testing.T) {
 	assert.Empty(t, b.PageErrors(), "the page threw or logged errors")
 	assert.True(t, strings.HasSuffix(shot, ".png"))
 }
+
+// TestTeamsAndDecisionsInABrowser opens the team list, a team page (budget, members,
+// decisions) and a member's agent page with its real-time decisions, in headless Chromium,
+// against a real store and fake agent and team workflows. A merchant name with markup in it
+// (the issuer's request carries whatever the merchant says) shows as text and runs nothing.
+func TestTeamsAndDecisionsInABrowser(t *testing.T) {
+	b := browsertest.New(t)
+	st := testdb.Open(t, testdb.SQLiteURL(t))
+	seed(t, st)
+	seedTeams(t, st)
+	states := newFakeStates()
+	r1 := liveView("researcher-1")
+	r1.Policy = workflows.Policy{AgentID: "researcher-1", TeamID: "research"}
+	r1.Budget.ReservedUSD, r1.Budget.RemainingTodayUSD = money.MustParse("4.50"), money.MustParse("0")
+	r1.Decisions = []workflows.DecisionView{{AuthorizationID: "auth_new", At: now.Add(-time.Minute), AmountUSD: money.MustParse("4.50"),
+		Merchant: "Mistral", Approved: true, Reason: "approved"}}
+	states.views["researcher-1"] = r1
+	teams := &fakeTeams{views: map[string]workflows.TeamView{"research": researchTeamView()}, block: map[string]bool{}}
+	dash, err := New(Config{Store: st, States: liveStates{states, teams}, AdminToken: browserToken, PollInterval: 500 * time.Millisecond,
+		Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	srv := httptest.NewServer(dash)
+	t.Cleanup(srv.Close)
+
+	b.Do("open the teams", 30*time.Second, chromedp.Navigate(srv.URL+"/#/teams"))
+	b.WaitFor("the token dialog", `document.getElementById("token-dialog").open`, 20*time.Second)
+	b.Do("enter the token", 20*time.Second, chromedp.SendKeys(chromedp.ID("token-input"), browserToken), chromedp.Click(chromedp.ID("token-save")))
+	b.WaitFor("two teams", `document.querySelectorAll("#teams tbody tr[data-team]").length === 2`, 20*time.Second)
+	list := browsertest.Eval[string](b, `document.getElementById("teams").innerText`)
+	for _, want := range []string{"research", "analytics", "$150.00 of $200.00", "$12.50", "$37.50", "$1234.56 of $3000.00"} {
+		assert.Contains(t, list, want)
+	}
+
+	// The team page: its budget, its agents (links to their pages), its decisions.
+	b.Do("open research", 20*time.Second, chromedp.Click(chromedp.CSS(`tr[data-team="research"] td.agent a`)))
+	b.WaitFor("the team page", `(document.getElementById("team-title")||{}).textContent === "research"`, 20*time.Second)
+	b.WaitFor("four decisions", `document.querySelectorAll("#decisions tbody tr").length === 4`, 20*time.Second)
+	budget := browsertest.Eval[string](b, `document.getElementById("team-budget").innerText`)
+	for _, want := range []string{"$150.00 of $200.00", "RESERVED", "$12.50", "REMAINING TODAY", "$37.50", "$1234.56", "of $3000.00"} {
+		assert.Contains(t, strings.ToUpper(budget), strings.ToUpper(want))
+	}
+	assert.Equal(t, []string{"#/agents/ghost-bot", "#/agents/researcher-1", "#/agents/researcher-2"},
+		browsertest.Eval[[]string](b, `[...document.querySelectorAll("#members tbody td.agent a")].map((a) => a.getAttribute("href"))`))
+	assert.Equal(t, "unknown", browsertest.Eval[string](b, `document.querySelector('#members tr[data-agent="ghost-bot"]').dataset.status`))
+	decisions := browsertest.Eval[string](b, `document.getElementById("decisions").innerText`)
+	for _, want := range []string{"merchant_category_blocked", "decision_timeout", "fallback", "$99.00", "Anthropic", "researcher-2", xssMerchant} {
+		assert.Contains(t, decisions, want)
+	}
+	assert.Equal(t, "true", browsertest.Eval[string](b, `document.querySelector('#decisions tr[data-authorization="auth_t3"]').dataset.fallback`))
+	assert.Equal(t, 0, browsertest.Eval[int](b, `document.querySelectorAll("#decisions script, #decisions img, main script, main img").length`),
+		"the merchant's markup is text, not elements")
+	b.Screenshot(t.ArtifactDir(), "dashboard-team.png")
+
+	// A member's agent page: reserved next to spent and remaining, its decisions, a link back
+	// to its team.
+	b.Do("open researcher-1", 20*time.Second, chromedp.Click(chromedp.CSS(`#members tr[data-agent="researcher-1"] td.agent a`)))
+	b.WaitFor("the agent page", `(document.getElementById("agent-title")||{}).textContent === "researcher-1"`, 20*time.Second)
+	b.WaitFor("its decisions", `document.querySelectorAll("#decisions tbody tr").length === 3`, 20*time.Second)
+	agent := browsertest.Eval[string](b, `document.querySelector("main").innerText`)
+	for _, want := range []string{"$4.50", "remaining today $0.00", "Mistral", "workflow (pending)", "merchant_category_blocked", xssMerchant} {
+		assert.Contains(t, agent, want)
+	}
+	assert.Equal(t, "#/teams/research", browsertest.Eval[string](b, `document.querySelector("a.team-link").getAttribute("href")`))
+	assert.Equal(t, "approved", browsertest.Eval[string](b, `document.querySelector('#decisions tr[data-authorization="auth_new"] .badge').textContent`))
+	assert.Equal(t, "declined", browsertest.Eval[string](b, `document.querySelector('#decisions tr[data-authorization="auth_t2"] .badge').textContent`))
+	assert.NotContains(t, agent, "null", "no null rendered as text")
+	b.Screenshot(t.ArtifactDir(), "dashboard-agent-decisions.png")
+
+	// Polling keeps the pages quiet: wait for a few refreshes, then check nothing threw and
+	// the merchant's script never ran.
+	time.Sleep(1200 * time.Millisecond)
+	assert.False(t, browsertest.Eval[bool](b, `window.__xss === 1`), "the merchant's script ran")
+	assert.False(t, browsertest.Eval[bool](b, `document.body.innerText.includes("Cannot refresh")`))
+	assert.Empty(t, b.PageErrors(), "the page threw or logged errors")
+}

@@ -23,6 +23,7 @@ import (
 // storedPolicy is what the dashboard needs from the policy the workflow recorded.
 type storedPolicy struct {
 	Label         string       `json:"label"`
+	TeamID        string       `json:"team_id"`
 	DailyLimitUSD money.Amount `json:"daily_limit_usd"`
 	Currency      string       `json:"currency"`
 	Timezone      string       `json:"timezone"`
@@ -84,7 +85,7 @@ func (h *handler) buildFleet(ctx context.Context) (*Fleet, error) {
 // otherwise. It also returns the live state, when there is one.
 func (h *handler) row(ctx context.Context, a store.Agent) (AgentRow, *workflows.StateView, error) {
 	p := parsePolicy(a.Policy)
-	r := AgentRow{AgentID: a.AgentID, Label: a.Label, Issuer: a.Issuer, Status: a.Status, Currency: p.Currency,
+	r := AgentRow{AgentID: a.AgentID, Label: a.Label, Issuer: a.Issuer, TeamID: p.TeamID, Status: a.Status, Currency: p.Currency,
 		DailyLimitUSD: p.DailyLimitUSD, WorkflowURL: WorkflowURL(h.cfg.TemporalUIURL, h.cfg.Namespace, a.AgentID)}
 	if r.Label == "" {
 		r.Label = p.Label
@@ -132,6 +133,10 @@ func fromState(r *AgentRow, sv workflows.StateView) {
 	r.SpentTodayUSD = sv.Budget.SpentTodayUSD
 	r.DailyLimitUSD = sv.Budget.DailyLimitUSD
 	r.OverspendTodayUSD = sv.Budget.OverspendTodayUSD
+	r.ReservedUSD, r.RemainingTodayUSD = sv.Budget.ReservedUSD, sv.Budget.RemainingTodayUSD
+	if sv.Policy.AgentID != "" { // the live policy, when the view carries it
+		r.TeamID = sv.Policy.TeamID
+	}
 	r.SpentPct = pct(r.SpentTodayUSD.Minor(), r.DailyLimitUSD.Minor())
 	r.Rotations, r.Freezes, r.Revocations = sv.Rotations, sv.Freezes, sv.Revocations
 	for _, d := range sv.RecentDeclines {
@@ -170,6 +175,7 @@ func (h *handler) fromStore(ctx context.Context, r *AgentRow, p storedPolicy) er
 		r.OverspendTodayUSD += money.Amount(d.OverspendMinor)
 	}
 	r.SpentPct = pct(r.SpentTodayUSD.Minor(), r.DailyLimitUSD.Minor())
+	r.RemainingTodayUSD = max(0, r.DailyLimitUSD-r.SpentTodayUSD) // the store knows no reservations
 	evs, err := h.cfg.Store.AgentEvents(ctx, r.AgentID, now.Add(-30*24*time.Hour), 200)
 	if err != nil {
 		return err
@@ -287,6 +293,9 @@ func (h *handler) buildAgent(ctx context.Context, id string) (*AgentDetail, erro
 			cr.ClosedAt = &t
 		}
 		d.Cards = append(d.Cards, cr)
+	}
+	if d.Decisions, err = h.decisions(ctx, []string{id}, "", sv); err != nil {
+		return nil, err
 	}
 	// Lists are [] when empty, never null: the page reads their length.
 	d.Timeline, d.Cards, d.Alerts, d.Events = nonNil(d.Timeline), nonNil(d.Cards), nonNil(d.Alerts), nonNil(d.Events)

@@ -7,7 +7,8 @@
 // build, nothing fetched from elsewhere. It polls two JSON endpoints this package serves,
 // /dashboard/api/fleet and /dashboard/api/agents/{id}, which read the application database and
 // each agent's live state (the workflow's "state" query, with a short timeout and the store as
-// the fallback).
+// the fallback), and /dashboard/api/teams[/{id}] for the teams (Team workflows, team/<id>)
+// with their budgets, member agents and real-time decisions.
 //
 // The action buttons call the management API (POST /v1/agents/{id}/freeze|unfreeze|rotate)
 // from the browser with the admin token, which the page asks for once and keeps in
@@ -50,6 +51,7 @@ type Store interface {
 	AgentEvents(ctx context.Context, agentID string, since time.Time, limit int) ([]store.LedgerEvent, error)
 	ListAlerts(ctx context.Context, agentID string, limit int) ([]store.Alert, error)
 	ListAudit(ctx context.Context, agentID string, limit int) ([]store.AuditEntry, error)
+	ListDecisions(ctx context.Context, agentID string, limit int) ([]store.Decision, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -60,6 +62,11 @@ type States interface {
 	State(ctx context.Context, agentID string) (workflows.StateView, error)
 }
 
+// Teams gives a team's live state from its Team workflow (team/<id>): *starter.Client.
+type Teams interface {
+	TeamState(ctx context.Context, teamID string) (workflows.TeamView, error)
+}
+
 // Config configures the dashboard. Only Store is required.
 type Config struct {
 	Store Store
@@ -68,6 +75,10 @@ type Config struct {
 	// StateTimeout bounds one agent's state query; 1.5 s when zero. A workflow that does not
 	// answer in time (its worker is down) is shown from the store, marked as not live.
 	StateTimeout time.Duration
+	// Teams gives the teams' live state; when nil, States is used if it has TeamState
+	// (*starter.Client does), else the team pages show what the store knows (members,
+	// decisions).
+	Teams Teams
 	// MaxConcurrentQueries bounds the state queries one fleet refresh runs at once; 8 when zero.
 	MaxConcurrentQueries int
 	// AdminToken is required (Authorization: Bearer) by the JSON endpoints; the page asks for
@@ -93,6 +104,8 @@ type Config struct {
 const (
 	PathFleet  = "/dashboard/api/fleet"
 	PathAgent  = "/dashboard/api/agents/" // + {id}
+	PathTeams  = "/dashboard/api/teams"
+	PathTeam   = "/dashboard/api/teams/" // + {id}
 	PathAssets = "/dashboard/assets/"
 )
 
@@ -106,6 +119,15 @@ func AgentLink(baseURL string) func(agentID string) string {
 
 // WorkflowURL is the Temporal Web UI page of an agent's workflow, or "" without a UI base.
 func WorkflowURL(uiBase, namespace, agentID string) string {
+	return uiWorkflowURL(uiBase, namespace, workflows.WorkflowID(agentID))
+}
+
+// TeamWorkflowURL is the Temporal Web UI page of a team's workflow, or "" without a UI base.
+func TeamWorkflowURL(uiBase, namespace, teamID string) string {
+	return uiWorkflowURL(uiBase, namespace, workflows.TeamWorkflowID(teamID))
+}
+
+func uiWorkflowURL(uiBase, namespace, workflowID string) string {
 	if uiBase == "" {
 		return ""
 	}
@@ -113,7 +135,7 @@ func WorkflowURL(uiBase, namespace, agentID string) string {
 		namespace = "default"
 	}
 	return strings.TrimRight(uiBase, "/") + "/namespaces/" + url.PathEscape(namespace) + "/workflows/" +
-		url.PathEscape(workflows.WorkflowID(agentID))
+		url.PathEscape(workflowID)
 }
 
 type handler struct {
@@ -151,6 +173,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if t, ok := cfg.States.(Teams); ok && cfg.Teams == nil {
+		cfg.Teams = t
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -165,6 +190,8 @@ func New(cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc("GET "+PathAssets, h.asset)
 	h.mux.HandleFunc("GET "+PathFleet, h.api(h.getFleet))
 	h.mux.HandleFunc("GET "+PathAgent+"{id}", h.api(h.getAgent))
+	h.mux.HandleFunc("GET "+PathTeams, h.api(h.getTeams))
+	h.mux.HandleFunc("GET "+PathTeam+"{id}", h.api(h.getTeam))
 	h.mux.HandleFunc("/dashboard/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errBody("not_found", "no dashboard route for "+r.Method+" "+r.URL.Path))
 	})

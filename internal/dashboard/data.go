@@ -29,16 +29,21 @@ type AgentRow struct {
 	AgentID      string `json:"agent_id"`
 	Label        string `json:"label,omitempty"`
 	Issuer       string `json:"issuer"`
+	TeamID       string `json:"team_id,omitempty"`
 	Status       string `json:"status"`
 	StatusReason string `json:"status_reason,omitempty"`
 	// Live is true when the row comes from the workflow's state query, false when the
 	// workflow did not answer (or has ended) and the row is the store's view.
-	Live              bool         `json:"live"`
-	Card              *CardBrief   `json:"card"`
-	Day               string       `json:"day"`
-	Currency          string       `json:"currency"`
-	SpentTodayUSD     money.Amount `json:"spent_today_usd"`
-	DailyLimitUSD     money.Amount `json:"daily_limit_usd"`
+	Live          bool         `json:"live"`
+	Card          *CardBrief   `json:"card"`
+	Day           string       `json:"day"`
+	Currency      string       `json:"currency"`
+	SpentTodayUSD money.Amount `json:"spent_today_usd"`
+	DailyLimitUSD money.Amount `json:"daily_limit_usd"`
+	// ReservedUSD is what real-time decisions approved whose authorizations have not arrived
+	// (0 in the store's view); RemainingTodayUSD is the limit minus spend and reservations.
+	ReservedUSD       money.Amount `json:"reserved_usd"`
+	RemainingTodayUSD money.Amount `json:"remaining_today_usd"`
 	SpentPct          int64        `json:"spent_pct"` // of the daily limit, may exceed 100
 	OverspendTodayUSD money.Amount `json:"overspend_today_usd"`
 	Rotations         int          `json:"rotations"`
@@ -82,6 +87,8 @@ type AgentDetail struct {
 	Cards        []CardRow  `json:"cards"`
 	Alerts       []AlertRow `json:"alerts"`
 	Events       []EventRow `json:"events"`
+	// Decisions are the agent's recent real-time decisions, newest first.
+	Decisions []DecisionRow `json:"decisions"`
 }
 
 // DayPoint is one day's spend.
@@ -152,4 +159,66 @@ type EventRow struct {
 	AmountUSD money.Amount `json:"amount_usd"`
 	Merchant  string       `json:"merchant,omitempty"`
 	CardID    string       `json:"card_id"`
+}
+
+// DecisionRow is one real-time decision on a purchase: cardwarden's answer to the issuer.
+type DecisionRow struct {
+	At              time.Time    `json:"at"`
+	AuthorizationID string       `json:"authorization_id"`
+	Issuer          string       `json:"issuer,omitempty"`
+	AgentID         string       `json:"agent_id"`
+	TeamID          string       `json:"team_id,omitempty"`
+	Approved        bool         `json:"approved"`
+	Reason          string       `json:"reason"`
+	AmountUSD       money.Amount `json:"amount_usd"`
+	Currency        string       `json:"currency,omitempty"`
+	Merchant        string       `json:"merchant,omitempty"`
+	MCC             string       `json:"mcc,omitempty"`
+	// Fallback marks an answer given without the agent's workflow (it did not answer in
+	// time): the agent's on_decision_timeout.
+	Fallback  bool `json:"fallback"`
+	LatencyMS int  `json:"latency_ms,omitempty"`
+	// Recorded is true for a decision from the decisions table, false for one only the
+	// workflow's state holds so far (its row is written after the answer).
+	Recorded bool `json:"recorded"`
+}
+
+// TeamList is GET /dashboard/api/teams.
+type TeamList struct {
+	GeneratedAt time.Time `json:"generated_at"`
+	PollMS      int64     `json:"poll_ms"`
+	Teams       []TeamRow `json:"teams"`
+}
+
+// TeamRow is one team's budget. Without Live (its workflow did not answer) only the id and
+// the members the store knows are filled in.
+type TeamRow struct {
+	TeamID            string        `json:"team_id"`
+	Label             string        `json:"label,omitempty"`
+	Live              bool          `json:"live"`
+	Day               string        `json:"day,omitempty"`
+	Timezone          string        `json:"timezone,omitempty"`
+	DailyLimitUSD     money.Amount  `json:"daily_limit_usd"`
+	MonthlyLimitUSD   *money.Amount `json:"monthly_limit_usd,omitempty"`
+	SpentTodayUSD     money.Amount  `json:"spent_today_usd"`
+	ReservedUSD       money.Amount  `json:"reserved_usd"`
+	RemainingTodayUSD money.Amount  `json:"remaining_today_usd"`
+	OverspendTodayUSD money.Amount  `json:"overspend_today_usd"`
+	SpentMonthUSD     money.Amount  `json:"spent_month_usd"`
+	SpentPct          int64         `json:"spent_pct"` // of the daily limit, may exceed 100
+	NextReset         *time.Time    `json:"next_reset,omitempty"`
+	// Members are the team's agents: those whose policy names the team and those the team's
+	// workflow has seen, sorted.
+	Members     []string `json:"members"`
+	WorkflowURL string   `json:"workflow_url,omitempty"`
+}
+
+// TeamDetail is GET /dashboard/api/teams/{id}.
+type TeamDetail struct {
+	Team TeamRow `json:"team"`
+	// Agents are the member agents' rows, as in the fleet table (a member the store does not
+	// know has only its id and status "unknown").
+	Agents []AgentRow `json:"agents"`
+	// Decisions are the recent real-time decisions on the members' purchases, newest first.
+	Decisions []DecisionRow `json:"decisions"`
 }

@@ -324,6 +324,7 @@
     const head = h("div", { class: "agent-head" },
       h("a", { class: "back", href: "#/" }, "← Fleet"),
       h("h1", { id: "agent-title" }, r.agent_id), badge(r.status),
+      r.team_id ? h("a", { class: "team-link", href: "#/teams/" + encodeURIComponent(r.team_id) }, "team " + r.team_id) : null,
       r.live ? null : h("span", { class: "stale-note" }, "workflow not answering: stored view"),
       r.status_reason && r.status !== "active" ? h("span", { class: "muted" }, r.status_reason) : null,
       actionButtons(r));
@@ -331,6 +332,7 @@
     const b = st ? st.budget : null;
     const stats = h("div", { class: "grid" },
       h("div", { class: "stat" }, h("div", { class: "label" }, "Today (" + (r.day || "") + ")"), spendBar(r)),
+      statBox("Reserved", money(r.reserved_usd, r.currency), "remaining today " + money(r.remaining_today_usd, r.currency) + (r.live ? "" : " (stored view: no reservations known)")),
       statBox("Card", r.card ? "•••• " + r.card.last4 : "none", r.card ? "generation " + r.card.generation + " · " + r.card.status : ""),
       statBox("This month", b ? money(b.spent_month_usd, r.currency) : "–", b && b.monthly_limit_usd ? "of " + money(b.monthly_limit_usd, r.currency) : "no monthly cap"),
       statBox("Next reset", st ? when(st.next_reset) : "–", d.timezone),
@@ -379,7 +381,73 @@
 
     const links = r.workflow_url ? h("p", { class: "muted" }, "Workflow ", h("a", { class: "ext", href: r.workflow_url, target: "_blank", rel: "noopener noreferrer" }, "agent/" + r.agent_id), " in the Temporal Web UI.") : null;
 
-    app.replaceChildren(head, stats, spend, timeline, h("div", { class: "two" }, cards, alerts), events, links);
+    // replaceChildren would show a null (no Temporal UI link) as the text "null".
+    app.replaceChildren(...[head, stats, decisionsPanel(d.decisions, false, r.currency), spend, timeline, h("div", { class: "two" }, cards, alerts), events, links].filter(Boolean));
+  }
+
+  // ---------- real-time decisions ----------
+
+  // decisionsPanel is the table of real-time decisions (newest first); withAgent adds the
+  // agent's column (a team's page).
+  function decisionsPanel(ds, withAgent, currency) {
+    const cols = ["When", withAgent ? "Agent" : null, "Decision", "Reason", "Amount", "Merchant", "Answered by"].filter(Boolean);
+    return h("div", { class: "panel", id: "decisions-panel" }, h("h2", {}, "Real-time decisions"),
+      ds.length === 0 ? h("p", { class: "muted" }, "No real-time decisions.") :
+        h("div", { class: "scroll" }, h("table", { id: "decisions" }, h("thead", {}, h("tr", {}, cols.map((c) => h("th", {}, c)))),
+          h("tbody", {}, ds.map((x) => h("tr", { class: x.approved ? "approved" : "declined", dataset: { authorization: x.authorization_id, approved: String(x.approved), fallback: String(!!x.fallback) } },
+            h("td", { title: x.at }, agoEl(x.at)),
+            withAgent ? h("td", {}, h("a", { href: "#/agents/" + encodeURIComponent(x.agent_id) }, x.agent_id)) : null,
+            h("td", {}, h("span", { class: "badge " + (x.approved ? "approved" : "declined") }, x.approved ? "approved" : "declined")),
+            h("td", { class: "reason-cell" }, x.reason || "–"),
+            h("td", { class: "num" }, money(x.amount_usd, x.currency || currency)),
+            h("td", { class: "merchant", title: x.mcc ? "MCC " + x.mcc : "" }, x.merchant || "–"),
+            h("td", {}, x.fallback ? h("span", { class: "badge fallback", title: "The workflow did not answer in time: the agent's on_decision_timeout" }, "fallback")
+              : x.recorded ? "workflow" : h("span", { class: "muted", title: "In the workflow's state; not yet in the decisions table" }, "workflow (pending)"))))))));
+  }
+
+  // ---------- teams ----------
+
+  function teamBar(t) {
+    return spendBar({ spent_pct: t.spent_pct, spent_today_usd: t.spent_today_usd, daily_limit_usd: t.daily_limit_usd, overspend_today_usd: t.overspend_today_usd, currency: "USD" });
+  }
+
+  function renderTeams(l) {
+    const rows = l.teams.map((t) => h("tr", { dataset: { team: t.team_id } },
+      h("td", { class: "agent" }, h("a", { href: "#/teams/" + encodeURIComponent(t.team_id) }, t.team_id), t.label ? h("div", { class: "label" }, t.label) : null),
+      h("td", { class: "spend" }, t.live ? teamBar(t) : h("span", { class: "stale-note", title: "The team's workflow did not answer" }, "workflow not answering")),
+      h("td", { class: "num" }, t.live ? money(t.reserved_usd) : "–"),
+      h("td", { class: "num" }, t.live ? money(t.remaining_today_usd) : "–"),
+      h("td", { class: "num" }, t.live ? money(t.spent_month_usd) + (t.monthly_limit_usd ? " of " + money(t.monthly_limit_usd) : "") : "–"),
+      h("td", { class: "num" }, t.members.length)));
+    const table = h("table", { id: "teams", class: "fleet" },
+      h("thead", {}, h("tr", {}, ["Team", "Today's spend", "Reserved", "Remaining", "This month", "Agents"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { class: "empty", colspan: 6 }, "No teams yet. Create one with `cardwarden team create` and give agents a team_id."))));
+    app.replaceChildren(h("div", { class: "agent-head" }, h("h1", { id: "teams-title" }, "Teams")), h("div", { class: "panel" }, table));
+  }
+
+  function renderTeam(d) {
+    const t = d.team;
+    const head = h("div", { class: "agent-head" },
+      h("a", { class: "back", href: "#/teams" }, "← Teams"),
+      h("h1", { id: "team-title" }, t.team_id), t.label ? h("span", { class: "muted" }, t.label) : null,
+      t.live ? null : h("span", { class: "stale-note" }, "team workflow not answering: members and decisions from the database"),
+      t.workflow_url ? h("a", { class: "ext", href: t.workflow_url, target: "_blank", rel: "noopener noreferrer" }, "Temporal") : null);
+    const stats = h("div", { class: "grid", id: "team-budget" },
+      h("div", { class: "stat" }, h("div", { class: "label" }, "Today" + (t.day ? " (" + t.day + ")" : "")), t.live ? teamBar(t) : "–"),
+      statBox("Reserved", t.live ? money(t.reserved_usd) : "–", "approved, authorization not arrived"),
+      statBox("Remaining today", t.live ? money(t.remaining_today_usd) : "–", "of " + (t.live ? money(t.daily_limit_usd) : "–")),
+      statBox("This month", t.live ? money(t.spent_month_usd) : "–", t.monthly_limit_usd ? "of " + money(t.monthly_limit_usd) : "no monthly cap"),
+      statBox("Next reset", t.next_reset ? when(t.next_reset) : "–", t.timezone || ""));
+    const members = h("div", { class: "panel" }, h("h2", {}, "Agents"),
+      d.agents.length === 0 ? h("p", { class: "muted" }, "No agents in this team.") :
+        h("table", { id: "members", class: "fleet" },
+          h("thead", {}, h("tr", {}, ["Agent", "Status", "Today's spend", "Reserved"].map((c) => h("th", {}, c)))),
+          h("tbody", {}, d.agents.map((r) => h("tr", { class: r.status, dataset: { agent: r.agent_id, status: r.status } },
+            h("td", { class: "agent" }, h("a", { href: "#/agents/" + encodeURIComponent(r.agent_id) }, r.agent_id), r.label && r.label !== r.agent_id ? h("div", { class: "label" }, r.label) : null),
+            h("td", { class: "status" }, badge(r.status)),
+            h("td", { class: "spend" }, r.status === "unknown" ? "–" : spendBar(r)),
+            h("td", { class: "num" }, money(r.reserved_usd, r.currency)))))));
+    app.replaceChildren(head, stats, members, decisionsPanel(d.decisions, true, "USD"));
   }
 
   // ---------- charts (SVG) ----------
@@ -527,8 +595,9 @@
   // ---------- routing and polling ----------
 
   function route() {
-    const m = location.hash.match(/^#\/agents\/(.+)$/);
-    return m ? { view: "agent", id: decodeURIComponent(m[1]) } : { view: "fleet" };
+    const m = location.hash.match(/^#\/(agents|teams)\/(.+)$/);
+    if (m) return { view: m[1] === "agents" ? "agent" : "team", id: decodeURIComponent(m[2]) };
+    return /^#\/teams\/?$/.test(location.hash) ? { view: "teams" } : { view: "fleet" };
   }
 
   async function refresh() {
@@ -544,6 +613,19 @@
         else refreshAgo();
         lastAgentJSON = js;
         document.title = r.id + " · cardwarden";
+        if (!lastFleet) {
+          api("/dashboard/api/fleet").then((f) => { lastFleet = f; renderSummary(f); }).catch(() => {});
+        }
+      } else if (r.view === "teams" || r.view === "team") {
+        const path = r.view === "teams" ? "/dashboard/api/teams" : "/dashboard/api/teams/" + encodeURIComponent(r.id);
+        const d = await api(path);
+        if (gen !== generation) return;
+        const js = JSON.stringify(d);
+        const title = r.view === "teams" ? "teams-title" : "team-title";
+        if (js !== lastAgentJSON || !document.getElementById(title)) (r.view === "teams" ? renderTeams : renderTeam)(d);
+        else refreshAgo();
+        lastAgentJSON = js;
+        document.title = (r.view === "teams" ? "teams" : "team " + r.id) + " · cardwarden";
         if (!lastFleet) {
           api("/dashboard/api/fleet").then((f) => { lastFleet = f; renderSummary(f); }).catch(() => {});
         }
@@ -563,7 +645,7 @@
       setUpdated(false);
       if (err.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY);
-        if (!document.getElementById("fleet") && !document.getElementById("agent-title")) {
+        if (!["fleet", "agent-title", "teams-title", "team-title"].some((id) => document.getElementById(id))) {
           app.replaceChildren(h("div", { class: "panel" }, h("p", {}, "The dashboard needs the admin token. "), h("button", { class: "btn primary", type: "button", onclick: () => askToken() }, "Enter admin token")));
         }
         askToken("The dashboard needs the admin token.");

@@ -40,6 +40,7 @@ import (
 	"github.com/cardwarden/cardwarden/internal/issuersim"
 	"github.com/cardwarden/cardwarden/internal/logging"
 	"github.com/cardwarden/cardwarden/internal/metrics"
+	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/internal/vault"
 	"github.com/cardwarden/cardwarden/starter"
@@ -126,7 +127,8 @@ func startSystem(t *testing.T) *system {
 	sink := &alertSink{}
 	sinkSrv := httptest.NewServer(sink)
 	t.Cleanup(sinkSrv.Close)
-	notifier, err := alerts.NewNotifier(alerts.Config{SlackURL: sinkSrv.URL + "/services/T/B/X", Link: dashboard.AgentLink(base)})
+	notifier, err := alerts.NewNotifier(alerts.Config{SlackURL: sinkSrv.URL + "/services/T/B/X", Link: dashboard.AgentLink(base),
+		Outbound: outbound.Dev()}) // the receiver is on loopback, over http, as under `cardwarden dev`
 	require.NoError(t, err)
 	notifier.Observe, notifier.Logger = m.AlertDelivery, logger
 	watch := &alerts.IssuerWatch{Dispatcher: &alerts.Dispatcher{Store: st, Notifier: notifier, Logger: logger}}
