@@ -38,13 +38,14 @@ func runRoot(args ...string) (string, int) {
 // API key, …) were printed by --help and by every usage error, e.g. a mistyped flag.
 func TestSecretsNeverShownByHelpOrUsageErrors(t *testing.T) {
 	secrets := map[string]string{
-		"CARDWARDEN_STRIPE_API_KEY":        "sk_live_SENTINEL_stripe_key",
-		"CARDWARDEN_STRIPE_WEBHOOK_SECRET": "whsec_SENTINEL_stripe_webhook",
-		"CARDWARDEN_AIPP_API_KEY":          "SENTINEL_aipp_key",
-		"CARDWARDEN_SIM_API_KEY":           "SENTINEL_sim_key",
-		"CARDWARDEN_SIM_WEBHOOK_SECRET":    "whsec_SENTINEL_sim_webhook",
-		"TEMPORAL_API_KEY":                 "SENTINEL_temporal_api_key",
-		"CARDWARDEN_AGENT_TOKEN":           "cwa_SENTINEL_agent_token",
+		"CARDWARDEN_STRIPE_API_KEY":              "sk_live_SENTINEL_stripe_key",
+		"CARDWARDEN_STRIPE_WEBHOOK_SECRET":       "whsec_SENTINEL_stripe_webhook",
+		"CARDWARDEN_STRIPE_AUTHORIZATION_SECRET": "whsec_SENTINEL_stripe_authorization",
+		"CARDWARDEN_AIPP_API_KEY":                "SENTINEL_aipp_key",
+		"CARDWARDEN_SIM_API_KEY":                 "SENTINEL_sim_key",
+		"CARDWARDEN_SIM_WEBHOOK_SECRET":          "whsec_SENTINEL_sim_webhook",
+		"TEMPORAL_API_KEY":                       "SENTINEL_temporal_api_key",
+		"CARDWARDEN_AGENT_TOKEN":                 "cwa_SENTINEL_agent_token",
 	}
 	for k, v := range secrets {
 		t.Setenv(k, v)

@@ -28,9 +28,11 @@ import (
 
 // issuerRegistry builds the configured issuer adapters.
 func (f issuerFlags) registry() (*issuer.Registry, error) {
+	stripeCfg := adapters.StripeConfig{APIKey: f.stripeAPIKey, BaseURL: f.stripeURL, WebhookSecret: f.stripeWebhookSecret,
+		AuthorizationSecret: f.stripeAuthSecret}
 	return adapters.New(adapters.Config{
 		Sim:    adapters.SimConfig{BaseURL: f.simURL, APIKey: f.simAPIKey, WebhookSecret: f.simWebhookSecret},
-		Stripe: adapters.StripeConfig{APIKey: f.stripeAPIKey, BaseURL: f.stripeURL, WebhookSecret: f.stripeWebhookSecret},
+		Stripe: stripeCfg,
 		AIPP:   adapters.AIPPConfig{BaseURL: f.aippURL, APIKey: f.aippAPIKey},
 	})
 }

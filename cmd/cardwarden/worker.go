@@ -20,6 +20,7 @@ type issuerFlags struct {
 	stripeAPIKey        string
 	stripeURL           string
 	stripeWebhookSecret string
+	stripeAuthSecret    string
 	aippURL             string
 	aippAPIKey          string
 	rateLimit           float64
@@ -32,6 +33,8 @@ func bindIssuerFlags(fs *pflag.FlagSet, f *issuerFlags) {
 	config.SecretVar(fs, &f.stripeAPIKey, "stripe-api-key", "CARDWARDEN_STRIPE_API_KEY", "", "Stripe secret key; enables the stripe issuer")
 	fs.StringVar(&f.stripeURL, "stripe-url", config.Env("CARDWARDEN_STRIPE_URL", ""), "Stripe API base URL, e.g. a stripe-mock (env CARDWARDEN_STRIPE_URL)")
 	config.SecretVar(fs, &f.stripeWebhookSecret, "stripe-webhook-secret", "CARDWARDEN_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret")
+	config.SecretVar(fs, &f.stripeAuthSecret, "stripe-authorization-secret", "CARDWARDEN_STRIPE_AUTHORIZATION_SECRET", "",
+		"signing secret of Stripe's real-time authorization endpoint, when it differs from the webhook secret")
 	fs.StringVar(&f.aippURL, "aipp-url", config.Env("CARDWARDEN_AIPP_URL", ""), "AI Payment Proxy base URL; enables the aipaymentproxy issuer (env CARDWARDEN_AIPP_URL)")
 	config.SecretVar(fs, &f.aippAPIKey, "aipp-api-key", "CARDWARDEN_AIPP_API_KEY", "", "AI Payment Proxy API key")
 	fs.Float64Var(&f.rateLimit, "issuer-rate-limit", config.EnvFloat("CARDWARDEN_ISSUER_RATE_LIMIT", 0),

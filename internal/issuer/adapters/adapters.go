@@ -22,8 +22,11 @@ const (
 	EnvStripeURL           = "CARDWARDEN_STRIPE_URL"
 	EnvStripeWebhookSecret = "CARDWARDEN_STRIPE_WEBHOOK_SECRET" // #nosec G101 -- the variable's name, not a credential
 	EnvStripeCardholderID  = "CARDWARDEN_STRIPE_CARDHOLDER_ID"
-	EnvAIPPURL             = "CARDWARDEN_AIPP_URL"
-	EnvAIPPAPIKey          = "CARDWARDEN_AIPP_API_KEY" // #nosec G101 -- the variable's name, not a credential
+	// EnvStripeAuthorizationSecret is the signing secret of the real-time authorization
+	// endpoint, when it differs from the webhook endpoint's.
+	EnvStripeAuthorizationSecret = "CARDWARDEN_STRIPE_AUTHORIZATION_SECRET" // #nosec G101 -- the variable's name, not a credential
+	EnvAIPPURL                   = "CARDWARDEN_AIPP_URL"
+	EnvAIPPAPIKey                = "CARDWARDEN_AIPP_API_KEY" // #nosec G101 -- the variable's name, not a credential
 )
 
 // DefaultSimAPIKey is the simulator's default key (issuersim.DefaultAPIKey), used when the sim
@@ -52,6 +55,9 @@ type StripeConfig struct {
 	BaseURL       string // CARDWARDEN_STRIPE_URL; https://api.stripe.com when empty (stripe-mock: http://127.0.0.1:12111)
 	WebhookSecret string // CARDWARDEN_STRIPE_WEBHOOK_SECRET (whsec_… of the webhook endpoint)
 	CardholderID  string // CARDWARDEN_STRIPE_CARDHOLDER_ID; found or created when empty
+	// AuthorizationSecret (CARDWARDEN_STRIPE_AUTHORIZATION_SECRET) verifies the real-time
+	// authorization requests; WebhookSecret when empty.
+	AuthorizationSecret string
 }
 
 // AIPPConfig configures AI Payment Proxy ("aipaymentproxy"), built when APIKey is set.
@@ -65,7 +71,8 @@ func FromEnv(getenv func(string) string) Config {
 	return Config{
 		Sim: SimConfig{BaseURL: getenv(EnvSimURL), APIKey: getenv(EnvSimAPIKey), WebhookSecret: getenv(EnvSimWebhookSecret)},
 		Stripe: StripeConfig{APIKey: getenv(EnvStripeAPIKey), BaseURL: getenv(EnvStripeURL),
-			WebhookSecret: getenv(EnvStripeWebhookSecret), CardholderID: getenv(EnvStripeCardholderID)},
+			WebhookSecret: getenv(EnvStripeWebhookSecret), CardholderID: getenv(EnvStripeCardholderID),
+			AuthorizationSecret: getenv(EnvStripeAuthorizationSecret)},
 		AIPP: AIPPConfig{BaseURL: getenv(EnvAIPPURL), APIKey: getenv(EnvAIPPAPIKey)},
 	}
 }
@@ -89,7 +96,7 @@ func New(cfg Config) (*issuer.Registry, error) {
 	}
 	if cfg.Stripe.APIKey != "" {
 		a, err := stripe.New(stripe.Config{APIKey: cfg.Stripe.APIKey, BaseURL: cfg.Stripe.BaseURL, WebhookSecret: cfg.Stripe.WebhookSecret,
-			CardholderID: cfg.Stripe.CardholderID, HTTPClient: cfg.HTTPClient})
+			CardholderID: cfg.Stripe.CardholderID, AuthorizationSecret: cfg.Stripe.AuthorizationSecret, HTTPClient: cfg.HTTPClient})
 		if err != nil {
 			errs = append(errs, err)
 		} else {

@@ -2,9 +2,15 @@ package adapters
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/issuersim"
@@ -62,5 +68,38 @@ func TestSimDefaultsWork(t *testing.T) {
 		if err != nil || c.Status != issuer.CardActive {
 			t.Fatalf("%s: %+v %v", name, c, err)
 		}
+	}
+}
+
+// TestStripeAuthorizationSecret: CARDWARDEN_STRIPE_AUTHORIZATION_SECRET verifies Stripe's
+// authorization requests; the webhook secret still verifies its webhooks.
+func TestStripeAuthorizationSecret(t *testing.T) {
+	env := map[string]string{EnvStripeAPIKey: "sk_test_x", EnvStripeURL: "http://127.0.0.1:1",
+		EnvStripeWebhookSecret: "whsec_events", EnvStripeAuthorizationSecret: "whsec_authorizations"}
+	reg, err := New(FromEnv(func(k string) string { return env[k] }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := reg.Get("stripe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, ok := is.(issuer.Decider)
+	if !ok {
+		t.Fatal("the stripe adapter does not decide authorizations")
+	}
+	now := time.Now()
+	body := []byte(`{"id":"evt_1","object":"event","type":"issuing_authorization.request","api_version":"2025-08-27.basil","created":` +
+		strconv.FormatInt(now.Unix(), 10) + `,"data":{"object":{"id":"iauth_1","object":"issuing.authorization","card":{"id":"ic_1"},` +
+		`"currency":"usd","pending_request":{"amount":100,"currency":"usd"}}}}`)
+	sign := func(secret string) http.Header {
+		sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret, Timestamp: now})
+		return http.Header{"Stripe-Signature": {sp.Header}}
+	}
+	if req, err := dec.ParseDecisionRequest(sign("whsec_authorizations"), body, now); err != nil || req.AuthorizationID != "iauth_1" {
+		t.Fatalf("authorization secret: %+v %v", req, err)
+	}
+	if _, err := dec.ParseDecisionRequest(sign("whsec_events"), body, now); !errors.Is(err, issuer.ErrUnauthorized) {
+		t.Fatalf("webhook secret at the authorization endpoint: %v", err)
 	}
 }

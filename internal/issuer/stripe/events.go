@@ -148,41 +148,14 @@ func transactionEvent(t *stripego.IssuingTransaction) cardwarden.Event {
 // VerifyWebhook verifies the Stripe-Signature header with stripe-go's webhook package,
 // rejects timestamps more than 5 minutes from now in either direction, and converts
 // issuing_authorization.created/updated and issuing_transaction.created events. Other event
-// types verify and yield no events.
+// types verify and yield no events; so does issuing_authorization.request, which asks for a
+// decision (ParseDecisionRequest) and moves no money: the authorization's own
+// issuing_authorization.created follows it.
 func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) ([]cardwarden.Event, error) {
 	const op = "verify_webhook"
-	unauthorized := func(msg string) error { return &issuer.Error{Kind: issuer.KindUnauthorized, Op: op, Message: msg} }
-	if a.cfg.WebhookSecret == "" {
-		return nil, unauthorized("no webhook secret configured for the stripe issuer")
-	}
-	sigs := header.Values("Stripe-Signature")
-	if len(sigs) != 1 {
-		return nil, unauthorized("want exactly one Stripe-Signature header")
-	}
-	sig := sigs[0]
-	// The age check must read the timestamp the signature covers. Stripe's verifier uses the
-	// last t= of the header; a header with several (a fresh one prepended to a stale, genuinely
-	// signed delivery) is refused outright rather than interpreted.
-	ts, ok := signatureTime(sig)
-	if !ok {
-		return nil, unauthorized("Stripe-Signature must carry exactly one t=<unix time>")
-	}
-	if d := now.Sub(ts); d > webhookTolerance || d < -webhookTolerance {
-		return nil, unauthorized("Stripe-Signature timestamp outside the 5 minute tolerance")
-	}
-	// stripe-go's own verification on the raw body, with its own (past-only, wall-clock) age
-	// check on that same timestamp. Its tolerance is shifted by how far now is from the wall
-	// clock (zero in production) plus a second for the time between the two readings, so the
-	// exact two-sided window above stays the one that decides.
-	tolerance := webhookTolerance + time.Since(now) + time.Second
-	if err := webhook.ValidatePayloadWithTolerance(body, sig, a.cfg.WebhookSecret, tolerance); err != nil {
-		return nil, unauthorized(err.Error())
-	}
-	evt, err := webhook.ConstructEventWithOptions(body, sig, a.cfg.WebhookSecret, webhook.ConstructEventOptions{
-		IgnoreTolerance: true, IgnoreAPIVersionMismatch: true, // the payload fields we read are stable
-	})
+	evt, err := verifiedEvent(op, a.cfg.WebhookSecret, header, body, now)
 	if err != nil {
-		return nil, &issuer.Error{Kind: issuer.KindInvalid, Op: op, Message: "body is not a Stripe event"}
+		return nil, err
 	}
 	if evt.Data == nil {
 		return []cardwarden.Event{}, nil
@@ -203,6 +176,8 @@ func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) 
 			return []cardwarden.Event{ev}, nil
 		}
 		return []cardwarden.Event{}, nil
+	case stripego.EventTypeIssuingAuthorizationRequest:
+		return []cardwarden.Event{}, nil
 	case "issuing_transaction.created":
 		var t stripego.IssuingTransaction
 		if err := json.Unmarshal(evt.Data.Raw, &t); err != nil {
@@ -211,6 +186,47 @@ func (a *Adapter) VerifyWebhook(header http.Header, body []byte, now time.Time) 
 		return []cardwarden.Event{transactionEvent(&t)}, nil
 	}
 	return []cardwarden.Event{}, nil
+}
+
+// verifiedEvent checks a Stripe-Signature header against secret and reads the event: exactly
+// one header carrying exactly one t= within 5 minutes of now in either direction, and a v1
+// signature of the raw body that stripe-go's webhook package accepts. Webhooks and decision
+// requests (ParseDecisionRequest) are verified by this one function.
+func verifiedEvent(op, secret string, header http.Header, body []byte, now time.Time) (stripego.Event, error) {
+	unauthorized := func(msg string) error { return &issuer.Error{Kind: issuer.KindUnauthorized, Op: op, Message: msg} }
+	if secret == "" {
+		return stripego.Event{}, unauthorized("no webhook secret configured for the stripe issuer")
+	}
+	sigs := header.Values("Stripe-Signature")
+	if len(sigs) != 1 {
+		return stripego.Event{}, unauthorized("want exactly one Stripe-Signature header")
+	}
+	sig := sigs[0]
+	// The age check must read the timestamp the signature covers. Stripe's verifier uses the
+	// last t= of the header; a header with several (a fresh one prepended to a stale, genuinely
+	// signed delivery) is refused outright rather than interpreted.
+	ts, ok := signatureTime(sig)
+	if !ok {
+		return stripego.Event{}, unauthorized("Stripe-Signature must carry exactly one t=<unix time>")
+	}
+	if d := now.Sub(ts); d > webhookTolerance || d < -webhookTolerance {
+		return stripego.Event{}, unauthorized("Stripe-Signature timestamp outside the 5 minute tolerance")
+	}
+	// stripe-go's own verification on the raw body, with its own (past-only, wall-clock) age
+	// check on that same timestamp. Its tolerance is shifted by how far now is from the wall
+	// clock (zero in production) plus a second for the time between the two readings, so the
+	// exact two-sided window above stays the one that decides.
+	tolerance := webhookTolerance + time.Since(now) + time.Second
+	if err := webhook.ValidatePayloadWithTolerance(body, sig, secret, tolerance); err != nil {
+		return stripego.Event{}, unauthorized(err.Error())
+	}
+	evt, err := webhook.ConstructEventWithOptions(body, sig, secret, webhook.ConstructEventOptions{
+		IgnoreTolerance: true, IgnoreAPIVersionMismatch: true, // the payload fields we read are stable
+	})
+	if err != nil {
+		return stripego.Event{}, &issuer.Error{Kind: issuer.KindInvalid, Op: op, Message: "body is not a Stripe event"}
+	}
+	return evt, nil
 }
 
 // reversalEvent recognises a hold released without a capture: the authorization's amount

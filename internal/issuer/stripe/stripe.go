@@ -7,7 +7,9 @@
 // Webhooks are verified with the SDK's webhook package (Stripe-Signature, HMAC-SHA256) and
 // issuing_authorization.* / issuing_transaction.* events become cardwarden.Events whose IDs are
 // the Stripe object IDs (iauth_…, ipi_…), so a webhook and a reconciliation listing of the
-// same authorization deduplicate to one ledger entry.
+// same authorization deduplicate to one ledger entry. Real-time authorizations
+// (issuing_authorization.request) are verified the same way and answered in Stripe's format
+// (issuer.Decider, decision.go).
 package stripe
 
 import (
@@ -50,6 +52,10 @@ type Config struct {
 	APIKey        string // sk_live_… / sk_test_…
 	BaseURL       string // DefaultBaseURL when empty; stripe-mock is http://127.0.0.1:12111
 	WebhookSecret string // whsec_… of the webhook endpoint; empty disables VerifyWebhook
+	// AuthorizationSecret is the whsec_… signing secret of the real-time authorization
+	// endpoint (issuing_authorization.request, ParseDecisionRequest) when Stripe shows that
+	// endpoint a secret of its own; WebhookSecret when empty.
+	AuthorizationSecret string
 	// CardholderID is the Issuing cardholder new cards belong to. When empty the adapter finds
 	// or creates one marked with metadata cardwarden_default_cardholder=true; set it in
 	// production, where a cardholder needs real company details.
