@@ -31,7 +31,19 @@ type CallObserver func(issuerName string, err error)
 // issuer-unreachable watch) see each call's outcome. The wrapper changes nothing else: same
 // name, capabilities, results and errors.
 func InstrumentIssuer(iss issuer.Issuer, m *Metrics, observers ...CallObserver) issuer.Issuer {
-	return &instrumented{next: iss, m: m, observers: observers}
+	in := &instrumented{next: iss, m: m, observers: observers}
+	if d, ok := iss.(issuer.Decider); ok {
+		// An adapter that decides purchases in real time stays one: the API finds the
+		// decision endpoint's issuers by this interface.
+		return &instrumentedDecider{instrumented: in, Decider: d}
+	}
+	return in
+}
+
+// instrumentedDecider is an instrumented adapter that is also an issuer.Decider.
+type instrumentedDecider struct {
+	*instrumented
+	issuer.Decider
 }
 
 // InstrumentRegistry returns a registry of the instrumented adapters of r.

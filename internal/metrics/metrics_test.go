@@ -185,6 +185,8 @@ func TestInstrumentIssuerCountsCallsCardsAndWebhookFailures(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "sim", iss.Name())
 	assert.True(t, iss.Capabilities().Pause)
+	_, decides := iss.(issuer.Decider)
+	assert.True(t, decides, "an adapter that decides purchases still does once instrumented (serve's API looks for issuer.Decider)")
 
 	req := issuer.CreateCardRequest{IdempotencyKey: "cardwarden:agent/a:gen:1", Label: "a", Currency: "USD",
 		Limits: []issuer.SpendLimit{{AmountMinor: 5000, Interval: issuer.Daily}}}

@@ -350,3 +350,71 @@ func TestDashboardEndToEnd(t *testing.T) {
 	assert.NotEmpty(t, fleetShot)
 	t.Logf("screenshots in %s", shotDir)
 }
+
+// TestTeamAndDecisionsEndToEnd: the simulator asks cardwarden to decide each purchase (its
+// real-time hook at POST /v1/authorizations/sim), a team workflow (team/research) shares its
+// budget with its agent, and the dashboard's team page and agent page show the real team
+// state and the decisions the endpoint recorded, with a merchant name carrying markup shown
+// as text.
+func TestTeamAndDecisionsEndToEnd(t *testing.T) {
+	b := browsertest.New(t)
+	sys := startSystem(t)
+	require.Equal(t, http.StatusOK, call(t, http.MethodPost, sys.simURL+"/v1/sim/decisions", issuersim.DefaultAPIKey,
+		map[string]any{"url": sys.url + "/v1/authorizations/sim", "timeout_ms": 2000}, nil))
+	code := call(t, http.MethodPost, sys.url+"/v1/teams", adminToken,
+		map[string]any{"team_id": "research", "label": "Research", "daily_limit_usd": "30", "monthly_limit_usd": "300"}, nil)
+	require.Contains(t, []int{http.StatusCreated, http.StatusOK}, code)
+	code = call(t, http.MethodPost, sys.url+"/v1/agents", adminToken,
+		json.RawMessage(`{"agent_id":"researcher-1","daily_limit_usd":"100","team_id":"research"}`), nil)
+	require.Contains(t, []int{http.StatusCreated, http.StatusOK}, code)
+	var card string
+	eventually(t, "researcher-1 has a card", func() bool {
+		sv := sys.state(t, "researcher-1")
+		if sv.Card != nil && sv.Status == workflows.StatusActive {
+			card = sv.Card.ID
+			return true
+		}
+		return false
+	})
+
+	const xss = `<script>window.__xss=1</script><img src=x onerror="window.__xss=1">`
+	ok, reason := sys.purchase(t, card, 1000, "Anthropic")
+	require.True(t, ok, reason)
+	ok, reason = sys.purchase(t, card, 2500, xss)
+	require.False(t, ok)
+	require.Equal(t, "decision_declined", reason)
+
+	var d dashboard.TeamDetail
+	eventually(t, "the team's spend on its dashboard page", func() bool {
+		d = dashboard.TeamDetail{}
+		return call(t, http.MethodGet, sys.url+dashboard.PathTeam+"research", adminToken, nil, &d) == http.StatusOK &&
+			d.Team.Live && d.Team.SpentTodayUSD.String() == "10.00" && len(d.Decisions) == 2
+	})
+	assert.Equal(t, "30.00", d.Team.DailyLimitUSD.String())
+	assert.Equal(t, "0.00", d.Team.ReservedUSD.String(), "the authorization arrived: the reservation became spend")
+	assert.Equal(t, "20.00", d.Team.RemainingTodayUSD.String())
+	assert.Equal(t, []string{"researcher-1"}, d.Team.Members)
+	require.Len(t, d.Agents, 1)
+	assert.True(t, d.Agents[0].Live)
+	assert.Equal(t, xss, d.Decisions[0].Merchant)
+	assert.Equal(t, "team_budget", d.Decisions[0].Reason, "$10 + $25 is over the team's $30: the team says no first")
+	assert.True(t, d.Decisions[1].Approved)
+	assert.True(t, d.Decisions[1].Recorded)
+	var l dashboard.TeamList
+	require.Equal(t, http.StatusOK, call(t, http.MethodGet, sys.url+dashboard.PathTeams, adminToken, nil, &l))
+	require.Len(t, l.Teams, 1)
+	assert.Equal(t, "research", l.Teams[0].TeamID)
+
+	b.Do("open the team page", 30*time.Second, chromedp.Navigate(sys.url+"/#/teams/research"))
+	b.WaitFor("the token dialog", `document.getElementById("token-dialog").open`, 30*time.Second)
+	b.Do("enter the token", 20*time.Second, chromedp.SendKeys(chromedp.ID("token-input"), adminToken), chromedp.Click(chromedp.ID("token-save")))
+	b.WaitFor("the team's decisions", `document.querySelectorAll("#decisions tbody tr").length === 2`, 60*time.Second)
+	assert.Contains(t, browsertest.Eval[string](b, `document.getElementById("team-budget").innerText`), "$10.00 of $30.00")
+	assert.Contains(t, browsertest.Eval[string](b, `document.getElementById("decisions").innerText`), xss)
+	b.Do("open researcher-1", 20*time.Second, chromedp.Click(chromedp.CSS(`#members tr[data-agent="researcher-1"] td.agent a`)))
+	b.WaitFor("its decisions", `document.getElementById("agent-title") && document.querySelectorAll("#decisions tbody tr").length === 2`, 60*time.Second)
+	assert.Contains(t, browsertest.Eval[string](b, `document.getElementById("decisions").innerText`), "team_budget")
+	b.Screenshot(t.ArtifactDir(), "e2e-agent-decisions.png")
+	assert.False(t, browsertest.Eval[bool](b, `window.__xss === 1`), "the merchant's script ran")
+	assert.Empty(t, b.PageErrors(), "the page threw or logged errors")
+}
