@@ -15,8 +15,8 @@ import (
 // report an event by hand (an event whose webhook was lost at an issuer that cannot be
 // listed): like a webhook, it is recorded in the ledger first and then signalled to the
 // agent's workflow, so the ledger, the dashboard and the workflow agree. Sending the
-// card-event signal by hand (Temporal CLI or UI) bypasses the ledger; docs/operations.md says
-// why not to. The answer is what the ledger did: {"event_id","agent_id","new","orphaned",
+// card-event signal by hand (Temporal CLI or UI) bypasses the ledger, as the README (the
+// AgentCard workflow's signal) and the signal's description in the Web UI say. The answer is what the ledger did: {"event_id","agent_id","new","orphaned",
 // "signalled"}. Every report is in the audit log.
 func (s *server) reportEvent(w http.ResponseWriter, r *http.Request) {
 	body, ok := readBody(w, r, maxManagementBody)
