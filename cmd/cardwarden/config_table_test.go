@@ -108,3 +108,20 @@ func sourceNames(t *testing.T, name string) bool {
 	require.NoError(t, err)
 	return found
 }
+
+// The README's Commands table names every command of the binary.
+func TestCommandsTableListsEveryCommand(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	readme := string(b)
+	start := strings.Index(readme, "\n## Commands\n")
+	require.GreaterOrEqual(t, start, 0, "README has a Commands section")
+	end := strings.Index(readme[start+1:], "\n## ")
+	section := readme[start : start+1+end]
+	for _, c := range newRootCmd().Commands() {
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		require.Contains(t, section, "`cardwarden "+c.Name(), "the README's Commands table lists cardwarden %s", c.Name())
+	}
+}
