@@ -155,8 +155,15 @@ func (c *Client) classify(ctx context.Context, op, agentID string, err error) er
 	if errors.As(err, &queryFailed) {
 		return &Error{Kind: ErrUpdateFailed, Op: op, AgentID: agentID, Msg: queryFailed.Message, Err: err}
 	}
+	// A namespace that is missing, or lacks cardwarden's search attributes, is a deployment not
+	// set up yet, not a bad request: say how to fix it.
+	var nsNotFound *serviceerror.NamespaceNotFound
 	var invalidArg *serviceerror.InvalidArgument
-	if errors.As(err, &invalidArg) {
+	if errors.As(err, &nsNotFound) || (errors.As(err, &invalidArg) && strings.Contains(invalidArg.Message, "search attribute")) {
+		return &Error{Kind: ErrUnavailable, Op: op, AgentID: agentID, Err: err,
+			Msg: "the Temporal namespace is not set up for cardwarden (run `cardwarden setup`): " + err.Error()}
+	}
+	if invalidArg != nil {
 		return &Error{Kind: ErrInvalidRequest, Op: op, AgentID: agentID, Msg: invalidArg.Message, Err: err}
 	}
 	if agentID != "" {
