@@ -168,7 +168,11 @@ func printTeam(w io.Writer, asJSON bool, v workflows.TeamView) error {
 		if d.Approved {
 			verdict = "approved"
 		}
-		fmt.Fprintf(tw, "decision\t%s %s %s USD at %s: %s\n", d.At.Format("15:04:05"), d.AgentID, d.AmountUSD, d.Merchant, verdict)
+		where := ""
+		if d.Merchant != "" {
+			where = " at " + d.Merchant
+		}
+		fmt.Fprintf(tw, "decision\t%s %s %s USD%s: %s\n", d.At.Format("15:04:05"), d.AgentID, d.AmountUSD, where, verdict)
 	}
 	return tw.Flush()
 }
