@@ -24,7 +24,7 @@ func newBenchCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure cardwarden against its physical floor: freeze latency, onboarding, ingest, fleet reset, history, memory",
+		Short: "Measure cardwarden against its physical floor: freeze latency, purchase decisions, onboarding, ingest, fleet reset, history, memory",
 		Long: `Run benchmark scenarios, each measuring cardwarden and the least Temporal work that could do
 the same job side by side, on the same server, simulator and database, in the same run, and
 report the ratio. By default every scenario gets a fresh embedded stack (Temporal server,
@@ -34,7 +34,7 @@ summary.json, bench.log) into --out. The README (Benchmarks) explains every scen
 
 Exit status: 0 when every scenario ran and every correctness check passed (a missed performance
 target is reported, not an error); 1 otherwise.`,
-		Example: `  cardwarden bench                       # everything, about 10 minutes on 2 cores
+		Example: `  cardwarden bench                       # everything, about 12 minutes on 2 cores
   cardwarden bench --quick               # a small version of each scenario
   cardwarden bench --scenario freeze,reset --out /tmp/bench`,
 		Args: noArgs,
@@ -44,6 +44,9 @@ target is reported, not an error); 1 otherwise.`,
 			o.Scenarios = []string{scenario}
 			if o.ResetRate <= 0 {
 				return usageError{fmt.Errorf("--reset-rate %d: want a positive number of requests per second", o.ResetRate)}
+			}
+			if o.AuthorizeRate < 0 {
+				return usageError{fmt.Errorf("--authorize-rate %g: want a positive number of purchases per second", o.AuthorizeRate)}
 			}
 			if o.Scale <= 0 {
 				return usageError{fmt.Errorf("--scale %g: want a positive factor", o.Scale)}
@@ -96,7 +99,7 @@ target is reported, not an error); 1 otherwise.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&scenario, "scenario", "all", "scenarios to run, comma-separated: freeze, onboard, ingest, reset, history, memory or all")
+	fs.StringVar(&scenario, "scenario", "all", "scenarios to run, comma-separated: freeze, authorize, onboard, ingest, reset, history, memory or all")
 	fs.BoolVar(&o.Quick, "quick", false, "run a small version of each scenario (under a minute each)")
 	fs.StringVar(&o.OutDir, "out", "bench-out", "directory for the JSON results, SVG charts and bench.log")
 	fs.StringVar(&o.Address, "address", "", "Temporal frontend host:port to use instead of an embedded server per scenario")
@@ -104,6 +107,7 @@ target is reported, not an error); 1 otherwise.`,
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "application database (postgres://… or sqlite://…); default a fresh SQLite file per scenario")
 	fs.BoolVar(&o.TemporalFile, "temporal-file", false, "run the embedded Temporal server file-backed on SQLite in a temp dir, as cardwarden dev does (default: in memory)")
 	fs.IntVar(&o.ResetRate, "reset-rate", bench.DefaultResetRate, "reset scenario: the simulator's rate limit in requests per second, which cardwarden's worker is configured with")
+	fs.Float64Var(&o.AuthorizeRate, "authorize-rate", 0, fmt.Sprintf("authorize scenario: purchases per second offered across all agents (default %d, quick %d)", bench.DefaultAuthorizeRate, bench.DefaultAuthorizeRateQuick))
 	fs.Float64Var(&o.Scale, "scale", 1, "multiply every scenario's size (agents, events, bursts)")
 	fs.StringVar(&o.TempDir, "temp-dir", "", "directory for per-scenario state (default the system temp dir)")
 	fs.BoolVar(&o.KeepTemp, "keep-temp", false, "keep per-scenario state (Temporal and application databases) for inspection")

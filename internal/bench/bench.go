@@ -24,7 +24,7 @@ import (
 )
 
 // Scenario names, in the order "all" runs them.
-var Scenarios = []string{"freeze", "onboard", "ingest", "reset", "history", "memory"}
+var Scenarios = []string{"freeze", "authorize", "onboard", "ingest", "reset", "history", "memory"}
 
 // Options configure a benchmark run.
 type Options struct {
@@ -52,6 +52,9 @@ type Options struct {
 	// ResetRate is the reset scenario's issuer rate limit in requests per second;
 	// DefaultResetRate when zero.
 	ResetRate int
+	// AuthorizeRate is the authorize scenario's offered purchases per second across its
+	// agents; DefaultAuthorizeRate (quick: DefaultAuthorizeRateQuick) when zero.
+	AuthorizeRate float64
 	// Scale multiplies the default sizes (agents, events, bursts); 1 when zero.
 	Scale float64
 	// Logger receives component logs (written to OutDir/bench.log by the command).
@@ -234,12 +237,13 @@ func runScenario(ctx context.Context, o Options, name string) *Result {
 }
 
 var scenarioFuncs = map[string]func(context.Context, Options, *Result) error{
-	"freeze":  runFreeze,
-	"onboard": runOnboard,
-	"ingest":  runIngest,
-	"reset":   runReset,
-	"history": runHistory,
-	"memory":  runMemory,
+	"freeze":    runFreeze,
+	"authorize": runAuthorize,
+	"onboard":   runOnboard,
+	"ingest":    runIngest,
+	"reset":     runReset,
+	"history":   runHistory,
+	"memory":    runMemory,
 }
 
 func selectScenarios(in []string) ([]string, error) {

@@ -29,6 +29,9 @@ const (
 	floorWFBatch   = "BenchFloorBatch"
 	floorWFHistory = "BenchFloorHistory"
 	floorWFTimer   = "BenchFloorTimer"
+	floorWFUpdate  = "BenchFloorUpdate"
+
+	floorUpdateName = "authorize"
 
 	floorActPause = "BenchFloorPauseCard"
 	floorActNoop  = "BenchFloorNoop"
@@ -87,6 +90,7 @@ func startFloorWorkers(c client.Client, simClient *sim.Adapter, rate float64) (*
 	f.main.RegisterWorkflowWithOptions(floorBatchWorkflow, workflow.RegisterOptions{Name: floorWFBatch})
 	f.main.RegisterWorkflowWithOptions(floorHistoryWorkflow, workflow.RegisterOptions{Name: floorWFHistory})
 	f.main.RegisterWorkflowWithOptions(floorTimerWorkflow, workflow.RegisterOptions{Name: floorWFTimer})
+	f.main.RegisterWorkflowWithOptions(floorUpdateWorkflow, workflow.RegisterOptions{Name: floorWFUpdate})
 	f.main.RegisterActivityWithOptions(acts.Pause, activity.RegisterOptions{Name: floorActPause})
 	f.main.RegisterActivityWithOptions(acts.Noop, activity.RegisterOptions{Name: floorActNoop})
 	if err := f.main.Start(); err != nil {
@@ -192,4 +196,16 @@ func floorHistoryWorkflow(ctx workflow.Context, day time.Duration, seen int) (in
 		seen++
 	}
 	return seen, workflow.NewContinueAsNewError(ctx, floorWFHistory, day, seen)
+}
+
+// floorUpdateWorkflow is the decision floor: an entity whose update handler answers at once,
+// in the handler, whatever it is asked; a signal ends it once its updates are done.
+func floorUpdateWorkflow(ctx workflow.Context) error {
+	if err := workflow.SetUpdateHandler(ctx, floorUpdateName, func(workflow.Context, any) (bool, error) {
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	workflow.GetSignalChannel(ctx, floorSignalName).Receive(ctx, nil)
+	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 }

@@ -52,6 +52,9 @@ type stackConfig struct {
 	floorRate float64
 	// noWebhooks: the simulator records events without delivering them.
 	noWebhooks bool
+	// decisions points the simulator's decision hook at the API's POST
+	// /v1/authorizations/sim, so cardwarden decides every purchase in real time.
+	decisions bool
 }
 
 // stack is one scenario's system: Temporal (embedded or external), the application database,
@@ -82,6 +85,8 @@ type stack struct {
 	apiURL string
 	apiSrv *http.Server
 	apiRec *recorder
+	// updates times the API's authorize updates (the decisions stack only).
+	updates *timedDecisions
 
 	issuers *issuer.Registry
 	acts    *activities.Activities
@@ -175,10 +180,17 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 	if cfg.noWebhooks {
 		webhookURL = ""
 	}
-	if s.sim, err = issuersim.NewServer(issuersim.Config{
+	simCfg := issuersim.Config{
 		APIKey: simAPIKey, WebhookURL: webhookURL, WebhookSecret: webhookSecret,
 		WebhookRetryInitial: 50 * time.Millisecond, WebhookRetryMax: 2 * time.Second, Logger: quiet,
-	}); err != nil {
+	}
+	if cfg.decisions {
+		// Hundreds of decision requests in flight: keep their connections, as an issuer does,
+		// rather than measure the kernel opening new ones (the default client keeps two).
+		simCfg.HTTPClient = &http.Client{Timeout: 10 * time.Second,
+			Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second}}
+	}
+	if s.sim, err = issuersim.NewServer(simCfg); err != nil {
 		apiLn.Close()
 		simLn.Close()
 		return nil, err
@@ -199,11 +211,24 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 	s.acts = &activities.Activities{Issuers: s.issuers, Store: s.store, Vault: s.vault, Logger: o.Logger.With("component", "activities")}
 	s.starter = starter.New(s.tc, starter.Options{Store: s.store, Logger: o.Logger.With("component", "starter"), Issuers: s.issuers.Names()})
 
+	var control api.Control = s.starter
+	if cfg.decisions {
+		s.updates = &timedDecisions{Client: s.starter}
+		control = s.updates
+	}
 	handler := api.New(api.Deps{Store: s.store, Temporal: s.tc, Logger: o.Logger.With("component", "api"), Issuers: s.issuers,
-		AdminToken: randomHex(16), Vault: s.vault, Control: s.starter})
+		AdminToken: randomHex(16), Vault: s.vault, Control: control})
 	s.apiRec = &recorder{next: handler}
 	s.apiSrv = &http.Server{Handler: s.apiRec, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.apiSrv.Serve(apiLn) }()
+	if cfg.decisions {
+		// The real decision path: the simulator asks api.New's handler, which asks the
+		// agent's workflow through the starter, as `cardwarden dev --decisions` wires it.
+		if err = s.sim.SetDecisionHook(issuersim.DecisionHook{URL: s.apiURL + "/v1/authorizations/sim",
+			Fallback: issuersim.FallbackDecline}); err != nil {
+			return nil, err
+		}
+	}
 
 	if cfg.inProcessWorker {
 		wcfg := worker.Config{}
