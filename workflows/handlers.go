@@ -98,12 +98,14 @@ func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, req AuthorizeRequest) (AuthorizeResult, error) {
 			return wf.authorize(ctx, req), nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req AuthorizeRequest) error {
-			if err := req.Validate(); err != nil {
-				return invalidRequest(err)
-			}
-			return nil
-		}},
+		workflow.UpdateHandlerOptions{Description: "Decide one purchase now (merchant rules, per-purchase maximum, velocity, budget, team) " +
+			"and reserve it if approved. Sent by POST /v1/authorizations/{issuer} while the issuer waits; the same authorization id gets the same answer.",
+			Validator: func(_ workflow.Context, req AuthorizeRequest) error {
+				if err := req.Validate(); err != nil {
+					return invalidRequest(err)
+				}
+				return nil
+			}},
 	)
 	if err != nil {
 		return fmt.Errorf("register update %s: %w", UpdateAuthorize, err)

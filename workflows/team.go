@@ -146,26 +146,35 @@ func zone(name string) *time.Location {
 func (t *team) nextReset(at time.Time) time.Time { return NextFire(t.sched, t.loc, at) }
 
 func (t *team) register(ctx workflow.Context) error {
-	t.events = workflow.GetSignalChannel(ctx, SignalTeamEvent)
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (TeamView, error) { return t.view(), nil }); err != nil {
+	t.events = workflow.GetSignalChannelWithOptions(ctx, SignalTeamEvent, workflow.SignalChannelOptions{
+		Description: "A member agent's money event, forwarded by its AgentCard workflow: counted once, settling its reservation."})
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryState, func() (TeamView, error) { return t.view(), nil },
+		workflow.QueryHandlerOptions{Description: "The team's budget: limits, spent, reserved and remaining, members, recent decisions."}); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateTeamReserve,
 		func(ctx workflow.Context, req TeamReserveRequest) (TeamReserveResult, error) {
 			return t.reserve(ctx, req), nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req TeamReserveRequest) error {
+		workflow.UpdateHandlerOptions{Description: "Approve and reserve a member's purchase if it fits the team's allowance (spent + reserved); sent by the decision endpoint before the agent's authorize.",
+			Validator: func(_ workflow.Context, req TeamReserveRequest) error {
+				if err := req.Validate(); err != nil {
+					return invalidRequest(err)
+				}
+				return nil
+			}}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateTeamRelease, func(ctx workflow.Context, req TeamReleaseRequest) (TeamView, error) {
+		t.st.Reservations = slices.DeleteFunc(t.st.Reservations, func(r TeamReservation) bool { return r.AuthorizationID == req.AuthorizationID })
+		return t.view(), nil
+	}, workflow.UpdateHandlerOptions{Description: "Give back a reservation whose purchase the agent declined.",
+		Validator: func(_ workflow.Context, req TeamReleaseRequest) error {
 			if err := req.Validate(); err != nil {
 				return invalidRequest(err)
 			}
 			return nil
 		}}); err != nil {
-		return err
-	}
-	if err := workflow.SetUpdateHandler(ctx, UpdateTeamRelease, func(ctx workflow.Context, req TeamReleaseRequest) (TeamView, error) {
-		t.st.Reservations = slices.DeleteFunc(t.st.Reservations, func(r TeamReservation) bool { return r.AuthorizationID == req.AuthorizationID })
-		return t.view(), nil
-	}); err != nil {
 		return err
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetBudget,
@@ -189,12 +198,13 @@ func (t *team) register(ctx workflow.Context) error {
 			t.st.Budget.MaxDailyMinor = max(t.st.Budget.MaxDailyMinor, np.DailyLimitUSD.Minor())
 			return t.view(), nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req BudgetRequest) error {
-			if err := req.Validate(); err != nil {
-				return invalidRequest(err)
-			}
-			return nil
-		}})
+		workflow.UpdateHandlerOptions{Description: "Change the team's daily and/or monthly limit (from the next decision on).",
+			Validator: func(_ workflow.Context, req BudgetRequest) error {
+				if err := req.Validate(); err != nil {
+					return invalidRequest(err)
+				}
+				return nil
+			}})
 }
 
 // reserve decides whether a purchase fits what the team has left, and reserves it if so.
