@@ -292,16 +292,15 @@ func TestDecisionFallbackWhenNoWorker(t *testing.T) {
 		ds := e.decisionsOf(agent)
 		require.True(t, ds[0].Fallback, "%s: the newest decision was a fallback", agent)
 		require.Equal(t, workflows.DecideTimeoutFallback, ds[0].Reason)
-		alerts, err := e.store.ListAlerts(context.Background(), agent, 10)
-		require.NoError(t, err)
-		require.Condition(t, func() bool {
+		require.Eventually(t, func() bool {
+			alerts, err := e.store.ListAlerts(context.Background(), agent, 10)
 			for _, a := range alerts {
-				if a.Kind == api.AlertDecisionFallback {
+				if err == nil && a.Kind == api.AlertDecisionFallback {
 					return true
 				}
 			}
 			return false
-		}, "%s: a decision-fallback alert", agent)
+		}, 10*time.Second, 20*time.Millisecond, "%s: a decision-fallback alert", agent)
 	}
 	e.settle()
 }

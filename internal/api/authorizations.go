@@ -86,7 +86,7 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), decisionBudget(dec.DecisionDeadline()))
 	defer cancel()
-	d, source := s.decide(ctx, name, req, start)
+	d, source := s.decide(ctx, name, req, start, start.Add(dec.DecisionDeadline()-answerMargin(dec.DecisionDeadline())))
 	s.log(r).Info("authorization decided", "issuer", name, "authorization_id", req.AuthorizationID, "agent_id", d.AgentID,
 		"approved", d.Approved, "reason", d.Reason, "source", source, "duration_ms", time.Since(start).Milliseconds())
 	if o, ok := s.Observer.(DecisionObserver); ok {
@@ -97,7 +97,7 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) {
 
 // decide answers one request: the recorded answer if it was asked before, else the workflow's
 // (the team's first), else the agent's fallback.
-func (s *server) decide(ctx context.Context, name string, req issuer.DecisionRequest, start time.Time) (store.Decision, string) {
+func (s *server) decide(ctx context.Context, name string, req issuer.DecisionRequest, start, answerBy time.Time) (store.Decision, string) {
 	if prev, err := s.Store.GetDecision(ctx, name, req.AuthorizationID); err == nil {
 		return prev, metrics.DecisionReplayed
 	}
@@ -110,7 +110,7 @@ func (s *server) decide(ctx context.Context, name string, req issuer.DecisionReq
 		if !store.IsNotFound(err) {
 			d.Reason = decideNoDecisions
 		}
-		return s.record(ctx, d, start), metrics.DecisionRefused
+		return s.record(ctx, d, start, answerBy), metrics.DecisionRefused
 	}
 	d.AgentID = card.AgentID
 	var pol workflows.Policy
@@ -128,9 +128,9 @@ func (s *server) decide(ctx context.Context, name string, req issuer.DecisionReq
 	} else {
 		d.Approved, d.Reason = decided.Approved, decided.Reason
 	}
-	stored := s.record(ctx, d, start)
+	stored := s.record(ctx, d, start, answerBy)
 	if d.Fallback {
-		s.alertFallback(ctx, d, err)
+		go s.alertFallback(context.WithoutCancel(ctx), stored, err) // not on the issuer's clock
 	}
 	return stored, source
 }
@@ -178,27 +178,41 @@ func (s *server) askWorkflows(ctx context.Context, agentID, teamID string, req i
 	return res, err
 }
 
+// answerMargin is kept from the issuer's deadline for the answer's way back.
+func answerMargin(deadline time.Duration) time.Duration {
+	return max(deadline/10, 100*time.Millisecond)
+}
+
 // record stores the decision; if another delivery of the same request was recorded first,
-// that answer is the one given. If the database cannot record it, the answer still goes out:
-// the workflow remembers its own decisions, so a redelivery gets the same one.
-func (s *server) record(ctx context.Context, d store.Decision, start time.Time) store.Decision {
+// that answer is the one given. The answer must leave by answerBy, whatever the database
+// does: a record that cannot be written by then is written after the answer (and a redelivery
+// that comes first is asked again; the workflow remembers its own decisions, so it gets the
+// same one unless this was a fallback).
+func (s *server) record(ctx context.Context, d store.Decision, start, answerBy time.Time) store.Decision {
 	d.DecidedAt = time.Now()
 	d.LatencyMS = int(time.Since(start).Milliseconds())
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), answerBy)
 	defer cancel()
 	stored, _, err := s.Store.RecordDecision(rctx, d)
-	if err != nil {
-		s.Logger.Error("record decision", "issuer", d.Issuer, "authorization_id", d.AuthorizationID, "error", err)
-		return d
+	if err == nil {
+		return stored
 	}
-	return stored
+	s.Logger.Warn("decision not recorded before its answer; recording it after", "issuer", d.Issuer, "authorization_id", d.AuthorizationID, "error", err)
+	go func() {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, _, err := s.Store.RecordDecision(lctx, d); err != nil {
+			s.Logger.Error("record decision", "issuer", d.Issuer, "authorization_id", d.AuthorizationID, "error", err)
+		}
+	}()
+	return d
 }
 
 // alertFallback records that an agent's purchase was decided without its workflow.
 func (s *server) alertFallback(ctx context.Context, d store.Decision, cause error) {
 	s.Logger.Warn("authorization decided by fallback", "issuer", d.Issuer, "authorization_id", d.AuthorizationID,
 		"agent_id", d.AgentID, "approved", d.Approved, "error", cause)
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	outcome := "declined"
 	if d.Approved {
