@@ -103,7 +103,7 @@ target is reported, not an error); 1 otherwise.`,
 	fs.BoolVar(&o.Quick, "quick", false, "run a small version of each scenario (under a minute each)")
 	fs.StringVar(&o.OutDir, "out", "bench-out", "directory for the JSON results, SVG charts and bench.log")
 	fs.StringVar(&o.Address, "address", "", "Temporal frontend host:port to use instead of an embedded server per scenario")
-	fs.StringVar(&o.Namespace, "namespace", config.DefaultNamespace, "Temporal namespace (with --address)")
+	fs.StringVar(&o.Namespace, "namespace", bench.DefaultNamespace, "Temporal namespace (with --address): one of the bench's own, created if missing; the bench refuses one where other workers poll cardwarden's task queues, and ends the workflows it started")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "application database (postgres://… or sqlite://…); default a fresh SQLite file per scenario")
 	fs.BoolVar(&o.TemporalFile, "temporal-file", false, "run the embedded Temporal server file-backed on SQLite in a temp dir, as cardwarden dev does (default: in memory)")
 	fs.IntVar(&o.ResetRate, "reset-rate", bench.DefaultResetRate, "reset scenario: the simulator's rate limit in requests per second, which cardwarden's worker is configured with")

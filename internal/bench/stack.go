@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -94,7 +95,8 @@ type stack struct {
 	workers *worker.Workers
 	floor   *floorWorkers
 
-	prefix string // agent id prefix, unique per scenario run
+	prefix string    // agent id prefix, unique per scenario run
+	began  time.Time // when the run started (what it may clean up)
 }
 
 func randomHex(n int) string {
@@ -105,7 +107,7 @@ func randomHex(n int) string {
 
 // newStack starts everything a scenario needs. Close it when done.
 func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err error) {
-	s := &stack{opts: o, cfg: cfg, log: o.Logger.With("scenario", cfg.name), prefix: "b" + randomHex(3) + "-" + cfg.name}
+	s := &stack{opts: o, cfg: cfg, log: o.Logger.With("scenario", cfg.name), prefix: "b" + randomHex(3) + "-" + cfg.name, began: time.Now()}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -116,10 +118,7 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 	}
 
 	// Temporal.
-	s.temporal = config.Temporal{Address: o.Address, Namespace: o.Namespace}
-	if s.temporal.Namespace == "" {
-		s.temporal.Namespace = config.DefaultNamespace
-	}
+	s.temporal = config.Temporal{Address: o.Address, Namespace: cmp.Or(o.Namespace, DefaultNamespace)}
 	switch {
 	case o.Address != "":
 	case o.TemporalFile:
@@ -127,7 +126,7 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 		if perr != nil {
 			return nil, perr
 		}
-		dcfg := devstack.Config{Dir: filepath.Join(s.dir, "temporal"), Port: port, LogLevel: "error"}
+		dcfg := devstack.Config{Dir: filepath.Join(s.dir, "temporal"), Port: port, LogLevel: "error", Namespace: s.temporal.Namespace}
 		if s.dev, err = devstack.Start(dcfg); err != nil {
 			return nil, fmt.Errorf("embedded temporal: %w", err)
 		}
@@ -141,7 +140,12 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 	if s.tc, err = s.temporal.Dial(ctx, o.Logger.With("component", "temporal-sdk"), 30*time.Second); err != nil {
 		return nil, err
 	}
-	if err = registerSearchAttributes(ctx, s.tc, s.temporal.Namespace); err != nil {
+	if o.Address != "" {
+		// Someone else's cluster: a namespace of the bench's own, nobody else's workers.
+		if err = prepareNamespace(ctx, s.tc, s.temporal.Namespace, o.Logger); err != nil {
+			return nil, err
+		}
+	} else if err = registerSearchAttributes(ctx, s.tc, s.temporal.Namespace); err != nil {
 		return nil, err
 	}
 
@@ -270,6 +274,15 @@ func (s *stack) close() {
 	}
 	if s.simSrv != nil {
 		_ = s.simSrv.Shutdown(ctx)
+	}
+	if s.tc != nil && s.opts.Address != "" {
+		tctx, tcancel := context.WithTimeout(context.Background(), time.Minute)
+		if n, err := terminateStarted(tctx, s.tc, s.temporal.Namespace, s.prefix, s.began); err != nil {
+			s.log.Warn("bench: could not end the run's workflows", "error", err)
+		} else if n > 0 {
+			s.log.Info("bench: ended the run's workflows", "count", n)
+		}
+		tcancel()
 	}
 	if s.tc != nil {
 		s.tc.Close()
