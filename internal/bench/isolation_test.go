@@ -16,7 +16,9 @@ import (
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
-func idleWorkflow(ctx workflow.Context) error { return workflow.Await(ctx, func() bool { return false }) }
+func idleWorkflow(ctx workflow.Context) error {
+	return workflow.Await(ctx, func() bool { return false })
+}
 
 // With --address, the bench refuses a namespace where other workers poll cardwarden's task
 // queues (a production worker would run its activities), prepares one of its own, and ends
