@@ -16,7 +16,7 @@ import (
 	"github.com/cardwarden/cardwarden/money"
 )
 
-// Policy is an agent's policy: the AgentCard workflow's input (README.md, "The policy").
+// Policy is an agent's policy: the AgentCard workflow's input (docs/policy.md).
 // Only agent_id and daily_limit_usd are required; Normalize fills in every default. Money is
 // exact minor units inside and decimal dollars in JSON.
 type Policy struct {
@@ -74,7 +74,7 @@ type AlertPolicy struct {
 	ThresholdsPct []int `json:"thresholds_pct,omitzero"`
 }
 
-// Defaults (README.md, "The policy").
+// Defaults (docs/policy.md).
 const (
 	DefaultIssuer             = "sim"
 	DefaultCurrency           = "USD"

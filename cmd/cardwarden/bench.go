@@ -30,7 +30,7 @@ the same job side by side, on the same server, simulator and database, in the sa
 report the ratio. By default every scenario gets a fresh embedded stack (Temporal server,
 SQLite application database, issuer simulator, cardwarden's HTTP API and workers), so nothing
 needs to be running. Prints a table and writes <scenario>.json and <scenario>.svg (and
-summary.json, bench.log) into --out. The README (Benchmarks) explains every scenario and target.
+summary.json, bench.log) into --out. docs/benchmarks.md explains every scenario and target.
 
 Exit status: 0 when every scenario ran and every correctness check passed (a missed performance
 target is reported, not an error); 1 otherwise.`,

@@ -43,7 +43,7 @@ Point cardwarden's sim adapter at it with CARDWARDEN_ISSUER_SIM_URL, and the
 aipaymentproxy adapter with CARDWARDEN_AIPP_URL (the same server speaks that
 dialect under /api/v1). Every request needs "Authorization: Bearer <api key>".
 Counters are at GET /v1/sim/stats; faults can be changed at POST /v1/sim/faults.
-The API is documented in the README (Issuers).`,
+The API is documented in docs/issuers.md ("The issuer simulator").`,
 		Example: `  # Defaults: 127.0.0.1:8090, API key sim_test_key, no webhooks, state in memory
   cardwarden issuer-sim
 

@@ -1,6 +1,6 @@
 // Package api is cardwarden's HTTP surface: health and readiness probes, issuer webhooks, the
 // management API, agents' credential pull and, when a codec key is configured, the codec
-// endpoint for the Temporal Web UI. The README (Driving cardwarden) is its reference.
+// endpoint for the Temporal Web UI. docs/http-api.md is its reference.
 package api
 
 import (

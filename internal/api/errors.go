@@ -20,7 +20,7 @@ type errorDetail struct {
 	Field   string `json:"field,omitempty"`
 }
 
-// Error types, as Stripe names them (README, HTTP API reference).
+// Error types, as Stripe names them (docs/http-api.md, "HTTP API reference").
 const (
 	typeInvalidRequest = "invalid_request_error" // the request is wrong: fix it before retrying
 	typeAuthentication = "authentication_error"  // missing or wrong token

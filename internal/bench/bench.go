@@ -1,7 +1,7 @@
 // Package bench measures cardwarden against its physical floor: for every scenario it runs
 // cardwarden and the least Temporal work that could do the same job side by side, on the same
 // server, simulator and database, in the same run, and reports the ratio. Ratios, not absolute
-// timings, are what carry from this machine to another. the README (Benchmarks) describes each scenario,
+// timings, are what carry from this machine to another. docs/benchmarks.md describes each scenario,
 // its floor and its target.
 //
 // The embedded stack links go.temporal.io/server (through internal/devstack), so this package is

@@ -1,5 +1,5 @@
 // Package issuersim is a card issuer simulator: an HTTP server with its own documented JSON
-// API (README, Issuers) that behaves like a real issuer closely enough that what cardwarden
+// API (docs/issuers.md, "The issuer simulator") that behaves like a real issuer closely enough that what cardwarden
 // proves against it holds against Stripe Issuing or Lithic. It enforces spending limits at
 // authorization time, declines with normalized reasons, models captures (including over-
 // captures), force-posts, refunds and reversals, delivers Standard Webhooks-signed events at

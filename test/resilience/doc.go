@@ -6,5 +6,5 @@
 //
 //	go test -tags resilience -count=1 -timeout 30m ./test/resilience/
 //
-// (`make test-resilience`). The README (Benchmarks, resilience tests and hostile input) describes what each test checks.
+// (`make test-resilience`). docs/benchmarks.md ("Resilience tests") describes what each test checks.
 package resilience
