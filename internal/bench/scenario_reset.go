@@ -273,6 +273,7 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	r.metric("freeze during the reset p99", "ms", percentile(during.ms, 99)).withFloor(percentile(quiet, 99)).
 		target("ratio <= 3 (quiet freeze p99 of this run)", percentile(during.ms, 99) <= 3*percentile(quiet, 99))
 	r.metric("freeze during the reset p50", "ms", percentile(during.ms, 50)).withFloor(percentile(quiet, 50))
+	r.note("freezes during the reset, in the order their bursts started (ms): %.0f; quiet: %.0f", during.ms, quiet)
 	r.check("no reset skipped", len(firstUpdates) == n, "%d of %d cards got today's limit", len(firstUpdates), n)
 	r.check("no reset doubled", doubled == 0 && relisted == 0, "%d cards with more than one limit update, %d listed more than once", doubled, relisted)
 	if cwLimited != int(limitedStats) {
