@@ -60,6 +60,21 @@ type BudgetRequest struct {
 	decodeErr error
 }
 
+// Apply returns the daily and monthly limits after the request, from the current ones.
+func (r BudgetRequest) Apply(daily money.Amount, monthly *money.Amount) (money.Amount, *money.Amount) {
+	if r.DailyLimitUSD != nil {
+		daily = *r.DailyLimitUSD
+	}
+	if r.MonthlyLimitUSD != nil {
+		m := *r.MonthlyLimitUSD
+		monthly = &m
+	}
+	if r.ClearMonthlyLimit {
+		monthly = nil
+	}
+	return daily, monthly
+}
+
 // UnmarshalJSON decodes strictly but never fails; see ReasonRequest.UnmarshalJSON.
 func (r *BudgetRequest) UnmarshalJSON(b []byte) error {
 	var doc struct {

@@ -114,16 +114,7 @@ func (wf *agentCard) applyBudget(ctx workflow.Context, reissueReason string, res
 // reports a success the issuer did not see.
 func (wf *agentCard) setBudget(ctx workflow.Context, req BudgetRequest) error {
 	p := wf.policy
-	if req.DailyLimitUSD != nil {
-		p.DailyLimitUSD = *req.DailyLimitUSD
-	}
-	if req.MonthlyLimitUSD != nil {
-		m := *req.MonthlyLimitUSD
-		p.MonthlyLimitUSD = &m
-	}
-	if req.ClearMonthlyLimit {
-		p.MonthlyLimitUSD = nil
-	}
+	p.DailyLimitUSD, p.MonthlyLimitUSD = req.Apply(p.DailyLimitUSD, p.MonthlyLimitUSD)
 	np, err := p.Normalize()
 	if err != nil {
 		return invalidRequest(err)

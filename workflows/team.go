@@ -180,16 +180,7 @@ func (t *team) register(ctx workflow.Context) error {
 	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetBudget,
 		func(ctx workflow.Context, req BudgetRequest) (TeamView, error) {
 			p := t.policy
-			if req.DailyLimitUSD != nil {
-				p.DailyLimitUSD = *req.DailyLimitUSD
-			}
-			if req.MonthlyLimitUSD != nil {
-				m := *req.MonthlyLimitUSD
-				p.MonthlyLimitUSD = &m
-			}
-			if req.ClearMonthlyLimit {
-				p.MonthlyLimitUSD = nil
-			}
+			p.DailyLimitUSD, p.MonthlyLimitUSD = req.Apply(p.DailyLimitUSD, p.MonthlyLimitUSD)
 			np, err := p.Normalize()
 			if err != nil {
 				return TeamView{}, invalidRequest(err)

@@ -223,12 +223,20 @@ func agentPath(id, action string) string {
 }
 
 func newAgentSetBudgetCmd(f *ctlFlags) *cobra.Command {
+	return newSetBudgetCmd(f, "Change the agent's daily and/or monthly limit (applied to the card at once)",
+		`  cardwarden agent set-budget support-bot --daily-limit 40 --reason "quiet week"`,
+		func(id string) string { return agentPath(id, "budget") }, printState)
+}
+
+// newSetBudgetCmd is the set-budget command of agents and teams: the same flags, posted to
+// path(ID), the answer printed by print.
+func newSetBudgetCmd[T any](f *ctlFlags, short, example string, path func(id string) string, print func(io.Writer, bool, T) error) *cobra.Command {
 	var daily, monthly, reason string
 	var clearMonthly bool
 	cmd := &cobra.Command{
 		Use:     "set-budget ID",
-		Short:   "Change the agent's daily and/or monthly limit (applied to the card at once)",
-		Example: `  cardwarden agent set-budget support-bot --daily-limit 40 --reason "quiet week"`,
+		Short:   short,
+		Example: example,
 		Args:    exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := budgetRequest(daily, monthly, clearMonthly, reason)
@@ -236,11 +244,11 @@ func newAgentSetBudgetCmd(f *ctlFlags) *cobra.Command {
 				return err
 			}
 			return f.withAPI(cmd, func(ctx context.Context, c *apiClient) error {
-				var st workflows.StateView
-				if err := c.post(ctx, agentPath(args[0], "budget"), req, &st); err != nil {
+				var out T
+				if err := c.post(ctx, path(args[0]), req, &out); err != nil {
 					return err
 				}
-				return printState(cmd.OutOrStdout(), f.json, st)
+				return print(cmd.OutOrStdout(), f.json, out)
 			})
 		},
 	}

@@ -117,32 +117,8 @@ func newTeamShowCmd(f *ctlFlags) *cobra.Command {
 }
 
 func newTeamSetBudgetCmd(f *ctlFlags) *cobra.Command {
-	var daily, monthly, reason string
-	var clearMonthly bool
-	cmd := &cobra.Command{
-		Use:     "set-budget ID",
-		Short:   "Change the team's daily and/or monthly limit",
-		Example: `  cardwarden team set-budget research --daily-limit 250`,
-		Args:    exactArgs("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := budgetRequest(daily, monthly, clearMonthly, reason)
-			if err != nil {
-				return err
-			}
-			return f.withAPI(cmd, func(ctx context.Context, c *apiClient) error {
-				var v workflows.TeamView
-				if err := c.post(ctx, teamPath(args[0], "budget"), req, &v); err != nil {
-					return err
-				}
-				return printTeam(cmd.OutOrStdout(), f.json, v)
-			})
-		},
-	}
-	cmd.Flags().StringVar(&daily, "daily-limit", "", "new daily limit in USD")
-	cmd.Flags().StringVar(&monthly, "monthly-limit", "", "new monthly cap in USD")
-	cmd.Flags().BoolVar(&clearMonthly, "clear-monthly-limit", false, "remove the monthly cap")
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
-	return cmd
+	return newSetBudgetCmd(f, "Change the team's daily and/or monthly limit", `  cardwarden team set-budget research --daily-limit 250`,
+		func(id string) string { return teamPath(id, "budget") }, printTeam)
 }
 
 func printTeam(w io.Writer, asJSON bool, v workflows.TeamView) error {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -179,6 +180,27 @@ func (s *server) setBudget(w http.ResponseWriter, r *http.Request) {
 	s.answerState(w, r, func(ctx context.Context, id string) (workflows.StateView, error) {
 		return s.ctl.SetBudget(ctx, id, req)
 	})
+}
+
+// readStrict reads a required JSON body into v, refusing unknown fields: 400 for malformed
+// JSON, 422 (with code, "what: why" and field) for JSON that does not fit v. False when it
+// has answered.
+func readStrict(w http.ResponseWriter, r *http.Request, v any, code, what, field string) bool {
+	body, ok := readBody(w, r, maxManagementBody)
+	if !ok {
+		return false
+	}
+	if !json.Valid(body) {
+		writeError(w, http.StatusBadRequest, "invalid_json", "request body is not valid JSON", "")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, code, what+": "+err.Error(), field)
+		return false
+	}
+	return true
 }
 
 // readRequest reads an update's optional JSON body into req: an empty body is the zero

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 
 	"github.com/cardwarden/cardwarden"
@@ -19,19 +17,8 @@ import (
 // AgentCard workflow's signal) and the signal's description in the Web UI say. The answer is what the ledger did: {"event_id","agent_id","new","orphaned",
 // "signalled"}. Every report is in the audit log.
 func (s *server) reportEvent(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r, maxManagementBody)
-	if !ok {
-		return
-	}
-	if !json.Valid(body) {
-		writeError(w, http.StatusBadRequest, "invalid_json", "request body is not valid JSON", "")
-		return
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var ev cardwarden.Event
-	if err := dec.Decode(&ev); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_event", "not an event: "+err.Error(), "event")
+	if !readStrict(w, r, &ev, "invalid_event", "not an event", "event") {
 		return
 	}
 	if !workflows.ValidIssuerName(ev.Issuer) || s.Issuers == nil {

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -36,18 +34,7 @@ func (s *server) teams(w http.ResponseWriter) Teams {
 // createTeam: POST /v1/teams with a team policy; 201 when started, 200 when it runs already.
 func (s *server) createTeam(w http.ResponseWriter, r *http.Request) {
 	var p workflows.TeamPolicy
-	body, ok := readBody(w, r, maxManagementBody)
-	if !ok {
-		return
-	}
-	if !json.Valid(body) {
-		writeError(w, http.StatusBadRequest, "invalid_json", "request body is not valid JSON", "")
-		return
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_policy", "team policy: "+err.Error(), "team")
+	if !readStrict(w, r, &p, "invalid_policy", "team policy", "team") {
 		return
 	}
 	t := s.teams(w)
