@@ -249,6 +249,15 @@ func TestDecisionRedeliveryIsIdempotent(t *testing.T) {
 		require.Equal(t, 200, status)
 		require.Equal(t, true, m["approved"])
 	}
+	// The same id with another amount is not a redelivery: declined, the record unchanged.
+	status, m = send("auth_redeliver_1", 60000, key)
+	require.Equal(t, 200, status)
+	require.Equal(t, false, m["approved"])
+	require.Equal(t, "request_mismatch", m["reason"])
+	d, err := e.store.GetDecision(context.Background(), "sim", "auth_redeliver_1")
+	require.NoError(t, err)
+	require.True(t, d.Approved)
+	require.Equal(t, int64(600), d.AmountMinor)
 	e.waitState("redelivery-agent", "one reservation of $6", func(s workflows.StateView) bool { return s.Budget.ReservedUSD.Minor() == 600 })
 
 	// An agent whose team_id names no team: declined as team_not_checked, not a fallback.

@@ -38,6 +38,7 @@ type DecisionObserver interface {
 const (
 	decideUnknownCard = "unknown_card"
 	decideNoDecisions = "decisions_unavailable"
+	decideMismatch    = "request_mismatch"
 )
 
 // AlertDecisionFallback is the alert kind recorded when an answer had to come from the
@@ -99,6 +100,13 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) {
 // (the team's first), else the agent's fallback.
 func (s *server) decide(ctx context.Context, name string, req issuer.DecisionRequest, start, answerBy time.Time) (store.Decision, string) {
 	if prev, err := s.Store.GetDecision(ctx, name, req.AuthorizationID); err == nil {
+		if prev.IssuerCardID != req.CardID || prev.AmountMinor != req.AmountMinor {
+			// Not a redelivery: the same id with another card or amount. Its first answer
+			// is not this purchase's; decline, and keep the record as it is.
+			s.Logger.Warn("authorization request reuses a decided id with another card or amount", "issuer", name,
+				"authorization_id", req.AuthorizationID, "amount_minor", req.AmountMinor, "decided_amount_minor", prev.AmountMinor)
+			return store.Decision{Issuer: name, AuthorizationID: req.AuthorizationID, AgentID: prev.AgentID, Reason: decideMismatch}, metrics.DecisionRefused
+		}
 		return prev, metrics.DecisionReplayed
 	}
 	d := store.Decision{Issuer: name, AuthorizationID: req.AuthorizationID, IssuerCardID: req.CardID, AmountMinor: req.AmountMinor,
