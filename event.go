@@ -60,6 +60,11 @@ type Event struct {
 	MerchantName    string    `json:"merchant_name,omitempty"`
 	MCC             string    `json:"mcc,omitempty"`
 	OccurredAt      time.Time `json:"occurred_at"`
+	// Recorded says the sender put the event in the ledger before signalling it, as
+	// starter.ReportEvent does. The AgentCard workflow records an event signalled without it
+	// (sent by hand from the Temporal CLI or Web UI) itself, so the ledger and the dashboard
+	// never disagree with the workflow's spend.
+	Recorded bool `json:"recorded,omitempty"`
 }
 
 // Check reports the first field a normalized event cannot do without: an event without an id

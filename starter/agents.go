@@ -199,7 +199,7 @@ func staticDetails(p workflows.Policy) string {
 	}
 	fmt.Fprintf(&b, ", days in %s, rotation `%s` (policy at start).\n\n", p.Timezone, p.RotateCron)
 	fmt.Fprintf(&b, "Live state: query `%s`. Steer it with the updates `%s`, `%s`, `%s`, `%s` and `%s`; "+
-		"issuer events arrive as the `%s` signal, after the ledger has them (report one by hand with POST /v1/events).",
+		"issuer events arrive as the `%s` signal (one sent by hand is recorded in the ledger too).",
 		workflows.QueryState, workflows.UpdateRotate, workflows.UpdateFreeze, workflows.UpdateUnfreeze, workflows.UpdateSetBudget,
 		workflows.UpdateRetire, workflows.SignalCardEvent)
 	return b.String()

@@ -96,6 +96,7 @@ func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev cardward
 func (c *Client) signal(ctx context.Context, agentID string, ev cardwarden.Event) error {
 	sctx, cancel := context.WithTimeout(ctx, c.sigTO)
 	defer cancel()
+	ev.Recorded = true
 	err := c.tc.SignalWorkflow(sctx, workflows.WorkflowID(agentID), "", workflows.SignalCardEvent, ev)
 	var notFound *serviceerror.NotFound
 	switch {

@@ -44,7 +44,7 @@ func TestReportEventSignalsRecordsAndRedelivers(t *testing.T) {
 
 	// Redelivery catches up once Temporal is back.
 	tc.On("SignalWorkflow", mock.Anything, "agent/a1", "", workflows.SignalCardEvent, mock.MatchedBy(func(e cardwarden.Event) bool {
-		return e.ID == "ev_1" && e.Issuer == "sim" && e.AmountMinor == 500
+		return e.ID == "ev_1" && e.Issuer == "sim" && e.AmountMinor == 500 && e.Recorded // the workflow must not record it again
 	})).Return(nil).Once()
 	n, err := c.RedeliverPending(ctx, 0, 100)
 	require.NoError(t, err)

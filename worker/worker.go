@@ -128,6 +128,7 @@ func RegisterMain(r sdkworker.Registry, acts *activities.Activities) {
 		workflows.ActivityAudit:           acts.Audit,
 		workflows.ActivitySendAlert:       acts.SendAlert,
 		workflows.ActivityPushCredentials: acts.PushCredentials,
+		workflows.ActivityRecordEvent:     acts.RecordEvent,
 	})
 }
 

@@ -43,7 +43,7 @@ func TestRegistrationMatchesTheContract(t *testing.T) {
 		t.Fatalf("workflows: %v", main.workflows)
 	}
 	wantMain := []string{workflows.ActivityIssuerInfo, workflows.ActivityUpsertAgent, workflows.ActivitySetAgentStatus,
-		workflows.ActivityAudit, workflows.ActivitySendAlert, workflows.ActivityPushCredentials}
+		workflows.ActivityAudit, workflows.ActivitySendAlert, workflows.ActivityPushCredentials, workflows.ActivityRecordEvent}
 	wantIssuer := []string{workflows.ActivityIssueCard, workflows.ActivityUpdateLimit, workflows.ActivityPauseCard,
 		workflows.ActivityResumeCard, workflows.ActivityCloseCard, workflows.ActivityReconcile}
 	for _, n := range wantMain {

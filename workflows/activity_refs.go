@@ -52,7 +52,7 @@ func (*issuerActivities) Reconcile(context.Context, ReconcileInput) (ReconcileRe
 }
 
 // backgroundActivities deliver to the outside world on TaskQueue, in calls the workflow does not
-// wait for: alerts and credential pushes.
+// wait for: alerts, credential pushes, and hand-sent events to the ledger.
 type backgroundActivities struct{}
 
 // ba is the handle: ba.SendAlert names the SendAlert activity.
@@ -64,6 +64,10 @@ func (*backgroundActivities) SendAlert(context.Context, AlertInput) (AlertResult
 
 func (*backgroundActivities) PushCredentials(context.Context, PushCredentialsInput) error {
 	return notRegistered(ActivityPushCredentials)
+}
+
+func (*backgroundActivities) RecordEvent(context.Context, RecordEventInput) error {
+	return notRegistered(ActivityRecordEvent)
 }
 
 // localActivities are short store writes and lookups that the workflow runs as local

@@ -46,7 +46,10 @@ type agentCard struct {
 	// spreadResets: the timer that applies a reset wakes a little after the instant, at a
 	// point fixed by the agent id (changeResetSpread).
 	spreadResets bool
-	result       *Result
+	// recordHandSent: a card-event signal the ledger does not have (sent by hand) is recorded
+	// in it by the RecordEvent activity.
+	recordHandSent bool
+	result         *Result
 }
 
 // AgentCard is the entity workflow that owns one agent's card for the agent's whole life.
@@ -110,6 +113,7 @@ func (wf *agentCard) run(ctx workflow.Context) (Result, error) {
 	wf.urgentStops = workflow.GetVersion(ctx, changeUrgentStops, workflow.DefaultVersion, 1) >= 1
 	wf.moneyInvariant = workflow.GetVersion(ctx, changeMoneyInvariant, workflow.DefaultVersion, 1) >= 1
 	wf.spreadResets = workflow.GetVersion(ctx, changeResetSpread, workflow.DefaultVersion, 1) >= 1
+	wf.recordHandSent = workflow.GetVersion(ctx, changeRecordHandSent, workflow.DefaultVersion, 1) >= 1
 	if wf.fresh {
 		if err := wf.start(ctx); err != nil {
 			return Result{}, err

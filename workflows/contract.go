@@ -19,9 +19,11 @@ const (
 	ActivityAudit          = "Audit"
 
 	// Activities on TaskQueue that the workflow does not wait for: alert delivery and
-	// credential pushes can take retries and minutes.
+	// credential pushes can take retries and minutes; recording a hand-sent event in the ledger
+	// must not hold up the next one.
 	ActivitySendAlert       = "SendAlert"
 	ActivityPushCredentials = "PushCredentials"
+	ActivityRecordEvent     = "RecordEvent"
 
 	// Activities on IssuerTaskQueue (they call the issuer, so their worker is rate limited);
 	// the card-stopping ones (UpdateLimit, PauseCard, CloseCard) also on IssuerUrgentTaskQueue.
@@ -102,6 +104,13 @@ type AlertInput struct {
 	At         time.Time `json:"at"`
 }
 
+// RecordEventInput is an issuer event the workflow received without the ledger having it
+// (a card-event signal sent by hand), for the RecordEvent activity to record.
+type RecordEventInput struct {
+	AgentID string           `json:"agent_id"`
+	Event   cardwarden.Event `json:"event"`
+}
+
 // AlertResult says what happened to an alert.
 type AlertResult struct {
 	// Delivered is true once the alert is recorded as sent (to the webhook, or to the store
@@ -124,6 +133,7 @@ const (
 	AlertFreezeFailed    = "freeze-failed"    // a burst was seen but the card could not be frozen
 	AlertCardGone        = "card-gone"        // the issuer says the card is closed or unknown
 	AlertPushFailed      = "push-failed"      // a new card could not be pushed to the agent
+	AlertLedgerFailed    = "ledger-failed"    // a hand-sent card event could not be recorded
 )
 
 // IssueCardInput asks for a new card for a generation. The workflow keeps the input of a

@@ -13,12 +13,44 @@ import (
 // issuerEvent is the card-event signal's payload.
 type issuerEvent = cardwarden.Event
 
-// onSignal counts a card-event signal and handles its event.
+// changeRecordHandSent is the workflow.GetVersion change id of recording hand-sent events.
+const changeRecordHandSent = "record-hand-sent-events"
+
+// onSignal counts a card-event signal and handles its event. An event the sender did not
+// record in the ledger first (a signal sent by hand from the Temporal CLI or Web UI; the
+// webhook path and POST /v1/events mark theirs) is recorded by an activity, so the ledger's
+// daily spend, the dashboard and reconciliation see the money the workflow counts. The ledger
+// is unique by event id: recording one it already has changes nothing.
 func (wf *agentCard) onSignal(ctx workflow.Context, ev issuerEvent) {
 	wf.st.SignalsTotal++
 	wf.signalsThisRun++
 	wf.wrote(eventsPerSignal)
+	if wf.recordHandSent && !ev.Recorded && ev.Check() == nil && !wf.hasSeen(ev.ID) {
+		wf.recordInLedger(ctx, ev)
+	}
 	wf.onEvent(ctx, ev)
+}
+
+// recordInLedger records a hand-sent event in the ledger in the background; one that cannot be
+// recorded alerts, since the ledger and the workflow now disagree about the agent's spend.
+func (wf *agentCard) recordInLedger(ctx workflow.Context, ev issuerEvent) {
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = workflow.Now(ctx)
+	}
+	if ev.Issuer == "" {
+		ev.Issuer = wf.policy.Issuer // the agent's cards are all its issuer's
+	}
+	in := RecordEventInput{AgentID: wf.policy.AgentID, Event: ev}
+	wf.inBackground(ctx, ba.RecordEvent, in, 10*time.Minute, func(gctx workflow.Context, err error) {
+		wf.alert(gctx, AlertLedgerFailed, ev.Issuer+"/"+ev.ID, fmt.Sprintf(
+			"agent %s: card event %s (%s of %s %s on card %s) was signalled by hand and counted, but could not be recorded in the ledger: %s",
+			wf.policy.AgentID, ev.ID, ev.Kind, money.Format(ev.AmountMinor), ev.Currency, ev.CardID, failureMessage(err)))
+	})
+}
+
+func (wf *agentCard) hasSeen(id string) bool {
+	_, ok := wf.seen[id]
+	return ok
 }
 
 // onEvent applies one issuer event, from a signal or from reconciliation: spend, alerts, the
@@ -30,7 +62,7 @@ func (wf *agentCard) onEvent(ctx workflow.Context, ev issuerEvent) {
 		wf.logger(ctx).Warn("card event ignored", "error", err, "kind", ev.Kind, "card_id", ev.CardID)
 		return
 	}
-	if _, dup := wf.seen[ev.ID]; dup {
+	if wf.hasSeen(ev.ID) {
 		return
 	}
 	wf.markSeen(ev.ID)

@@ -43,6 +43,8 @@ type fake struct {
 	reconciles []workflows.ReconcileInput
 	pushes     []workflows.PushCredentialsInput
 	failPush   bool // every PushCredentials fails, non-retryably
+	recorded   []workflows.RecordEventInput
+	failRecord bool // every RecordEvent fails, non-retryably
 
 	calls         []string            // "Activity card-id" of every issuer call, in order
 	atIssuer      []cardwarden.Event  // events the issuer has; Reconcile with IncludeAll lists them
@@ -168,6 +170,16 @@ func (f *fake) PushCredentials(_ context.Context, in workflows.PushCredentialsIn
 	f.pushes = append(f.pushes, in)
 	if f.failPush {
 		return temporal.NewNonRetryableApplicationError("endpoint answered 410", "PushRejected", nil)
+	}
+	return nil
+}
+
+func (f *fake) RecordEvent(_ context.Context, in workflows.RecordEventInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.recorded = append(f.recorded, in)
+	if f.failRecord {
+		return temporal.NewNonRetryableApplicationError("card belongs to no agent", "EventCardNotAgents", nil)
 	}
 	return nil
 }

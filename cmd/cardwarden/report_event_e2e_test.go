@@ -11,15 +11,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cardwarden/cardwarden/internal/dashboard"
+	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
-// An event reported by hand — the supported way, POST /v1/events, which the card-event
-// signal's description in the Web UI points to — reaches the ledger as well as the workflow, so
-// the workflow, the ledger, the dashboard's fleet table and the agent's page all show the same
-// spend (a card-event signal sent by hand changed only the workflow's: $5.00 in the fleet
-// table, $0.00 on the agent's page). Reported twice, it counts once.
+// An event reported by hand reaches the ledger as well as the workflow, so the workflow, the
+// ledger, the dashboard's fleet table and the agent's page all show the same spend, whether it
+// was reported with POST /v1/events or as a card-event signal sent straight to the workflow the
+// way `temporal workflow signal` sends it (which once changed only the workflow's spend: $5.00
+// in the fleet table, $0.00 on the agent's page). Reported twice either way, it counts once.
 func TestHandReportedEventReachesLedgerAndDashboard(t *testing.T) {
 	e := newE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -38,13 +39,28 @@ func TestHandReportedEventReachesLedgerAndDashboard(t *testing.T) {
 		require.Equal(t, a.AgentID, res["agent_id"])
 	}
 
-	view := e.waitState(a.AgentID, "spend of the reported event", func(v workflows.StateView) bool {
-		return v.Budget.SpentTodayUSD.String() == "5.00"
+	// The Temporal CLI's signal: the raw event JSON, no "recorded" mark, no issuer.
+	signalled := json.RawMessage(`{"id":"evt_signal_1","kind":"authorization","card_id":"` + st.Card.ID +
+		`","authorization_id":"auth_signal_1","approved":true,"amount_minor":300,"currency":"usd","merchant_name":"signalled by hand"}`)
+	for range 2 {
+		require.NoError(t, e.tc.SignalWorkflow(ctx, workflows.WorkflowID(a.AgentID), "", workflows.SignalCardEvent, signalled))
+	}
+
+	view := e.waitState(a.AgentID, "spend of the reported events", func(v workflows.StateView) bool {
+		return v.Budget.SpentTodayUSD.String() == "8.00"
 	})
-	var ledger int64
-	require.NoError(t, e.store.DB().GetContext(ctx, &ledger, e.store.DB().Rebind(
-		`SELECT COALESCE(SUM(spent_minor), 0) FROM daily_spend WHERE agent_id = ? AND day = ?`), a.AgentID, view.Budget.Day))
-	require.EqualValues(t, 500, ledger, "the ledger's spend today")
+	ledgerSpent := func() (n int64) {
+		require.NoError(t, e.store.DB().GetContext(ctx, &n, e.store.DB().Rebind(
+			`SELECT COALESCE(SUM(spent_minor), 0) FROM daily_spend WHERE agent_id = ? AND day = ?`), a.AgentID, view.Budget.Day))
+		return n
+	}
+	require.Eventually(t, func() bool { return ledgerSpent() == 800 }, 30*time.Second, 100*time.Millisecond,
+		"the ledger's spend today: %d, want 800", ledgerSpent())
+	le, err := e.store.GetEvent(ctx, "sim", "evt_signal_1")
+	require.NoError(t, err)
+	require.Equal(t, store.SourceSignal, le.Source)
+	require.Equal(t, a.AgentID, le.AgentID)
+	require.True(t, le.SignalledAt.Valid, "recorded by the workflow that has it: never redelivered")
 
 	dash, err := dashboard.New(dashboard.Config{Store: e.store, States: e.ctl, AdminToken: e2eAdminToken})
 	require.NoError(t, err)
@@ -67,7 +83,7 @@ func TestHandReportedEventReachesLedgerAndDashboard(t *testing.T) {
 	}
 	get(dashboard.PathFleet, &fleet)
 	require.Len(t, fleet.Agents, 1)
-	require.Equal(t, "5.00", fleet.Agents[0].Spent, "fleet table")
+	require.Equal(t, "8.00", fleet.Agents[0].Spent, "fleet table")
 	var page struct {
 		Agent struct {
 			Spent string `json:"spent_today_usd"`
@@ -78,7 +94,7 @@ func TestHandReportedEventReachesLedgerAndDashboard(t *testing.T) {
 		} `json:"daily"`
 	}
 	get(dashboard.PathAgent+a.AgentID, &page)
-	require.Equal(t, "5.00", page.Agent.Spent, "agent page")
+	require.Equal(t, "8.00", page.Agent.Spent, "agent page")
 	require.NotEmpty(t, page.Daily)
-	require.Equal(t, "5.00", page.Daily[len(page.Daily)-1].Spent, "agent page's chart of days: today")
+	require.Equal(t, "8.00", page.Daily[len(page.Daily)-1].Spent, "agent page's chart of days: today")
 }

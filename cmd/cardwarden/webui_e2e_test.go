@@ -34,7 +34,7 @@ func TestWebUIShowsAgentCardSummaryAndHandlers(t *testing.T) {
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(md.GetSummary(), &summary))
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(md.GetDetails(), &details))
 	require.Equal(t, "agent webui-agent", summary)
-	for _, want := range []string{"**webui-agent**", "(research bot)", "issuer `sim`", "daily limit 25.00 USD", "query `state`", "`set-budget`", "`card-event`", "POST /v1/events"} {
+	for _, want := range []string{"**webui-agent**", "(research bot)", "issuer `sim`", "daily limit 25.00 USD", "query `state`", "`set-budget`", "`card-event`", "recorded in the ledger"} {
 		require.Contains(t, details, want)
 	}
 
@@ -57,5 +57,5 @@ func TestWebUIShowsAgentCardSummaryAndHandlers(t *testing.T) {
 		"signal " + workflows.SignalCardEvent} {
 		require.NotEmpty(t, descriptions[h], "%s has a description (got %v)", h, descriptions)
 	}
-	require.Contains(t, descriptions["signal "+workflows.SignalCardEvent], "POST /v1/events")
+	require.Contains(t, descriptions["signal "+workflows.SignalCardEvent], "recorded in the ledger by the workflow")
 }

@@ -9,13 +9,13 @@ import (
 )
 
 // reportEvent: POST /v1/events with one normalized issuer event (cardwarden.Event, the same
-// JSON the card-event signal carries; "issuer" is required). It is the supported way to
-// report an event by hand (an event whose webhook was lost at an issuer that cannot be
-// listed): like a webhook, it is recorded in the ledger first and then signalled to the
-// agent's workflow, so the ledger, the dashboard and the workflow agree. Sending the
-// card-event signal by hand (Temporal CLI or UI) bypasses the ledger, as the README (the
-// AgentCard workflow's signal) and the signal's description in the Web UI say. The answer is what the ledger did: {"event_id","agent_id","new","orphaned",
-// "signalled"}. Every report is in the audit log.
+// JSON the card-event signal carries; "issuer" is required). It reports an event by hand (an
+// event whose webhook was lost at an issuer that cannot be listed): like a webhook, it is
+// recorded in the ledger first and then signalled to the agent's workflow, so the ledger, the
+// dashboard and the workflow agree. (A card-event signal sent by hand from the Temporal CLI or
+// UI reaches the ledger too, through the workflow's RecordEvent activity; this path also answers
+// what the ledger did and leaves an audit row.) The answer is {"event_id","agent_id","new",
+// "orphaned","signalled"}. Every report is in the audit log.
 func (s *server) reportEvent(w http.ResponseWriter, r *http.Request) {
 	var ev cardwarden.Event
 	if !readStrict(w, r, &ev, "invalid_event", "not an event", "event") {

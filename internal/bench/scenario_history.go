@@ -134,6 +134,7 @@ func runHistory(ctx context.Context, o Options, r *Result) error {
 			AuthorizationID: fmt.Sprintf("auth_hist_%07d", sent), Approved: false, DeclineReason: cardwarden.ReasonSpendingLimit,
 			RawReason: "spending_limit", AmountMinor: 100, Currency: "USD", MerchantName: "bench-merchant",
 			OccurredAt: base.Add(time.Duration(sent) * eventGap),
+			Recorded:   true, // as the webhook path's signals are: this measures their history
 		}
 		if err := s.tc.SignalWorkflow(ctx, wid, "", workflows.SignalCardEvent, ev); err != nil {
 			return fmt.Errorf("signal agent: %w", err)

@@ -34,9 +34,10 @@ type Result struct {
 }
 
 // Record writes an issuer event to the ledger and adds its spend to the agent's days, once.
-// source is store.SourceWebhook or store.SourceReconcile; an event reconciliation found is
-// marked signalled at once, because the workflow that reconciles applies it itself. An event
-// for a card no agent owns is stored as orphaned.
+// source is store.SourceWebhook, store.SourceReconcile or store.SourceSignal; an event
+// reconciliation found, or one the workflow received by hand, is marked signalled at once,
+// because the workflow that records it has applied it itself. An event for a card no agent
+// owns is stored as orphaned.
 func (l *Ledger) Record(ctx context.Context, ev cardwarden.Event, source string) (Result, error) {
 	var res Result
 	if ev.ID == "" || ev.Issuer == "" || ev.CardID == "" {
@@ -60,7 +61,7 @@ func (l *Ledger) Record(ctx context.Context, ev cardwarden.Event, source string)
 		AuthorizationID: ev.AuthorizationID, AmountMinor: ev.AmountMinor, AuthorizedMinor: ev.AuthorizedMinor, Currency: ev.Currency,
 		Merchant: ev.MerchantName, MCC: ev.MCC, Source: source, Orphaned: res.Orphaned, OccurredAt: ev.OccurredAt,
 	}
-	if source == store.SourceReconcile {
+	if source == store.SourceReconcile || source == store.SourceSignal {
 		row.SignalledAt = sql.NullTime{Time: time.Now().UTC(), Valid: true}
 	}
 	var loc *time.Location

@@ -90,7 +90,7 @@ func TestMetricsEndpointAfterAScenario(t *testing.T) {
 		for i := range 3 {
 			ev := cardwarden.Event{ID: fmt.Sprintf("evt_decline_%d", i), Issuer: "sim", Kind: cardwarden.KindAuthorization,
 				CardID: sv.Card.ID, DeclineReason: cardwarden.ReasonSpendingLimit, AmountMinor: 9900, Currency: "USD",
-				MerchantName: "GPU Cloud", OccurredAt: burstStart.Add(time.Duration(i) * time.Second)}
+				MerchantName: "GPU Cloud", OccurredAt: burstStart.Add(time.Duration(i) * time.Second), Recorded: true}
 			env.SignalWorkflow(workflows.SignalCardEvent, ev)
 			m.ObserveEvent(ev) // what the webhook receiver does for each new event
 		}

@@ -15,6 +15,9 @@ import (
 const (
 	SourceWebhook   = "webhook"
 	SourceReconcile = "reconcile"
+	// SourceSignal: a card-event signal sent to the workflow by hand (Temporal CLI or Web UI),
+	// which the workflow recorded itself.
+	SourceSignal = "signal"
 )
 
 // LedgerEvent is one issuer event as received. (Issuer, IssuerEventID) is unique: a replayed

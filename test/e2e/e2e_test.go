@@ -18,6 +18,7 @@ import (
 
 	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/issuer"
+	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/money"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -129,6 +130,24 @@ func TestHandStartedPolicy(t *testing.T) {
 	}
 	if cards, _ := s.store.ListCards(ctx, "demo"); len(cards) != 1 || cards[0].IssuerCardID != st.Card.ID {
 		t.Fatalf("store: %+v", cards)
+	}
+	// `temporal workflow signal --name card-event --input '{...}'`: the workflow counts the
+	// event and records it in the ledger itself.
+	if err := s.c.SignalWorkflow(ctx, workflows.WorkflowID("demo"), "", workflows.SignalCardEvent, rawJSON(
+		`{"id":"evt_cli_1","kind":"authorization","card_id":"`+st.Card.ID+`","approved":true,"amount_minor":200,"currency":"usd"}`)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitState(t, "demo", "the signalled spend", func(v workflows.StateView) bool { return v.Budget.SpentTodayUSD.String() == "2.00" })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		le, err := s.store.GetEvent(ctx, "sim", "evt_cli_1")
+		if err == nil && le.AgentID == "demo" && le.Source == store.SourceSignal && le.AmountMinor == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hand-sent event not in the ledger: %+v %v", le, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	bad := s.start(t, "bad", rawJSON(`{"agent_id":"bad","daily_limit_usd":25,"timezone":"Mars/Base"}`))
@@ -257,10 +276,12 @@ func TestSignalStormKeepsHistoryBounded(t *testing.T) {
 }
 
 // signal sends the i-th 1-cent approved authorization straight to the workflow.
+// signal sends a $0.01 approval as the webhook path does (after the ledger has it).
 func signal(t *testing.T, s *stack, agentID, cardID string, i int) {
 	t.Helper()
 	ev := cardwarden.Event{ID: fmt.Sprintf("evt-%s-%d", agentID, i), Issuer: "sim", Kind: cardwarden.KindAuthorization, CardID: cardID,
-		AuthorizationID: fmt.Sprintf("auth-%s-%d", agentID, i), Approved: true, AmountMinor: 1, Currency: "USD", OccurredAt: time.Now()}
+		AuthorizationID: fmt.Sprintf("auth-%s-%d", agentID, i), Approved: true, AmountMinor: 1, Currency: "USD", OccurredAt: time.Now(),
+		Recorded: true}
 	if err := s.c.SignalWorkflow(context.Background(), workflows.WorkflowID(agentID), "", workflows.SignalCardEvent, ev); err != nil {
 		t.Error(err)
 	}

@@ -152,6 +152,7 @@ func (in *ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 		}
+		ev.Recorded = true
 		if err := in.c.SignalWorkflow(r.Context(), workflows.WorkflowID(res.AgentID), "", workflows.SignalCardEvent, ev); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return

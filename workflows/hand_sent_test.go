@@ -1,0 +1,65 @@
+package workflows_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cardwarden/cardwarden"
+	"github.com/cardwarden/cardwarden/workflows"
+)
+
+// A card-event signal sent by hand (Temporal CLI or Web UI: no "recorded" mark) is recorded in
+// the ledger by the workflow, once per event id, with the agent's issuer filled in when the
+// sender left it out; a signal from the webhook path (marked recorded) is not recorded again.
+func TestHandSentEventsAreRecordedInTheLedger(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, sunday)
+	var st workflows.StateView
+	h.at(time.Hour, func() {
+		byHand := approved("evt-hand", "card-1", sunday.Add(time.Hour), 300)
+		byHand.Issuer = ""
+		h.signal(byHand)
+		h.signal(byHand) // sent twice by hand: counted and recorded once
+		webhook := approved("evt-webhook", "card-1", sunday.Add(time.Hour), 200)
+		webhook.Recorded = true
+		h.signal(webhook)
+		bad := approved("evt-bad", "card-1", sunday.Add(time.Hour), -5) // ignored: nothing to record
+		h.signal(bad)
+	})
+	h.at(2*time.Hour, func() { st = h.state() })
+	h.run(policyJSON(retireAt(sunday.Add(3 * time.Hour))))
+	h.result()
+	if got := st.Budget.SpentTodayUSD.String(); got != "5.00" {
+		t.Fatalf("spent today %s, want 5.00", got)
+	}
+	f.lock(func() {
+		var ids []string
+		for _, r := range f.recorded {
+			ids = append(ids, r.Event.ID)
+			if r.AgentID != "demo" || r.Event.Issuer != "sim" || r.Event.AmountMinor != 300 || r.Event.OccurredAt.IsZero() {
+				t.Fatalf("record input: %+v", r)
+			}
+		}
+		if !slices.Equal(ids, []string{"evt-hand"}) {
+			t.Fatalf("recorded %v, want only evt-hand", ids)
+		}
+	})
+}
+
+// When the ledger cannot take a hand-sent event (its card belongs to no agent), the workflow
+// alerts that its spend and the ledger's now disagree.
+func TestHandSentEventTheLedgerRefusesAlerts(t *testing.T) {
+	f := newFake()
+	f.failRecord = true
+	h := newHarness(t, f, sunday)
+	h.at(time.Hour, func() {
+		h.signal(cardwarden.Event{ID: "evt-x", Issuer: "sim", Kind: cardwarden.KindAuthorization, CardID: "card-other",
+			Approved: true, AmountMinor: 100, Currency: "USD"})
+	})
+	h.run(policyJSON(retireAt(sunday.Add(2 * time.Hour))))
+	h.result()
+	if !slices.Contains(f.alertKinds(), workflows.AlertLedgerFailed) {
+		t.Fatalf("alerts: %v", f.alertKinds())
+	}
+}
