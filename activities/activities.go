@@ -35,6 +35,10 @@ type Activities struct {
 	Alerts *alerts.Notifier
 	// Metrics observes freeze latency and events found by reconciliation; nil observes nothing.
 	Metrics Observer
+
+	// beforeReconcileRecord, for tests, runs just before Reconcile records an event the ledger
+	// did not have when read: where a webhook for it can land.
+	beforeReconcileRecord func(cardwarden.Event)
 }
 
 var defaultHTTPClient = outbound.NewClient(outbound.Rules{}, outbound.Options{})

@@ -99,17 +99,27 @@ func (a *Activities) Reconcile(ctx context.Context, in workflows.ReconcileInput)
 				}
 			}
 			if !ok {
+				if a.beforeReconcileRecord != nil {
+					a.beforeReconcileRecord(ev)
+				}
 				r, err := a.ledger().Record(ctx, ev, store.SourceReconcile)
 				if err != nil {
 					return res, err
 				}
-				if r.New {
+				recorded = append(recorded, ev)
+				switch {
+				case r.New:
 					res.Missed = append(res.Missed, ev)
 					if a.Metrics != nil {
 						a.Metrics.ObserveEvent(ev)
 					}
+				case in.IncludeAll && spend.Relevant(ev):
+					// Its webhook was recorded between the ledger read above and this write: the
+					// ledger has it, the workflow perhaps not yet. Left out, a card replaced while
+					// an approval's webhook was in flight was read short and its successor
+					// funded with that approval again (found by the model test).
+					res.Events = append(res.Events, ev)
 				}
-				recorded = append(recorded, ev)
 				continue
 			}
 			recorded = append(recorded, le.IssuerEvent())

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cardwarden/cardwarden"
+	"github.com/cardwarden/cardwarden/activities"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/internal/testdb"
 	"github.com/cardwarden/cardwarden/workflows"
@@ -34,6 +35,40 @@ func TestReconcileComparesCardTotals(t *testing.T) {
 		}
 		if len(res.Missed) != 2 {
 			t.Fatalf("missed %d events, want the 2 real ones", len(res.Missed))
+		}
+	})
+}
+
+// An approval whose webhook lands while reconciliation runs (after it read the ledger, before
+// it records what the ledger lacked) is still returned to the workflow: the ledger has it, the
+// workflow may not. Dropped, a card replaced with such a webhook in flight was read short and
+// its successor funded with that approval again (the model test found it).
+func TestReconcileReturnsAnEventWhoseWebhookLandsMeanwhile(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *store.Store) {
+		w := newWorld(t, st)
+		w.agent(t, `{"agent_id":"demo","daily_limit_usd":25}`)
+		card := w.issue(t, 1)
+		since := time.Now().Add(-time.Minute)
+		w.simCall(t, "/v1/simulate/authorizations", map[string]any{"card_id": card.ID, "amount_minor": 506}, nil)
+		landed := 0
+		activities.SetBeforeReconcileRecord(w.acts, func(ev cardwarden.Event) {
+			landed++
+			w.record(t, ev) // the webhook path records it first
+		})
+		in := workflows.ReconcileInput{AgentID: "demo", Issuer: "sim", Timezone: "UTC", CardIDs: []string{card.ID}, Since: since,
+			IncludeAll: true, Reason: workflows.ReconcileCapped}
+		var res workflows.ReconcileResult
+		if err := w.exec(t, w.acts.Reconcile, in, &res); err != nil {
+			t.Fatal(err)
+		}
+		if landed != 1 {
+			t.Fatalf("the hook ran %d times, want once", landed)
+		}
+		if len(res.Missed) != 0 || len(res.Events) != 1 || res.Events[0].AmountMinor != 506 {
+			t.Fatalf("missed %+v, events %+v: want the approval among the events the ledger has", res.Missed, res.Events)
+		}
+		if len(res.Totals) != 1 || res.Totals[0].IssuerUsageMinor != 506 || res.Totals[0].LedgerUsageMinor != 506 {
+			t.Fatalf("totals %+v", res.Totals)
 		}
 	})
 }

@@ -84,7 +84,9 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	// capped at the issuer's rate server-side and paced in the worker at worker.IssuerPacing.
 	wcfg := worker.Config{IssuerRatePerSecond: float64(rate)}
 	r.Params["issuer_pacing"] = worker.IssuerPacing
-	s, err := newStack(ctx, o, stackConfig{name: "reset", inProcessWorker: true, workerConfig: &wcfg, floorRate: float64(rate)})
+	// decisions: the simulator asks cardwarden about every purchase not forced to decline (the
+	// decision agents' purchases; the bursts' declines are forced and never asked).
+	s, err := newStack(ctx, o, stackConfig{name: "reset", inProcessWorker: true, workerConfig: &wcfg, floorRate: float64(rate), decisions: true})
 	if err != nil {
 		return err
 	}
@@ -119,7 +121,8 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	// The reset instant (a six-field cron, to the second) is when all agents can be
 	// provisioned; a calibration batch (reset once a year, so never here) measures how fast
 	// that is on this machine now.
-	cal := max(n/20, 10)
+	calBase, decN := max(n/20, 10), o.size(30, 5)
+	cal := calBase + decN
 	calPolicy := func(id string) workflows.Policy {
 		p := basePolicy(id, "25")
 		p.ResetCron, p.RotateCron = "0 0 1 1 *", workflows.RotateOff
@@ -135,22 +138,39 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	calRate := float64(cal) / time.Since(c0).Seconds()
 	// Freezes on the quiet stack first: the during-reset freezes' floor. The calibration agents
 	// never reset here; the first quiet ones burst now, the rest during the reset.
-	quietN, duringN := min(10, cal/2), min(30, cal-min(10, cal/2))
+	quietN, duringN := min(10, calBase/2), min(30, calBase-min(10, calBase/2))
 	sentinels, err := s.cardIDs(ctx, n, quietN+duringN)
 	if err != nil {
 		return err
 	}
 	paused := newStamps()
 	s.simRec.set(recordPauses(paused))
-	var quiet []float64
-	for _, c := range sentinels[:quietN] {
-		d, err := s.burstToPause(ctx, c, paused)
+	sentinelAgents := make([]string, len(sentinels))
+	for i := range sentinels {
+		sentinelAgents[i] = s.agentID(n + i)
+	}
+	var quietBursts []burst
+	for i, c := range sentinels[:quietN] {
+		b, err := s.burstToPause(ctx, sentinelAgents[i], c, paused)
 		if err != nil {
 			return fmt.Errorf("quiet freeze: %w", err)
 		}
-		quiet = append(quiet, ms(d))
+		quietBursts = append(quietBursts, b)
 	}
+	quiet := burstMillis(quietBursts)
 	s.simRec.set(nil)
+	// Purchases decided in real time (issue 15) on the quiet stack: the during-reset
+	// decisions' floor. The last decN calibration agents buy; each purchase's decision is
+	// timed at the API.
+	deciders, err := s.cardIDs(ctx, n+calBase, decN)
+	if err != nil {
+		return err
+	}
+	decisionRound := decisionRounds{perAgent: 3, interval: time.Second}
+	quietDecisions, err := s.timedPurchases(ctx, deciders, decisionRound)
+	if err != nil {
+		return fmt.Errorf("quiet decisions: %w", err)
+	}
 	margin := time.Duration(float64(n)/calRate*1.25*float64(time.Second)) + 8*time.Second
 	ideal := time.Duration(float64(n) / float64(rate) * float64(time.Second))
 	at := time.Now().Add(margin).UTC().Truncate(time.Second).Add(time.Second)
@@ -210,13 +230,23 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	defer s.simRec.set(nil)
 	limited0 := s.sim.Stats().RateLimited
 	type burstsResult struct {
-		ms  []float64
-		err error
+		bursts []burst
+		err    error
 	}
 	burstDone := make(chan burstsResult, 1)
 	go func() {
-		d, err := s.burstsDuring(ctx, sentinels[quietN:], at, ideal, paused)
+		d, err := s.burstsDuring(ctx, sentinelAgents[quietN:], sentinels[quietN:], at, ideal, paused)
 		burstDone <- burstsResult{d, err}
+	}()
+	type decisionsResult struct {
+		d   timedDecisionRound
+		err error
+	}
+	decisionsDone := make(chan decisionsResult, 1)
+	go func() {
+		time.Sleep(time.Until(at))
+		d, err := s.timedPurchases(ctx, deciders, decisionRounds{perAgent: 3, interval: ideal / 3})
+		decisionsDone <- decisionsResult{d, err}
 	}()
 
 	deadline := time.Until(at) + 4*time.Duration(n/rate)*time.Second + 2*time.Minute
@@ -234,6 +264,11 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	during := <-burstDone
 	if during.err != nil {
 		return fmt.Errorf("freezes during the reset: %w", during.err)
+	}
+	duringMs := burstMillis(during.bursts)
+	decided := <-decisionsDone
+	if decided.err != nil {
+		return fmt.Errorf("decisions during the reset: %w", decided.err)
 	}
 	log.mu.Lock()
 	var firstUpdates, listings, firstListings []time.Time
@@ -270,10 +305,18 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	r.metric("peak requests in any 1s", "req", float64(cwPeak)).withFloor(float64(floorPeak))
 	r.metric("reconciliation listings done", "s", listed.Seconds())
 	r.metric("quiet freeze p99", "ms", percentile(quiet, 99))
-	r.metric("freeze during the reset p99", "ms", percentile(during.ms, 99)).withFloor(percentile(quiet, 99)).
-		target("ratio <= 3 (quiet freeze p99 of this run)", percentile(during.ms, 99) <= 3*percentile(quiet, 99))
-	r.metric("freeze during the reset p50", "ms", percentile(during.ms, 50)).withFloor(percentile(quiet, 50))
-	r.note("freezes during the reset, in the order their bursts started (ms): %.0f; quiet: %.0f", during.ms, quiet)
+	r.metric("freeze during the reset p99", "ms", percentile(duringMs, 99)).withFloor(percentile(quiet, 99)).
+		target("ratio <= 3 (quiet freeze p99 of this run)", percentile(duringMs, 99) <= 3*percentile(quiet, 99))
+	r.metric("freeze during the reset p50", "ms", percentile(duringMs, 50)).withFloor(percentile(quiet, 50))
+	r.note("freezes during the reset, in the order their bursts started (ms): %.0f; quiet: %.0f", duringMs, quiet)
+	s.stageFigures(ctx, r, "quiet freeze", quietBursts)
+	s.stageFigures(ctx, r, "freeze during the reset", during.bursts)
+	r.metric("decision during the reset p50", "ms", percentile(decided.d.lat, 50)).withFloor(percentile(quietDecisions.lat, 50))
+	r.metric("decision during the reset p99", "ms", percentile(decided.d.lat, 99)).withFloor(percentile(quietDecisions.lat, 99))
+	r.metric("decisions answered ≥ 2 s during the reset", "count", float64(decided.d.late)).target("= 0", decided.d.late == 0)
+	r.metric("simulator fallbacks during the reset (no answer in time)", "count", float64(decided.d.simFallbacks)).target("= 0", decided.d.simFallbacks == 0)
+	r.note("decisions: %d agents that do not reset here buy %d times each, spread from the reset instant over N/rate (%d purchases), against the same agents' %d purchases on the quiet stack; each timed at the API from the simulator's decision request to its answer",
+		decN, 3, len(decided.d.lat), len(quietDecisions.lat))
 	r.check("no reset skipped", len(firstUpdates) == n, "%d of %d cards got today's limit", len(firstUpdates), n)
 	r.check("no reset doubled", doubled == 0 && relisted == 0, "%d cards with more than one limit update, %d listed more than once", doubled, relisted)
 	if cwLimited != int(limitedStats) {
