@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -69,7 +70,16 @@ func (c *Client) StartAgent(ctx context.Context, p workflows.Policy) (Agent, err
 	var notFound *serviceerror.NotFound
 	switch {
 	case err == nil && desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		return c.existing(ctx, np, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())
+		runID := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		a, err := c.existing(ctx, np, runID)
+		if !errors.Is(err, errRetiring) {
+			return a, err
+		}
+		// Retired, still finishing (its last alerts and card closes): returning it would
+		// "create" an agent that ends a moment later. Wait for it to end, then start anew.
+		if err := c.awaitEnd(ctx, np.AgentID, runID); err != nil {
+			return Agent{}, err
+		}
 	case err != nil && !errors.As(err, &notFound):
 		return Agent{}, c.classify(ctx, "start", np.AgentID, err)
 	}
@@ -91,6 +101,24 @@ func (c *Client) StartAgent(ctx context.Context, p workflows.Policy) (Agent, err
 	return Agent{AgentID: np.AgentID, WorkflowID: wid, RunID: run.GetRunID(), Created: true, Policy: np}, nil
 }
 
+// errRetiring: the running workflow is a retired agent's, finishing.
+var errRetiring = errors.New("agent retired, its workflow still finishing")
+
+// retireGrace bounds how long a start waits for a retired agent's workflow to end.
+const retireGrace = 30 * time.Second
+
+// awaitEnd waits for a retired agent's run to end. A run that ends in any other way (failed,
+// terminated) has ended all the same: only not ending in time is an error.
+func (c *Client) awaitEnd(ctx context.Context, agentID, runID string) error {
+	wctx, cancel := context.WithTimeout(ctx, retireGrace)
+	defer cancel()
+	if err := c.tc.GetWorkflow(wctx, workflows.WorkflowID(agentID), runID).Get(wctx, nil); err != nil && wctx.Err() != nil {
+		return &Error{Kind: ErrUnavailable, Op: "start", AgentID: agentID,
+			Msg: fmt.Sprintf("the agent was retired and its workflow has not ended within %s; try again", retireGrace), Err: err}
+	}
+	return nil
+}
+
 // existing returns the running agent, with ErrAgentExists when its policy differs from want.
 // When its state cannot be read in time (no worker yet) the agent is returned as is: the start
 // is idempotent either way, only the comparison is skipped.
@@ -104,6 +132,9 @@ func (c *Client) existing(ctx context.Context, want workflows.Policy, runID stri
 		return a, nil
 	}
 	a.Policy = st.Policy
+	if st.Status == workflows.StatusRetired {
+		return a, errRetiring
+	}
 	if diff := policyDiff(st.Policy, want); diff != "" {
 		return a, &Error{Kind: ErrAgentExists, Op: "start", AgentID: want.AgentID,
 			Msg: diff + " (change budgets with set-budget, or retire the agent and create it again)"}
