@@ -181,6 +181,17 @@ func TestTeamBudgetHoldsUnderConcurrency(t *testing.T) {
 	}
 	wg.Wait()
 	require.LessOrEqual(t, simTotal(), int64(3000), "60 parallel $1 purchases never overshoot the team's $30")
+	// Let the round settle at the team: a purchase the simulator declined on a slow machine (its
+	// decision fell back) holds a team reservation until its declined authorization's event
+	// releases it. Bought into before that, the team rightly says no early (CI once saw $21.00).
+	e.settle()
+	teamSettled := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		v, err := e.ctl.TeamState(ctx, "research")
+		return err == nil && v.ReservedUSD.Minor() == 0 && v.SpentTodayUSD.Minor() == simTotal()
+	}
+	require.Eventually(t, teamSettled, time.Minute, 100*time.Millisecond, "the team's reservations settle into what the simulator approved")
 	// Purchases that fell back (a slow machine) left room: buy one at a time until the team says
 	// no; then the simulator has approved exactly $30.
 	for i := 0; ; i++ {
