@@ -1,6 +1,7 @@
 package activities_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,31 @@ func TestReconcileReturnsAnEventWhoseWebhookLandsMeanwhile(t *testing.T) {
 		}
 		if len(res.Totals) != 1 || res.Totals[0].IssuerUsageMinor != 506 || res.Totals[0].LedgerUsageMinor != 506 {
 			t.Fatalf("totals %+v", res.Totals)
+		}
+	})
+}
+
+// A hand-sent card event naming another agent's card is refused and writes nothing: recorded,
+// it would count against an agent whose workflow never saw it.
+func TestRecordEventRefusesAnotherAgentsCard(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *store.Store) {
+		w := newWorld(t, st)
+		w.agent(t, `{"agent_id":"demo","daily_limit_usd":25}`)
+		card := w.issue(t, 1)
+		ev := cardwarden.Event{ID: "evt_forged", Issuer: "sim", Kind: cardwarden.KindAuthorization, CardID: card.ID,
+			Approved: true, AmountMinor: 900, Currency: "USD", OccurredAt: time.Now()}
+		err := w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{AgentID: "intruder", Event: ev}, nil)
+		if err == nil || !strings.Contains(err.Error(), "belongs to agent demo") {
+			t.Fatalf("want a refusal naming the card's owner, got %v", err)
+		}
+		if _, err := st.GetEvent(t.Context(), "sim", "evt_forged"); !store.IsNotFound(err) {
+			t.Fatalf("the refused event reached the ledger: %v", err)
+		}
+		if err := w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{AgentID: "demo", Event: ev}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if le, err := st.GetEvent(t.Context(), "sim", "evt_forged"); err != nil || le.Source != store.SourceSignal || le.AgentID != "demo" {
+			t.Fatalf("the owner's event: %+v %v", le, err)
 		}
 	})
 }
