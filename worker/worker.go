@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -48,7 +49,7 @@ type Workers struct {
 
 // New creates the workers with everything registered. Call Start to poll.
 func New(c client.Client, acts *activities.Activities, cfg Config) *Workers {
-	main := sdkworker.New(c, workflows.TaskQueue, cfg.Main)
+	main := sdkworker.New(c, workflows.TaskQueue, MainOptions(cfg))
 	RegisterMain(main, acts)
 	RegisterFleet(main, activities.NewFleet(c, acts.Logger))
 	iss := sdkworker.New(c, workflows.IssuerTaskQueue, IssuerOptions(cfg))
@@ -56,6 +57,27 @@ func New(c client.Client, acts *activities.Activities, cfg Config) *Workers {
 	urgent := sdkworker.New(c, workflows.IssuerUrgentTaskQueue, UrgentOptions(cfg))
 	RegisterUrgent(urgent, acts)
 	return &Workers{Main: main, Issuer: iss, Urgent: urgent}
+}
+
+// StickyScheduleToStart is how long a workflow task waits on this worker's sticky queue (the
+// workflows it has cached) before the server moves it to the shared queue. The SDK's 5 s is
+// shorter than the backlog a fleet-wide reset builds on a busy server; every task past it is
+// timed out (a history write), dispatched again and replayed from its full history on
+// whichever worker polls it, which adds load exactly when there is least to spare: in
+// `cardwarden bench --scenario reset` nine in ten resetting agents had a timed-out task and
+// the freezes during the reset waited 20–28 s. A worker that stops polling loses its sticky
+// queue after 10 s anyway (the server stops adding to it), so a longer wait only delays the
+// tasks already queued on a worker that died.
+const StickyScheduleToStart = 30 * time.Second
+
+// MainOptions are the workflow queue worker's options: cfg.Main with StickyScheduleToStart
+// unless it sets its own.
+func MainOptions(cfg Config) sdkworker.Options {
+	o := cfg.Main
+	if o.StickyScheduleToStartTimeout == 0 {
+		o.StickyScheduleToStartTimeout = StickyScheduleToStart
+	}
+	return o
 }
 
 // IssuerOptions are the issuer queue worker's options: cfg.Issuer with the rate limits.

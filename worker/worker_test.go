@@ -4,9 +4,11 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/nexus-rpc/sdk-go/nexus"
 	"go.temporal.io/sdk/activity"
+	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cardwarden/cardwarden/activities"
@@ -95,5 +97,18 @@ func TestIssuerOptionsCapAndPace(t *testing.T) {
 	// The urgent queue is capped at the limit but not paced: a freeze is never held back.
 	if o := worker.UrgentOptions(worker.Config{IssuerRatePerSecond: 100}); o.TaskQueueActivitiesPerSecond != 100 || o.WorkerActivitiesPerSecond != 0 {
 		t.Errorf("urgent queue options: %+v", o)
+	}
+}
+
+// A workflow task waits on the worker's sticky queue longer than the SDK's 5 s, so a
+// fleet-wide reset's backlog does not time tasks out into full-history replays; an operator's
+// own setting is kept.
+func TestMainOptionsStickyWait(t *testing.T) {
+	if got := worker.MainOptions(worker.Config{}).StickyScheduleToStartTimeout; got != worker.StickyScheduleToStart || got <= 5*time.Second {
+		t.Errorf("StickyScheduleToStartTimeout = %v, want %v (above the SDK's 5s)", got, worker.StickyScheduleToStart)
+	}
+	own := worker.Config{Main: sdkworker.Options{StickyScheduleToStartTimeout: 2 * time.Second}}
+	if got := worker.MainOptions(own).StickyScheduleToStartTimeout; got != 2*time.Second {
+		t.Errorf("an explicit StickyScheduleToStartTimeout was replaced: got %v, want 2s", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cardwarden/cardwarden/internal/issuer/sim"
+	"github.com/cardwarden/cardwarden/worker"
 )
 
 // The floor: the least Temporal work that does what a scenario measures, on the same server,
@@ -84,7 +85,9 @@ func (a *floorActivities) Get(ctx context.Context, cardID string) error {
 
 func startFloorWorkers(c client.Client, simClient *sim.Adapter, rate float64) (*floorWorkers, error) {
 	acts := &floorActivities{sim: simClient}
-	f := &floorWorkers{main: sdkworker.New(c, floorQueue, sdkworker.Options{}), acts: acts}
+	// The floor's workflows get the sticky wait cardwarden's do (worker.MainOptions): the
+	// comparison is of the work, not of a worker setting.
+	f := &floorWorkers{main: sdkworker.New(c, floorQueue, worker.MainOptions(worker.Config{})), acts: acts}
 	f.main.RegisterWorkflowWithOptions(floorPauseWorkflow, workflow.RegisterOptions{Name: floorWFPause})
 	f.main.RegisterWorkflowWithOptions(floorNoopWorkflow, workflow.RegisterOptions{Name: floorWFNoop})
 	f.main.RegisterWorkflowWithOptions(floorBatchWorkflow, workflow.RegisterOptions{Name: floorWFBatch})

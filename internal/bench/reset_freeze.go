@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/cardwarden/cardwarden"
@@ -82,6 +83,20 @@ type timedDecisionRound struct {
 	lat          []float64 // ms, at the API
 	late         int       // answered at or after the simulator's deadline
 	simFallbacks int64     // the simulator gave up waiting and applied its fallback
+	fallbacks    int       // answered in time, but by the agent's fallback (the workflow did not answer)
+}
+
+// fallbackDecisions counts the decisions on cards answered by the agent's fallback.
+func (s *stack) fallbackDecisions(ctx context.Context, cards []string) (int, error) {
+	q, args, err := sqlx.In(`SELECT COUNT(*) FROM decisions WHERE fallback AND issuer_card_id IN (?)`, cards)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if err := s.store.DB().GetContext(ctx, &n, s.store.DB().Rebind(q), args...); err != nil {
+		return 0, fmt.Errorf("count fallback decisions: %w", err)
+	}
+	return n, nil
 }
 
 // timedPurchases makes the purchases and times their decisions at the API.
@@ -95,9 +110,18 @@ func (s *stack) timedPurchases(ctx context.Context, cards []string, rounds decis
 	defer s.apiRec.set(nil)
 	dl.take(true)
 	f0 := s.sim.Stats().DecisionsFallback
+	fb0, err := s.fallbackDecisions(ctx, cards)
+	if err != nil {
+		return out, err
+	}
 	if _, _, err := s.purchaseRound(ctx, cards, rounds.perAgent, rounds.interval); err != nil {
 		return out, err
 	}
+	fb1, err := s.fallbackDecisions(ctx, cards)
+	if err != nil {
+		return out, err
+	}
+	out.fallbacks = fb1 - fb0
 	out.lat, _ = dl.take(false)
 	out.simFallbacks = s.sim.Stats().DecisionsFallback - f0
 	for _, v := range out.lat {

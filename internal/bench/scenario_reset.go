@@ -315,6 +315,10 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	r.metric("decision during the reset p99", "ms", percentile(decided.d.lat, 99)).withFloor(percentile(quietDecisions.lat, 99))
 	r.metric("decisions answered ≥ 2 s during the reset", "count", float64(decided.d.late)).target("= 0", decided.d.late == 0)
 	r.metric("simulator fallbacks during the reset (no answer in time)", "count", float64(decided.d.simFallbacks)).target("= 0", decided.d.simFallbacks == 0)
+	// An answer in time can still be the agent's fallback (decline by default): the workflow
+	// did not answer within the decision budget. The quiet run's count is the floor.
+	r.metric("decisions during the reset answered by the agent's fallback", "count", float64(decided.d.fallbacks)).
+		withFloor(float64(quietDecisions.fallbacks)).target("= 0", decided.d.fallbacks == 0)
 	r.note("decisions: %d agents that do not reset here buy %d times each, spread from the reset instant over N/rate (%d purchases), against the same agents' %d purchases on the quiet stack; each timed at the API from the simulator's decision request to its answer",
 		decN, 3, len(decided.d.lat), len(quietDecisions.lat))
 	r.check("no reset skipped", len(firstUpdates) == n, "%d of %d cards got today's limit", len(firstUpdates), n)
