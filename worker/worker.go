@@ -2,7 +2,8 @@
 // and runs them: the workflow queue (the AgentCard and FleetRotation workflows, the store
 // activities they run locally, alerts, credential pushes and the fleet's activities), the
 // issuer queue (issuer activities, paced under the issuer's own rate limit) and the urgent
-// issuer queue (the calls that stop a card, so a freeze never waits behind a fleet-wide reset).
+// issuer queue (the calls that stop a card, as earlier versions scheduled them; they now run on
+// the workflow queue, so a freeze never waits behind a fleet-wide reset).
 package worker
 
 import (
@@ -44,18 +45,19 @@ type Config struct {
 type Workers struct {
 	Main   sdkworker.Worker // TaskQueue: workflows, store and alert activities
 	Issuer sdkworker.Worker // IssuerTaskQueue: issuer activities
-	Urgent sdkworker.Worker // IssuerUrgentTaskQueue: the issuer calls that stop a card
+	Urgent sdkworker.Worker // IssuerUrgentTaskQueue: stops scheduled there by earlier versions
 }
 
 // New creates the workers with everything registered. Call Start to poll.
 func New(c client.Client, acts *activities.Activities, cfg Config) *Workers {
 	main := sdkworker.New(c, workflows.TaskQueue, MainOptions(cfg))
 	RegisterMain(main, acts)
+	RegisterStops(main, acts)
 	RegisterFleet(main, activities.NewFleet(c, acts.Logger))
 	iss := sdkworker.New(c, workflows.IssuerTaskQueue, IssuerOptions(cfg))
 	RegisterIssuer(iss, acts)
 	urgent := sdkworker.New(c, workflows.IssuerUrgentTaskQueue, UrgentOptions(cfg))
-	RegisterUrgent(urgent, acts)
+	RegisterStops(urgent, acts)
 	return &Workers{Main: main, Issuer: iss, Urgent: urgent}
 }
 
@@ -176,9 +178,12 @@ func RegisterIssuer(r sdkworker.ActivityRegistry, acts *activities.Activities) {
 	})
 }
 
-// RegisterUrgent registers what the urgent issuer queue's worker runs: the calls that stop a
-// card (pause, or a limit lowered to what it spent, or close).
-func RegisterUrgent(r sdkworker.ActivityRegistry, acts *activities.Activities) {
+// RegisterStops registers the issuer calls that stop a card (pause, or a limit lowered to what
+// it spent, or close): on the workflow queue's worker, where the workflow schedules them and
+// the worker that decided a stop starts it eagerly (every worker process has the issuer's
+// adapters, so any of them can run one the server dispatches instead), and on the urgent
+// queue's, for the stops earlier versions scheduled there.
+func RegisterStops(r sdkworker.ActivityRegistry, acts *activities.Activities) {
 	register(r, map[string]any{
 		workflows.ActivityUpdateLimit: acts.UpdateLimit,
 		workflows.ActivityPauseCard:   acts.PauseCard,

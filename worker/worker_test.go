@@ -37,10 +37,10 @@ func (r *recorder) RegisterNexusService(*nexus.Service)                         
 // it calls it on.
 func TestRegistrationMatchesTheContract(t *testing.T) {
 	acts := &activities.Activities{}
-	var main, issuer, urgent recorder
+	var main, issuer, stops recorder
 	worker.RegisterMain(&main, acts)
 	worker.RegisterIssuer(&issuer, acts)
-	worker.RegisterUrgent(&urgent, acts)
+	worker.RegisterStops(&stops, acts)
 	if !slices.Contains(main.workflows, workflows.WorkflowType) {
 		t.Fatalf("workflows: %v", main.workflows)
 	}
@@ -58,10 +58,11 @@ func TestRegistrationMatchesTheContract(t *testing.T) {
 			t.Errorf("%s not registered on %s", n, workflows.IssuerTaskQueue)
 		}
 	}
-	// freeze and revoke stop cards on the urgent queue.
+	// freeze and revoke stop cards on the workflow queue (earlier versions on the urgent
+	// queue); New registers the stops on both.
 	for _, n := range []string{workflows.ActivityPauseCard, workflows.ActivityUpdateLimit, workflows.ActivityCloseCard} {
-		if !slices.Contains(urgent.activities, n) {
-			t.Errorf("%s not registered on %s", n, workflows.IssuerUrgentTaskQueue)
+		if !slices.Contains(stops.activities, n) {
+			t.Errorf("%s not registered as a stop", n)
 		}
 	}
 	// Each registered name is a method of *activities.Activities with that name, so the

@@ -20,7 +20,7 @@ import (
 // wired as package worker does it, and say so if they ever do.
 
 // issuerActivities call a card issuer: they run on IssuerTaskQueue, and the ones that stop a
-// card also on IssuerUrgentTaskQueue.
+// card also on TaskQueue (and IssuerUrgentTaskQueue, for earlier versions' stops).
 type issuerActivities struct{}
 
 // ia is the handle: ia.IssueCard names the IssueCard activity.

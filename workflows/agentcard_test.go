@@ -320,8 +320,9 @@ func TestDeclineBurstFreezesAndHumanUnfreezes(t *testing.T) {
 	}
 	f.lock(func() {
 		// Stopping a card never waits behind the issuer queue's reset traffic; undoing it can.
-		if q := f.queues[workflows.ActivityPauseCard]; !slices.Equal(q, []string{workflows.IssuerUrgentTaskQueue}) {
-			t.Errorf("PauseCard on %v, want the urgent queue", q)
+		// It runs on the workflow's own queue, where the deciding worker starts it eagerly.
+		if q := f.queues[workflows.ActivityPauseCard]; !slices.Equal(q, []string{workflows.TaskQueue}) {
+			t.Errorf("PauseCard on %v, want the workflow's queue %s", q, workflows.TaskQueue)
 		}
 		if q := f.queues[workflows.ActivityResumeCard]; !slices.Equal(q, []string{workflows.IssuerTaskQueue}) {
 			t.Errorf("ResumeCard on %v, want the issuer queue", q)
@@ -409,8 +410,8 @@ func TestRepeatedFreezesRevoke(t *testing.T) {
 		t.Fatalf("second burst: %+v", second)
 	}
 	f.lock(func() {
-		if q := f.queues[workflows.ActivityCloseCard]; len(q) == 0 || q[0] != workflows.IssuerUrgentTaskQueue {
-			t.Errorf("the revocation closed the card on %v, want the urgent queue", q)
+		if q := f.queues[workflows.ActivityCloseCard]; len(q) == 0 || q[0] != workflows.TaskQueue {
+			t.Errorf("the revocation closed the card on %v, want the workflow's queue %s", q, workflows.TaskQueue)
 		}
 	})
 }

@@ -26,7 +26,8 @@ const (
 	ActivityRecordEvent     = "RecordEvent"
 
 	// Activities on IssuerTaskQueue (they call the issuer, so their worker is rate limited);
-	// the card-stopping ones (UpdateLimit, PauseCard, CloseCard) also on IssuerUrgentTaskQueue.
+	// the card-stopping ones (UpdateLimit, PauseCard, CloseCard) also on TaskQueue, where the
+	// workflow stops cards, and on IssuerUrgentTaskQueue, where earlier versions did.
 	ActivityIssueCard   = "IssueCard"
 	ActivityUpdateLimit = "UpdateLimit"
 	ActivityPauseCard   = "PauseCard"

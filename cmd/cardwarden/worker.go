@@ -53,8 +53,9 @@ func newWorkerCmd() *cobra.Command {
 		Use:   "worker",
 		Short: "Run the workflows and activities against any Temporal service",
 		Long: `Poll the three task queues of the Temporal service at --address: cardwarden (workflows,
-store activities, alerts), cardwarden-issuer (issuer activities) and cardwarden-issuer-urgent
-(the issuer calls that stop a card). Run as many replicas as needed; the issuer queue is capped server-side at --issuer-rate-limit calls per second in total, and each
+store activities, alerts, and the issuer calls that stop a card, started by the worker that
+decided them), cardwarden-issuer (issuer activities) and cardwarden-issuer-urgent (stops
+scheduled there by earlier versions). Run as many replicas as needed; the issuer queue is capped server-side at --issuer-rate-limit calls per second in total, and each
 worker spaces its issuer calls evenly at 90% of it, so a fleet-wide reset does not trip the
 issuer's 429s (with several workers, the cap holds on average and a 429 is retried after the
 issuer's Retry-After).
