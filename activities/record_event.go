@@ -2,10 +2,12 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/cardwarden/cardwarden/internal/ledger"
 	"github.com/cardwarden/cardwarden/internal/store"
 	"github.com/cardwarden/cardwarden/workflows"
 )
@@ -18,21 +20,17 @@ import (
 // against another agent, or no one) and fails non-retryably, so the workflow alerts that its
 // spend and the ledger's disagree.
 func (a *Activities) RecordEvent(ctx context.Context, in workflows.RecordEventInput) error {
-	card, err := a.Store.CardByIssuerID(ctx, in.Event.Issuer, in.Event.CardID)
+	res, err := a.ledger().RecordFor(ctx, in.Event, store.SourceSignal, in.AgentID)
 	switch {
-	case store.IsNotFound(err) || (err == nil && card.AgentID != in.AgentID):
+	case errors.Is(err, ledger.ErrNotOwner):
 		owner := "no agent"
-		if err == nil {
-			owner = "agent " + card.AgentID
+		if !res.Orphaned {
+			owner = "agent " + res.AgentID
 		}
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"event %s names card %s, which belongs to %s, not to agent %s; not recorded",
 			in.Event.ID, in.Event.CardID, owner, in.AgentID), "EventCardNotAgents", nil)
 	case err != nil:
-		return fmt.Errorf("record hand-sent event: %w", err)
-	}
-	res, err := a.ledger().Record(ctx, in.Event, store.SourceSignal)
-	if err != nil {
 		return fmt.Errorf("record hand-sent event: %w", err)
 	}
 	if res.New {

@@ -39,6 +39,20 @@ type Result struct {
 // because the workflow that records it has applied it itself. An event for a card no agent
 // owns is stored as orphaned.
 func (l *Ledger) Record(ctx context.Context, ev cardwarden.Event, source string) (Result, error) {
+	return l.record(ctx, ev, source, "")
+}
+
+// ErrNotOwner: RecordFor was given an event whose card is not the agent's (or no agent's).
+var ErrNotOwner = errors.New("the event's card is not the agent's")
+
+// RecordFor is Record for an event that agentID claims: when the card belongs to another agent
+// or to none, nothing is written and the error is ErrNotOwner (the Result says whose it is).
+func (l *Ledger) RecordFor(ctx context.Context, ev cardwarden.Event, source, agentID string) (Result, error) {
+	return l.record(ctx, ev, source, agentID)
+}
+
+// record is Record, refusing a card that is not owner's unless owner is "".
+func (l *Ledger) record(ctx context.Context, ev cardwarden.Event, source, owner string) (Result, error) {
 	var res Result
 	if ev.ID == "" || ev.Issuer == "" || ev.CardID == "" {
 		return res, errors.New("record event: id, issuer and card_id are required")
@@ -51,6 +65,9 @@ func (l *Ledger) Record(ctx context.Context, ev cardwarden.Event, source string)
 		return res, fmt.Errorf("record event %s: %w", ev.ID, err)
 	default:
 		res.AgentID = card.AgentID
+	}
+	if owner != "" && res.AgentID != owner {
+		return res, fmt.Errorf("record event %s: %w", ev.ID, ErrNotOwner)
 	}
 	if ev.OccurredAt.IsZero() {
 		ev.OccurredAt = time.Now().UTC()
