@@ -90,6 +90,17 @@ func TestRecordEventRefusesAnotherAgentsCard(t *testing.T) {
 		if _, err := st.GetEvent(t.Context(), "sim", "evt_forged"); !store.IsNotFound(err) {
 			t.Fatalf("the refused event reached the ledger: %v", err)
 		}
+		// A card no agent owns is refused the same way (recorded, it would be an orphan the
+		// workflow had counted).
+		orphan := ev
+		orphan.ID, orphan.CardID = "evt_orphan", "card_nobodys"
+		err = w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{AgentID: "demo", Event: orphan}, nil)
+		if err == nil || !strings.Contains(err.Error(), "belongs to no agent") {
+			t.Fatalf("want a refusal for a card no agent owns, got %v", err)
+		}
+		if _, err := st.GetEvent(t.Context(), "sim", "evt_orphan"); !store.IsNotFound(err) {
+			t.Fatalf("the refused orphan event reached the ledger: %v", err)
+		}
 		if err := w.exec(t, w.acts.RecordEvent, workflows.RecordEventInput{AgentID: "demo", Event: ev}, nil); err != nil {
 			t.Fatal(err)
 		}
