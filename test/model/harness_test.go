@@ -53,7 +53,7 @@ var whSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("cardwarden-m
 
 // stack is cardwarden as production wires it, in one process: Temporal's test server, a
 // SQLite application database, the issuer simulator (behind a proxy that can lose responses),
-// the HTTP API receiving the simulator's signed webhooks, and a worker.
+// the HTTP API receiving the simulator's signed webhooks (and its redelivery loop), and a worker.
 type stack struct {
 	t       testing.TB
 	logDir  string
@@ -164,8 +164,14 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	ctl := starter.New(tc, starter.Options{Store: st, Logger: log.With("component", "starter"), Issuers: issuers.Names()})
-	apiHandler := api.New(api.Deps{Store: st, Temporal: tc, Logger: log.With("component", "api"), Issuers: issuers,
-		Control: ctl, AdminToken: s.admin, Vault: v})
+	deps := api.Deps{Store: st, Temporal: tc, Logger: log.With("component", "api"), Issuers: issuers,
+		Control: ctl, AdminToken: s.admin, Vault: v}
+	apiHandler := api.New(deps)
+	// The redelivery loop, with the defaults `cardwarden serve` and `dev` run it with: an event
+	// whose signal failed after its webhook was recorded (and acknowledged) is signalled again.
+	rctx, stopRedelivery := context.WithCancel(ctx)
+	redelivered := api.StartRedelivery(rctx, deps, api.RedeliveryOptions{})
+	t.Cleanup(func() { stopRedelivery(); <-redelivered })
 	mux := http.NewServeMux()
 	mux.Handle("/", apiHandler)
 	mux.Handle("POST /model/decide", s.decide(apiHandler))

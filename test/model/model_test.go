@@ -129,7 +129,8 @@ func TestBudgetInvariantModel(t *testing.T) {
 	if n > 1 && s.asked.Load() == 0 {
 		t.Errorf("no purchase was decided in real time")
 	}
-	if totals.approved == 0 || totals.cardChanges == 0 || totals.credits == 0 || totals.overspends == 0 {
+	// A whole batch must exercise every kind of seam; one replayed sequence need not.
+	if only == nil && (totals.approved == 0 || totals.cardChanges == 0 || totals.credits == 0 || totals.overspends == 0) {
 		t.Errorf("the model exercised too little: %+v", totals)
 	}
 }
@@ -765,6 +766,9 @@ func (r *runner) check() []string {
 	ctx, cancel = within(6 * period)
 	defer cancel()
 	out = append(out, r.checkAgreement(ctx, cards, events)...)
+	if len(out) > 0 {
+		out = append(out, r.lateOrNever(cards, events, time.Now()))
+	}
 	return out
 }
 
@@ -953,66 +957,111 @@ func (r *runner) checkAlerts(ctx context.Context, events []cardwarden.Event) []s
 // checkAgreement checks that the workflow, the ledger and the simulator agree to the cent:
 // each card's usage, the period's and the month's spend, and each day's spend in the ledger.
 func (r *runner) checkAgreement(ctx context.Context, cards []simCard, events []cardwarden.Event) []string {
+	last := []string{"no comparison finished in time"}
+	for ctx.Err() == nil {
+		diff, err := r.disagreements(ctx, cards, events)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// Out of time while reading: what disagreed last is the finding.
+		case err != nil:
+			return []string{err.Error()}
+		case len(diff) == 0:
+			return nil
+		default:
+			last = diff
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	return append([]string{"workflow, ledger and simulator disagree:"}, last...)
+}
+
+// disagreements compares the workflow, the ledger and the simulator's records once.
+func (r *runner) disagreements(ctx context.Context, cards []simCard, events []cardwarden.Event) ([]string, error) {
 	records := spend.Fold(events)
 	sched, err := workflows.ParseCron(resetCron)
 	if err != nil {
-		return []string{err.Error()}
+		return nil, err
 	}
 	samePeriod := func(a, b time.Time) bool { return workflows.NextFire(sched, time.UTC, a).After(b) }
-	last := []string{"no comparison finished in time"}
-	for ctx.Err() == nil {
-		var diff []string
-		st, err := r.s.state(ctx, r.agent)
-		if err != nil {
-			return []string{"state: " + err.Error()}
-		}
-		usage := map[string]int64{}
-		for _, c := range cards {
-			usage[c.ID] = c.Spend.AllTimeMinor
-			if got := spend.CardUsage(records, c.ID); got != c.Spend.AllTimeMinor {
-				diff = append(diff, fmt.Sprintf("card %s: the simulator's events fold to %s, its usage is %s (test bug)", c.ID, money.Format(got), money.Format(c.Spend.AllTimeMinor)))
-			}
-		}
-		views := append([]workflows.CardView{}, st.ClosingCards...)
-		if st.Card != nil {
-			views = append(views, *st.Card)
-		}
-		for _, v := range views {
-			if v.SpentUSD.Minor() != usage[v.ID] {
-				diff = append(diff, fmt.Sprintf("card %s: workflow usage %s, simulator %s", v.ID, v.SpentUSD, money.Format(usage[v.ID])))
-			}
-		}
-		if !st.Budget.PeriodStart.IsZero() {
-			want := spend.Sum(records, spend.Window{Start: st.Budget.PeriodStart})
-			if st.Budget.SpentTodayUSD.Minor() != want.Spent || st.Budget.OverspendTodayUSD.Minor() != want.Overspend {
-				diff = append(diff, fmt.Sprintf("period from %s: workflow spent %s (overspend %s), simulator %s (%s)",
-					st.Budget.PeriodStart.Format(time.TimeOnly), st.Budget.SpentTodayUSD, st.Budget.OverspendTodayUSD, money.Format(want.Spent), money.Format(want.Overspend)))
-			}
-			ms := st.Budget.PeriodStart.UTC()
-			monthStart := time.Date(ms.Year(), ms.Month(), 1, 0, 0, 0, 0, time.UTC)
-			if want := spend.Sum(records, spend.Window{Start: monthStart, SamePeriod: samePeriod}); st.Budget.SpentMonthUSD.Minor() != want.Spent {
-				diff = append(diff, fmt.Sprintf("month: workflow spent %s, simulator %s", st.Budget.SpentMonthUSD, money.Format(want.Spent)))
-			}
-		}
-		days, err := r.s.st.SpendSeries(ctx, r.agent, "2000-01-01", "2999-12-31")
-		if err != nil {
-			return []string{"spend series: " + err.Error()}
-		}
-		for _, d := range days {
-			start, _ := time.Parse(time.DateOnly, d.Day)
-			want := spend.Sum(records, spend.Window{Start: start, End: start.AddDate(0, 0, 1)})
-			if d.SpentMinor != want.Spent || d.OverspendMinor != want.Overspend {
-				diff = append(diff, fmt.Sprintf("ledger day %s: spent %s (overspend %s), simulator %s (%s)", d.Day,
-					money.Format(d.SpentMinor), money.Format(d.OverspendMinor), money.Format(want.Spent), money.Format(want.Overspend)))
-			}
-		}
-		if len(diff) == 0 {
-			return nil
-		}
-		last = diff
-		time.Sleep(300 * time.Millisecond)
+	var diff []string
+	st, err := r.s.state(ctx, r.agent)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
 	}
-	return append([]string{"workflow, ledger and simulator disagree:"}, last...)
+	usage := map[string]int64{}
+	for _, c := range cards {
+		usage[c.ID] = c.Spend.AllTimeMinor
+		if got := spend.CardUsage(records, c.ID); got != c.Spend.AllTimeMinor {
+			diff = append(diff, fmt.Sprintf("card %s: the simulator's events fold to %s, its usage is %s (test bug)", c.ID, money.Format(got), money.Format(c.Spend.AllTimeMinor)))
+		}
+	}
+	views := append([]workflows.CardView{}, st.ClosingCards...)
+	if st.Card != nil {
+		views = append(views, *st.Card)
+	}
+	for _, v := range views {
+		if v.SpentUSD.Minor() != usage[v.ID] {
+			diff = append(diff, fmt.Sprintf("card %s: workflow usage %s, simulator %s", v.ID, v.SpentUSD, money.Format(usage[v.ID])))
+		}
+	}
+	if !st.Budget.PeriodStart.IsZero() {
+		want := spend.Sum(records, spend.Window{Start: st.Budget.PeriodStart})
+		if st.Budget.SpentTodayUSD.Minor() != want.Spent || st.Budget.OverspendTodayUSD.Minor() != want.Overspend {
+			diff = append(diff, fmt.Sprintf("period from %s: workflow spent %s (overspend %s), simulator %s (%s)",
+				st.Budget.PeriodStart.Format(time.TimeOnly), st.Budget.SpentTodayUSD, st.Budget.OverspendTodayUSD, money.Format(want.Spent), money.Format(want.Overspend)))
+		}
+		ms := st.Budget.PeriodStart.UTC()
+		monthStart := time.Date(ms.Year(), ms.Month(), 1, 0, 0, 0, 0, time.UTC)
+		if want := spend.Sum(records, spend.Window{Start: monthStart, SamePeriod: samePeriod}); st.Budget.SpentMonthUSD.Minor() != want.Spent {
+			diff = append(diff, fmt.Sprintf("month: workflow spent %s, simulator %s", st.Budget.SpentMonthUSD, money.Format(want.Spent)))
+		}
+	}
+	days, err := r.s.st.SpendSeries(ctx, r.agent, "2000-01-01", "2999-12-31")
+	if err != nil {
+		return nil, fmt.Errorf("spend series: %w", err)
+	}
+	for _, d := range days {
+		start, _ := time.Parse(time.DateOnly, d.Day)
+		want := spend.Sum(records, spend.Window{Start: start, End: start.AddDate(0, 0, 1)})
+		if d.SpentMinor != want.Spent || d.OverspendMinor != want.Overspend {
+			diff = append(diff, fmt.Sprintf("ledger day %s: spent %s (overspend %s), simulator %s (%s)", d.Day,
+				money.Format(d.SpentMinor), money.Format(d.OverspendMinor), money.Format(want.Spent), money.Format(want.Overspend)))
+		}
+	}
+	return diff, nil
+}
+
+// lateOrNever follows a failed check for a while longer and says whether cardwarden caught up
+// with the issuer late (the harness's waits were too short for the load) or not at all (a gap
+// in recovery: webhooks, redelivery, reconciliation).
+func (r *runner) lateOrNever(cards []simCard, events []cardwarden.Event, checkedAt time.Time) string {
+	ctx, cancel := context.WithTimeout(r.ctx, 18*period)
+	defer cancel()
+	var pending, diff []string
+	for {
+		pending = pending[:0]
+		for _, ev := range events {
+			e, err := r.s.st.GetEvent(ctx, "sim", ev.ID)
+			switch {
+			case store.IsNotFound(err):
+				pending = append(pending, fmt.Sprintf("%s %s: not in the ledger", ev.Kind, ev.ID))
+			case err != nil:
+			case !e.SignalledAt.Valid && e.AgentID != "":
+				pending = append(pending, fmt.Sprintf("%s %s: in the ledger (source %s, received %s), not signalled",
+					ev.Kind, ev.ID, e.Source, e.ReceivedAt.Format("15:04:05.000")))
+			}
+		}
+		var err error
+		diff, err = r.disagreements(ctx, cards, events)
+		if err == nil && len(pending) == 0 && len(diff) == 0 {
+			return fmt.Sprintf("late: caught up %s after the check ended", time.Since(checkedAt).Round(time.Second))
+		}
+		if ctx.Err() != nil {
+			return fmt.Sprintf("never: %s after the check still %d events pending (%s) and %d disagreements (%s)",
+				time.Since(checkedAt).Round(time.Second), len(pending), strings.Join(pending, "; "), len(diff), strings.Join(diff, "; "))
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // ---- shrinking ----
