@@ -22,7 +22,7 @@ test-resilience: ## crash, issuer-fault, Postgres-restart, Temporal-down and hos
 	$(GO) test -tags resilience -count=1 -timeout 30m ./test/resilience/
 	CARDWARDEN_MODEL_SEQUENCES=50 CARDWARDEN_MODEL_CONCURRENCY=25 $(GO) test -count=1 -timeout 30m ./test/model/
 
-test-model: ## the budget invariant's model test, 1,000 seeded sequences (about 70 minutes on 2 cores)
+test-model: ## the budget invariant's model test, 1,000 seeded sequences (40 to 70 minutes on 2 cores)
 	CARDWARDEN_MODEL_SEQUENCES=1000 CARDWARDEN_MODEL_CONCURRENCY=25 $(GO) test -count=1 -timeout 4h -v -run TestBudgetInvariantModel ./test/model/
 
 bench: ## every benchmark scenario against its floor; tables, JSON and SVG charts in bench-out/
