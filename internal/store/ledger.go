@@ -98,8 +98,7 @@ ON CONFLICT (issuer, issuer_event_id) DO NOTHING`),
 	}
 	var prior []LedgerEvent
 	if e.AuthorizationID != "" {
-		err := tx.SelectContext(ctx, &prior, s.rebind(`SELECT * FROM ledger_events WHERE issuer = ? AND authorization_id = ? AND issuer_event_id <> ?
-ORDER BY occurred_at, id`), e.Issuer, e.AuthorizationID, e.IssuerEventID)
+		err := tx.SelectContext(ctx, &prior, s.rebind(priorEventsQuery), e.Issuer, e.AuthorizationID, e.IssuerEventID)
 		if err != nil {
 			return fail(err)
 		}
@@ -118,6 +117,10 @@ ORDER BY occurred_at, id`), e.Issuer, e.AuthorizationID, e.IssuerEventID)
 	}
 	return true, nil
 }
+
+// priorEventsQuery reads the other events of an authorization (index ledger_authorization).
+const priorEventsQuery = `SELECT * FROM ledger_events WHERE issuer = ? AND authorization_id = ? AND issuer_event_id <> ?
+ORDER BY occurred_at, id`
 
 // GetEvent returns one ledger event or ErrNotFound.
 func (s *Store) GetEvent(ctx context.Context, issuer, issuerEventID string) (LedgerEvent, error) {
