@@ -31,9 +31,12 @@ type Policy struct {
 	RotateCron      string        `json:"rotate_cron,omitempty"`
 	RotationGrace   Duration      `json:"rotation_grace,omitzero"`
 	CardTTL         Duration      `json:"card_ttl,omitzero"`
-	RetireAt        *time.Time    `json:"retire_at,omitempty"`
-	Anomaly         AnomalyPolicy `json:"anomaly,omitzero"`
-	Alerts          AlertPolicy   `json:"alerts,omitzero"`
+	// ResetSpread is the window after each reset instant over which agents sharing it wake to
+	// apply it (each at a point fixed by its id); absent or 0: 10 s. README, "Fleet resets".
+	ResetSpread Duration      `json:"reset_spread,omitzero"`
+	RetireAt    *time.Time    `json:"retire_at,omitempty"`
+	Anomaly     AnomalyPolicy `json:"anomaly,omitzero"`
+	Alerts      AlertPolicy   `json:"alerts,omitzero"`
 	// CredentialsPushURL, when set, receives every newly issued card's credentials as a signed
 	// JSON POST (HMAC keyed by the SHA-256 of the agent's own token), so an agent need not
 	// poll for a rotated card.
@@ -135,6 +138,7 @@ func ValidIssuerName(name string) bool { return issuerPattern.MatchString(name) 
 // Upper bounds that catch typos (a 30-year grace period) rather than encode policy.
 const (
 	maxGrace        = 7 * 24 * time.Hour
+	maxSpread       = time.Hour
 	minCardTTL      = time.Hour
 	maxCardTTL      = 5 * 366 * 24 * time.Hour
 	maxWindow       = 24 * time.Hour
@@ -255,6 +259,9 @@ func (p Policy) Normalize() (Policy, error) {
 		errs.add("policy.card_ttl", "must be between %s and %s, got %s", Duration(minCardTTL), Duration(maxCardTTL), p.CardTTL)
 	} else if p.RotationGrace.D() >= p.CardTTL.D() {
 		errs.add("policy.rotation_grace", "must be shorter than card_ttl (%s)", p.CardTTL)
+	}
+	if p.ResetSpread < 0 || p.ResetSpread.D() > maxSpread {
+		errs.add("policy.reset_spread", "must be between 0s and %s, got %s", Duration(maxSpread), p.ResetSpread)
 	}
 	if p.RetireAt != nil {
 		t := p.RetireAt.UTC()

@@ -34,6 +34,7 @@ type policyDoc struct {
 	RotateCron      *string         `json:"rotate_cron"`
 	RotationGrace   json.RawMessage `json:"rotation_grace"`
 	CardTTL         json.RawMessage `json:"card_ttl"`
+	ResetSpread     json.RawMessage `json:"reset_spread"`
 	RetireAt        *string         `json:"retire_at"`
 	Anomaly         json.RawMessage `json:"anomaly"`
 	Alerts          json.RawMessage `json:"alerts"`
@@ -101,6 +102,7 @@ func decodeInput(b []byte) (Policy, *State, error) {
 	}
 	p.RotationGrace = decodeDuration(doc.RotationGrace, "policy.rotation_grace", &errs)
 	p.CardTTL = decodeDuration(doc.CardTTL, "policy.card_ttl", &errs)
+	p.ResetSpread = decodeDuration(doc.ResetSpread, "policy.reset_spread", &errs)
 	if doc.RetireAt != nil && *doc.RetireAt != "" {
 		t, err := time.Parse(time.RFC3339, *doc.RetireAt)
 		if err != nil {

@@ -52,7 +52,7 @@ func TestParsePolicyFull(t *testing.T) {
 		"agent_id": "support-bot", "label": "Support bot", "issuer": "aipaymentproxy", "currency": "USD",
 		"daily_limit_usd": "12.50", "monthly_limit_usd": 300, "timezone": "America/New_York",
 		"reset_cron": "30 6 * * *", "rotate_cron": "off", "rotation_grace": "30m", "card_ttl": "7d",
-		"retire_at": "2027-06-30T17:00:00-04:00",
+		"reset_spread": "45s", "retire_at": "2027-06-30T17:00:00-04:00",
 		"anomaly": {"window": "10m", "max_declines": 3, "hard_reasons": [], "revoke_after_freezes": 1,
 		            "reason_weights": {"merchant_blocked": 2, "card_paused": 1}},
 		"alerts": {"webhook_url": "https://hooks.example.com/cw", "thresholds_pct": [100, 50, 50]}
@@ -63,8 +63,8 @@ func TestParsePolicyFull(t *testing.T) {
 	if p.DailyLimitUSD.Minor() != 1250 || p.MonthlyLimitMinor() != 30000 {
 		t.Errorf("money: %s %s", p.DailyLimitUSD, p.MonthlyLimitUSD)
 	}
-	if p.CardTTL.D() != 7*24*time.Hour || p.RotationGrace.D() != 30*time.Minute {
-		t.Errorf("durations: %s %s", p.CardTTL, p.RotationGrace)
+	if p.CardTTL.D() != 7*24*time.Hour || p.RotationGrace.D() != 30*time.Minute || p.ResetSpread.D() != 45*time.Second {
+		t.Errorf("durations: %s %s %s", p.CardTTL, p.RotationGrace, p.ResetSpread)
 	}
 	if !p.RetireAt.Equal(time.Date(2027, 6, 30, 21, 0, 0, 0, time.UTC)) || p.RetireAt.Location() != time.UTC {
 		t.Errorf("retire_at: %v", p.RetireAt)
@@ -115,6 +115,8 @@ func TestParsePolicyErrorsNameTheField(t *testing.T) {
 		`{"agent_id":"demo","daily_limit_usd":25,"card_ttl":"10m"}`:                          `policy.card_ttl: must be between 1h and`,
 		`{"agent_id":"demo","daily_limit_usd":25,"card_ttl":"2h","rotation_grace":"3h"}`:     `policy.rotation_grace: must be shorter than card_ttl`,
 		`{"agent_id":"demo","daily_limit_usd":25,"retire_at":"tomorrow"}`:                    `policy.retire_at: "tomorrow" is not an RFC 3339 time`,
+		`{"agent_id":"demo","daily_limit_usd":25,"reset_spread":"2h"}`:                       `policy.reset_spread: must be between 0s and 1h`,
+		`{"agent_id":"demo","daily_limit_usd":25,"reset_spread":"soon"}`:                     `policy.reset_spread: invalid duration "soon"`,
 		`{"agent_id":"demo","daily_limit_usd":25,"currency":"EUR"}`:                          `policy.currency: "EUR" is not supported`,
 		`{"agent_id":"demo","daily_limit_usd":25,"issuer":"Not An Issuer"}`:                  `policy.issuer: "Not An Issuer" is not an issuer name`,
 		`{"agent_id":"de mo","daily_limit_usd":25}`:                                          `policy.agent_id: "de mo" must be`,

@@ -21,9 +21,16 @@ func (wf *agentCard) nextReset(t time.Time) time.Time { return NextFire(wf.reset
 // what is spent after the instant counts in the new period (by the events' own time), which is
 // funded with what is left of it; any earlier wake (a purchase's event, an update) applies the
 // reset first.
+//
+// The default window suits a fleet whose resets the issuer's rate limit absorbs in about ten
+// seconds. A larger fleet sharing one instant sets reset_spread to N / (0.9 × the issuer's
+// rate), the time its limit updates take anyway: the wakes then come no faster than the calls
+// they lead to, and no backlog forms in front of a burst's freeze (cardwarden bench --scenario
+// reset, docs/benchmarks.md).
 const (
-	// maxResetSpread is the widest window (a twentieth of the period for frequent resets).
-	maxResetSpread = 10 * time.Second
+	// defaultResetSpread is the window when the policy sets none; any window is at most a
+	// twentieth of the period, for frequent resets.
+	defaultResetSpread = 10 * time.Second
 	// changeResetSpread is the workflow.GetVersion change id of the spread.
 	changeResetSpread = "reset-spread"
 )
@@ -34,7 +41,11 @@ func (wf *agentCard) resetWake() time.Time {
 		return wf.st.NextReset
 	}
 	period := NextFire(wf.resetSched, wf.loc, wf.st.NextReset).Sub(wf.st.NextReset)
-	return wf.st.NextReset.Add(spread(wf.policy.AgentID+"/reset", min(maxResetSpread, period/20)))
+	window := defaultResetSpread
+	if wf.policy.ResetSpread > 0 {
+		window = wf.policy.ResetSpread.D()
+	}
+	return wf.st.NextReset.Add(spread(wf.policy.AgentID+"/reset", min(window, period/20)))
 }
 
 // periodKey names the current budget period (its start, local time) in alert keys, so an

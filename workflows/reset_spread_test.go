@@ -40,6 +40,41 @@ func TestResetsSpreadOverTheWindowAfterTheInstant(t *testing.T) {
 	}
 }
 
+// A fleet that sets reset_spread spreads its wakes over that window instead: some of 20 agents
+// apply the reset past the default ten seconds, and every one within the minute it set.
+func TestResetSpreadFromThePolicy(t *testing.T) {
+	probes := []time.Duration{time.Millisecond, 10*time.Second + time.Millisecond, 30 * time.Second, 45 * time.Second, time.Minute + time.Millisecond}
+	firstReset := map[time.Duration]int{}
+	for i := range 20 {
+		agent := fmt.Sprintf("wide-%02d", i)
+		h := newHarness(t, newFake(), sunday)
+		h.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID(agent), TaskQueue: workflows.TaskQueue})
+		resets := make([]int, len(probes))
+		for j, p := range probes {
+			h.at(14*time.Hour+p, func() { resets[j] = h.state().Resets })
+		}
+		h.run(fmt.Sprintf(`{"agent_id":%q,"daily_limit_usd":25,"rotate_cron":"off","reset_spread":"1m",%s}`, agent, retireAt(midnight.Add(2*time.Minute))))
+		if resets[len(resets)-1] != 1 {
+			t.Fatalf("%s: not reset a minute after the instant (resets seen %v)", agent, resets)
+		}
+		for j, n := range resets {
+			if n == 1 {
+				firstReset[probes[j]]++
+				break
+			}
+		}
+	}
+	late := 0
+	for p, n := range firstReset {
+		if p > 10*time.Second+time.Millisecond {
+			late += n
+		}
+	}
+	if late == 0 || len(firstReset) < 3 {
+		t.Errorf("20 agents with reset_spread 1m applied their resets at %v (by probe): want them over the minute, some after 10 s", firstReset)
+	}
+}
+
 // A purchase right after the instant, before the agent's own wake, applies the reset first and
 // counts in the new period.
 func TestEventAfterTheInstantAppliesTheResetFirst(t *testing.T) {

@@ -15,8 +15,8 @@ import (
 
 func newAgentCreateCmd(f *ctlFlags) *cobra.Command {
 	var (
-		id, label, iss, tz, resetCron, rotateCron, grace, ttl, retireAt, alertURL, policyFile string
-		daily, monthly, team                                                                  string
+		id, label, iss, tz, resetCron, rotateCron, grace, ttl, spreadWindow, retireAt, alertURL, policyFile string
+		daily, monthly, team                                                                                string
 	)
 	cmd := &cobra.Command{
 		Use:   "create --id ID --daily-limit USD",
@@ -45,7 +45,7 @@ with a different policy it fails (use set-budget, or retire and create again).`,
 			for flag, field := range map[string]string{
 				"id": "agent_id", "label": "label", "issuer": "issuer", "daily-limit": "daily_limit_usd", "monthly-limit": "monthly_limit_usd",
 				"timezone": "timezone", "reset-cron": "reset_cron", "rotate-cron": "rotate_cron", "rotation-grace": "rotation_grace",
-				"card-ttl": "card_ttl", "retire-at": "retire_at", "team": "team_id",
+				"card-ttl": "card_ttl", "retire-at": "retire_at", "team": "team_id", "reset-spread": "reset_spread",
 			} {
 				if fl := cmd.Flags().Lookup(flag); fl.Changed {
 					doc[field] = fl.Value.String()
@@ -96,6 +96,7 @@ with a different policy it fails (use set-budget, or retire and create again).`,
 	fs.StringVar(&rotateCron, "rotate-cron", "", `rotation cron spec, or "off" (default "0 3 * * MON")`)
 	fs.StringVar(&grace, "rotation-grace", "", "how long a replaced card stays open (default 1h)")
 	fs.StringVar(&ttl, "card-ttl", "", "card lifetime (default 720h)")
+	fs.StringVar(&spreadWindow, "reset-spread", "", "window after each reset instant over which a fleet's agents apply it (default 10s; a large fleet: agents / (0.9 × issuer req/s))")
 	fs.StringVar(&retireAt, "retire-at", "", "RFC 3339 time at which the agent retires")
 	fs.StringVar(&team, "team", "", "the team whose budget the agent shares (cardwarden team create)")
 	fs.StringVar(&alertURL, "alert-webhook", "", "URL that receives the agent's alerts")
@@ -110,7 +111,7 @@ func flagHint(field string) string {
 		"policy.timezone": "--timezone", "policy.reset_cron": "--reset-cron", "policy.rotate_cron": "--rotate-cron",
 		"policy.rotation_grace": "--rotation-grace", "policy.card_ttl": "--card-ttl", "policy.retire_at": "--retire-at",
 		"policy.issuer": "--issuer", "policy.label": "--label", "policy.alerts.webhook_url": "--alert-webhook",
-		"policy.team_id": "--team",
+		"policy.team_id": "--team", "policy.reset_spread": "--reset-spread",
 	}
 	if fl, ok := flags[field]; ok {
 		return " (set it with " + fl + ")"
