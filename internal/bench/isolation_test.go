@@ -39,7 +39,7 @@ func TestBenchRunsApartFromOtherWorkers(t *testing.T) {
 	defer w.Stop()
 	var err error
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if err = prepareNamespace(ctx, prod, ts.GetDefaultNamespace(), quiet); err != nil {
+		if err = prepareNamespace(ctx, prod, ts.GetDefaultNamespace(), benchIdentity(), quiet); err != nil {
 			break
 		}
 	}
@@ -50,8 +50,30 @@ func TestBenchRunsApartFromOtherWorkers(t *testing.T) {
 	// The bench's own namespace: created, ready, nobody polling.
 	c := ts.NewClientWithOptions(client.Options{Namespace: DefaultNamespace})
 	defer c.Close()
-	if err := prepareNamespace(ctx, c, DefaultNamespace, quiet); err != nil {
+	if err := prepareNamespace(ctx, c, DefaultNamespace, benchIdentity(), quiet); err != nil {
 		t.Fatalf("the bench's own namespace: %v", err)
+	}
+
+	// The workers of the bench's previous scenario (its own identity) do not make the next
+	// scenario refuse; the same workers under another identity would.
+	own := ts.NewClientWithOptions(client.Options{Namespace: DefaultNamespace, Identity: benchIdentity()})
+	defer own.Close()
+	ow := sdkworker.New(own, workflows.TaskQueue, sdkworker.Options{})
+	ow.RegisterWorkflow(idleWorkflow)
+	if err := ow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err = prepareNamespace(ctx, c, DefaultNamespace, "someone-else", quiet); err != nil {
+			break
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), benchIdentity()) {
+		t.Fatalf("a worker under the bench's identity, checked as someone else: %v, want a refusal naming it", err)
+	}
+	ow.Stop()
+	if err := prepareNamespace(ctx, c, DefaultNamespace, benchIdentity(), quiet); err != nil {
+		t.Fatalf("the bench's own earlier workers: %v, want them passed over", err)
 	}
 
 	// Cleanup ends the run's agents and floors, and nothing else.

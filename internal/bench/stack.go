@@ -118,7 +118,7 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 	}
 
 	// Temporal.
-	s.temporal = config.Temporal{Address: o.Address, Namespace: cmp.Or(o.Namespace, DefaultNamespace)}
+	s.temporal = config.Temporal{Address: o.Address, Namespace: cmp.Or(o.Namespace, DefaultNamespace), Identity: benchIdentity()}
 	switch {
 	case o.Address != "":
 	case o.TemporalFile:
@@ -142,7 +142,7 @@ func newStack(ctx context.Context, o Options, cfg stackConfig) (_ *stack, err er
 	}
 	if o.Address != "" {
 		// Someone else's cluster: a namespace of the bench's own, nobody else's workers.
-		if err = prepareNamespace(ctx, s.tc, s.temporal.Namespace, o.Logger); err != nil {
+		if err = prepareNamespace(ctx, s.tc, s.temporal.Namespace, s.temporal.Identity, o.Logger); err != nil {
 			return nil, err
 		}
 	} else if err = registerSearchAttributes(ctx, s.tc, s.temporal.Namespace); err != nil {

@@ -74,6 +74,9 @@ type Temporal struct {
 	DataConverter converter.DataConverter
 	// MetricsHandler, when set, receives the SDK's own client and worker metrics.
 	MetricsHandler client.MetricsHandler
+	// Identity names this process's client and workers to the server (pollers listed by
+	// DescribeTaskQueue); the SDK's pid@host@ when empty.
+	Identity string
 }
 
 // BindTemporal registers the connection flags. Their defaults are empty: what is not given
@@ -144,6 +147,9 @@ func (t Temporal) ClientOptions(logger *slog.Logger) (client.Options, error) {
 		tl.MinVersion = tls.VersionTLS12
 	}
 	opts.DataConverter, opts.MetricsHandler = t.DataConverter, t.MetricsHandler
+	if t.Identity != "" {
+		opts.Identity = t.Identity
+	}
 	if logger != nil {
 		opts.Logger = sdklog.NewStructuredLogger(logger)
 	}
