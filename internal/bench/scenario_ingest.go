@@ -159,7 +159,7 @@ func runIngest(ctx context.Context, o Options, r *Result) error {
 	o.progress("ingest: cardwarden %d deliveries in %.1fs (%.0f/s); floor %d inserts in %.1fs (%.0f/s)",
 		len(order), cwTime.Seconds(), cwRate, len(order), floorTime.Seconds(), floorRate)
 
-	r.metric("deliveries", "events/s", cwRate).withFloor(floorRate)
+	r.metric("deliveries", "events/s", cwRate).withFloor(floorRate).target("ratio >= 0.5", cwRate >= 0.5*floorRate)
 	r.metric("unique events", "events/s", float64(unique)/cwTime.Seconds())
 
 	// Exactly once: in the ledger, in daily spend, and in every workflow's budget.

@@ -325,6 +325,7 @@ func runMemory(ctx context.Context, o Options, r *Result) error {
 	cwPer := float64(cwRSS-cwBase) / float64(n)
 	flPer := float64(flRSS-flBase) / float64(floorN)
 	r.metric("RSS per idle agent", "KB", cwPer).withFloor(flPer).target("cardwarden < 100 KB", cwPer < 100)
+	r.metric("RSS per idle agent vs floor", "KB", cwPer).withFloor(flPer).target("ratio <= 1.3", cwPer <= 1.3*flPer)
 	r.metric("RSS with all agents", "MB", float64(cwRSS)/1024).withFloor(float64(flRSS) / 1024)
 	r.metric("RSS growth", "MB", float64(cwRSS-cwBase)/1024).withFloor(float64(flRSS-flBase) / 1024)
 	r.metric("RSS baseline", "MB", float64(cwBase)/1024).withFloor(float64(flBase) / 1024)

@@ -90,7 +90,7 @@ func runOnboard(ctx context.Context, o Options, r *Result) error {
 	cwRate := float64(cwDone) / cwTime.Seconds()
 	floorRate := float64(floorDoneN) / floorTime.Seconds()
 
-	r.metric("rate", "agents/s", cwRate).withFloor(floorRate).target("ratio >= 0.5", cwRate/floorRate >= 0.5)
+	r.metric("rate", "agents/s", cwRate).withFloor(floorRate).target("ratio >= 0.9", cwRate/floorRate >= 0.9)
 	r.metric("time for all", "s", cwTime.Seconds()).withFloor(floorTime.Seconds())
 
 	// Every step of provisioning happened exactly once.
