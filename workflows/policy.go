@@ -32,7 +32,7 @@ type Policy struct {
 	RotationGrace   Duration      `json:"rotation_grace,omitzero"`
 	CardTTL         Duration      `json:"card_ttl,omitzero"`
 	// ResetSpread is the window after each reset instant over which agents sharing it wake to
-	// apply it (each at a point fixed by its id); absent or 0: 10 s. README, "Fleet resets".
+	// apply it (each at a point fixed by its id); absent or 0: 10 s. README, Lifecycle, step 2.
 	ResetSpread Duration      `json:"reset_spread,omitzero"`
 	RetireAt    *time.Time    `json:"retire_at,omitempty"`
 	Anomaly     AnomalyPolicy `json:"anomaly,omitzero"`
