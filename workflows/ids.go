@@ -5,9 +5,6 @@ import (
 	"regexp"
 )
 
-// What an agent id and an issuer name can be: checked at the edges before any lookup, log
-// line, label or workflow id is made from one.
-
 var (
 	agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	issuerPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)

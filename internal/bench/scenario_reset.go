@@ -289,8 +289,7 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 	}
 	r.check("workflows report one reset", wrong == 0, "%d of %d sampled agents report a reset count other than 1", wrong, sample)
 	r.note("the reset instant carries one issuer call per agent, the limit update; the ending day's reconciliation listing runs in the 15 minutes before the reset at a point fixed by the agent id (%d listings in the measured window: agents started inside their lead skip it, as in production)", len(listings))
-	r.note("the agents' reset_spread is %s = N / (%.2f × rate): they wake to apply the reset at points spread over it, no faster than their limit updates can go", resetSpread, worker.IssuerPacing)
-	r.note("cardwarden paces its issuer calls at %.0f%% of the issuer's limit (worker.IssuerPacing, leaving room for jitter against a sliding-window limit), so its best possible time is %.1fs = N / (%.2f × rate)", 100*worker.IssuerPacing, float64(n)/(worker.IssuerPacing*float64(rate)), worker.IssuerPacing)
+	r.note("cardwarden paces its issuer calls at %.0f%% of the issuer's limit (worker.IssuerPacing, leaving room for jitter against a sliding-window limit), so its best possible time is %s = N / (%.2f × rate); the agents' reset_spread is that too, so they wake to apply the reset no faster than their limit updates can go", 100*worker.IssuerPacing, resetSpread, worker.IssuerPacing)
 	r.note("freezes: %d bursts on agents that do not reset here, started evenly from the reset instant over N/rate, against %d bursts on the quiet stack before the fleet exists; each measured from the simulator answering the burst's 5th decline to it answering the card's pause", duringN, quietN)
 	r.note("floor: %d workflows whose timers fire at one instant, each then making one simulator call (GET card) on a task queue capped at %d/s and paced at exactly %d/s in its worker; run on the same stack before cardwarden's agents exist", n, rate, rate)
 	r.Series = []Series{

@@ -885,19 +885,41 @@ func (r *runner) checkInvariant(events []cardwarden.Event) []string {
 
 // waitLedger waits until every event the issuer recorded is in the ledger and signalled.
 func (r *runner) waitLedger(ctx context.Context, events []cardwarden.Event) error {
-	for _, ev := range events {
-		for {
-			e, err := r.s.st.GetEvent(ctx, "sim", ev.ID)
-			if err == nil && (e.SignalledAt.Valid || e.AgentID == "") {
-				break
+	remaining := events
+	for {
+		var pending []string
+		remaining = slices.DeleteFunc(slices.Clone(remaining), func(ev cardwarden.Event) bool {
+			why, waiting := r.unsignalled(ctx, ev)
+			if waiting {
+				pending = append(pending, why)
 			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("event %s (%s %s on %s) never reached cardwarden", ev.ID, ev.Kind, money.Format(ev.AmountMinor), ev.CardID)
-			}
-			time.Sleep(100 * time.Millisecond)
+			return !waiting
+		})
+		if len(remaining) == 0 {
+			return nil
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%d events never reached cardwarden: %s", len(pending), strings.Join(pending, "; "))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return nil
+}
+
+// unsignalled says why an issuer event is not in the ledger and signalled yet, if it is not (an
+// event on no agent's card counts as arrived: there is no workflow to signal).
+func (r *runner) unsignalled(ctx context.Context, ev cardwarden.Event) (string, bool) {
+	what := fmt.Sprintf("%s %s (%s on %s)", ev.Kind, ev.ID, money.Format(ev.AmountMinor), ev.CardID)
+	e, err := r.s.st.GetEvent(ctx, "sim", ev.ID)
+	switch {
+	case store.IsNotFound(err):
+		return what + ": not in the ledger", true
+	case err != nil:
+		return what + ": ledger not read: " + err.Error(), true
+	case !e.SignalledAt.Valid && e.AgentID != "":
+		return fmt.Sprintf("%s: in the ledger (source %s, received %s), not signalled",
+			what, e.Source, e.ReceivedAt.Format("15:04:05.000")), true
+	}
+	return "", false
 }
 
 // overspendEvents are the events no limit could stop, by the simulator's records: captures
@@ -1037,22 +1059,14 @@ func (r *runner) disagreements(ctx context.Context, cards []simCard, events []ca
 func (r *runner) lateOrNever(cards []simCard, events []cardwarden.Event, checkedAt time.Time) string {
 	ctx, cancel := context.WithTimeout(r.ctx, 18*period)
 	defer cancel()
-	var pending, diff []string
 	for {
-		pending = pending[:0]
+		var pending []string
 		for _, ev := range events {
-			e, err := r.s.st.GetEvent(ctx, "sim", ev.ID)
-			switch {
-			case store.IsNotFound(err):
-				pending = append(pending, fmt.Sprintf("%s %s: not in the ledger", ev.Kind, ev.ID))
-			case err != nil:
-			case !e.SignalledAt.Valid && e.AgentID != "":
-				pending = append(pending, fmt.Sprintf("%s %s: in the ledger (source %s, received %s), not signalled",
-					ev.Kind, ev.ID, e.Source, e.ReceivedAt.Format("15:04:05.000")))
+			if why, waiting := r.unsignalled(ctx, ev); waiting {
+				pending = append(pending, why)
 			}
 		}
-		var err error
-		diff, err = r.disagreements(ctx, cards, events)
+		diff, err := r.disagreements(ctx, cards, events)
 		if err == nil && len(pending) == 0 && len(diff) == 0 {
 			return fmt.Sprintf("late: caught up %s after the check ended", time.Since(checkedAt).Round(time.Second))
 		}
