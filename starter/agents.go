@@ -65,40 +65,48 @@ func (c *Client) StartAgent(ctx context.Context, p workflows.Policy) (Agent, err
 		return Agent{}, invalidPolicy(np.AgentID, workflows.FieldErrors{{Field: "policy.issuer",
 			Msg: fmt.Sprintf("%q is not configured (configured: %s)", np.Issuer, strings.Join(c.issuers, ", "))}})
 	}
-	wid := workflows.WorkflowID(np.AgentID)
-	desc, err := c.tc.DescribeWorkflowExecution(ctx, wid, "")
-	var notFound *serviceerror.NotFound
-	switch {
-	case err == nil && desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		runID := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-		a, err := c.existing(ctx, np, runID)
+	// Start first, look second: a new agent (the common case, and a fleet's onboarding) costs
+	// one round trip. Only when the id is taken is the running agent read and compared.
+	for retired := false; ; retired = true {
+		run, err := c.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:                       workflows.WorkflowID(np.AgentID),
+			TaskQueue:                workflows.TaskQueue,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			// The SDK would otherwise hand back the running run as if it had started it.
+			WorkflowExecutionErrorWhenAlreadyStarted: true,
+			// Where this client also runs the worker (cardwarden dev, serve with its worker), the
+			// first workflow task comes back in the start's answer instead of through matching;
+			// elsewhere the SDK asks for nothing.
+			EnableEagerStart:      true,
+			TypedSearchAttributes: workflows.SearchAttributes(np.AgentID, np.Issuer),
+			StaticSummary:         "agent " + np.AgentID,
+			StaticDetails:         staticDetails(np),
+		}, workflows.WorkflowType, np)
+		var running *serviceerror.WorkflowExecutionAlreadyStarted
+		switch {
+		case err == nil:
+			c.log.Info("agent started", "agent_id", np.AgentID, "run_id", run.GetRunID(), "issuer", np.Issuer)
+			return Agent{AgentID: np.AgentID, WorkflowID: workflows.WorkflowID(np.AgentID), RunID: run.GetRunID(), Created: true, Policy: np}, nil
+		case !errors.As(err, &running):
+			return Agent{}, c.classify(ctx, "start", np.AgentID, err)
+		}
+		// Running (started by an earlier or a concurrent call): the same policy is this call's
+		// agent; another policy is ErrAgentExists.
+		a, err := c.existing(ctx, np, running.RunId)
 		if !errors.Is(err, errRetiring) {
 			return a, err
 		}
+		if retired {
+			return Agent{}, &Error{Kind: ErrUnavailable, Op: "start", AgentID: np.AgentID,
+				Msg: "the agent was retired again while this call started it; try again", Err: err}
+		}
 		// Retired, still finishing (its last alerts and card closes): returning it would
 		// "create" an agent that ends a moment later. Wait for it to end, then start anew.
-		if err := c.awaitEnd(ctx, np.AgentID, runID); err != nil {
+		if err := c.awaitEnd(ctx, np.AgentID, running.RunId); err != nil {
 			return Agent{}, err
 		}
-	case err != nil && !errors.As(err, &notFound):
-		return Agent{}, c.classify(ctx, "start", np.AgentID, err)
 	}
-	// Not running: start it. USE_EXISTING makes a concurrent start of the same agent return
-	// the same run instead of failing or starting a second one.
-	run, err := c.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       wid,
-		TaskQueue:                workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes:    workflows.SearchAttributes(np.AgentID, np.Issuer),
-		StaticSummary:            "agent " + np.AgentID,
-		StaticDetails:            staticDetails(np),
-	}, workflows.WorkflowType, np)
-	if err != nil {
-		return Agent{}, c.classify(ctx, "start", np.AgentID, err)
-	}
-	c.log.Info("agent started", "agent_id", np.AgentID, "run_id", run.GetRunID(), "issuer", np.Issuer)
-	return Agent{AgentID: np.AgentID, WorkflowID: wid, RunID: run.GetRunID(), Created: true, Policy: np}, nil
 }
 
 // errRetiring: the running workflow is a retired agent's, finishing.

@@ -109,11 +109,7 @@ func (wf *agentCard) logger(ctx workflow.Context) log.Logger {
 }
 
 func (wf *agentCard) run(ctx workflow.Context) (Result, error) {
-	wf.reconcileAhead = workflow.GetVersion(ctx, changeReconcileAhead, workflow.DefaultVersion, 1) >= 1
-	wf.urgentStops = workflow.GetVersion(ctx, changeUrgentStops, workflow.DefaultVersion, 1) >= 1
-	wf.moneyInvariant = workflow.GetVersion(ctx, changeMoneyInvariant, workflow.DefaultVersion, 1) >= 1
-	wf.spreadResets = workflow.GetVersion(ctx, changeResetSpread, workflow.DefaultVersion, 1) >= 1
-	wf.recordHandSent = workflow.GetVersion(ctx, changeRecordHandSent, workflow.DefaultVersion, 1) >= 1
+	wf.reconcileAhead, wf.urgentStops, wf.moneyInvariant, wf.spreadResets, wf.recordHandSent = changesOn(ctx)
 	if wf.fresh {
 		if err := wf.start(ctx); err != nil {
 			return Result{}, err

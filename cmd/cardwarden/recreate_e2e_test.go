@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/cardwarden/cardwarden/money"
+	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
@@ -37,4 +39,40 @@ func TestCreateAgainRightAfterRetire(t *testing.T) {
 		})
 		require.Equal(t, workflows.StatusActive, st.Status)
 	}
+}
+
+// Eight creates of one new agent at once (an orchestrator retrying, two operators) make one
+// workflow run and one card at the simulator: one call is answered "created", the others get
+// the same run. The start is one call now (no describe first), so the conflict is the server's
+// to decide.
+func TestConcurrentCreatesMakeOneAgent(t *testing.T) {
+	e := newE2E(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before := e.sim.Stats().CardsCreated
+	p := workflows.Policy{AgentID: "twice", DailyLimitUSD: money.MustParse("20")}
+	const n = 8
+	agents := make([]starter.Agent, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			agents[i], errs[i] = e.ctl.StartAgent(ctx, p)
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for i := range n {
+		require.NoError(t, errs[i], "call %d", i)
+		require.Equal(t, agents[0].RunID, agents[i].RunID, "call %d got another run", i)
+		if agents[i].Created {
+			created++
+		}
+	}
+	require.Equal(t, 1, created, "exactly one call starts the agent")
+	e.waitCard(p.AgentID, 1)
+	e.settle()
+	require.EqualValues(t, 1, e.sim.Stats().CardsCreated-before, "one card at the simulator")
 }

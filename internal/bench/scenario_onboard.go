@@ -103,7 +103,7 @@ func runOnboard(ctx context.Context, o Options, r *Result) error {
 	r.check("one card per agent", cards == total && int(simCards) == total, "%d agents, %d cards recorded, %d created at the simulator", total, cards, simCards)
 	r.check("secrets vaulted", vaulted == total, "%d vault entries", vaulted)
 	r.check("agents and audit recorded", agentsRows == total && issuedAudit == total, "%d agent rows, %d card-issued audit entries", agentsRows, issuedAudit)
-	r.note("provisioned = the card recorded in the application database, which IssueCard does after vaulting its credentials (polled every %s; vault entries checked at the end); cardwarden starts through starter.StartAgent (describe + start), %d at a time", pollEvery(per), startConcurrency)
+	r.note("provisioned = the card recorded in the application database, which IssueCard does after vaulting its credentials (polled every %s; vault entries checked at the end); cardwarden starts through starter.StartAgent (one start, eager: the bench client also runs the worker, as in cardwarden dev), %d at a time", pollEvery(per), startConcurrency)
 	r.note("floor: ExecuteWorkflow of a workflow whose only activity is a no-op, %d at a time; done when the activity ran", startConcurrency)
 	r.note("%d rounds alternate the floor and cardwarden (%d each per round); times are summed per side", rounds, per)
 	r.Series = []Series{{Name: "cardwarden (provisioned)", Points: cwSeries}, {Name: "floor (no-op activity done)", Points: floorSeries}}
