@@ -21,14 +21,14 @@ const changeRecordHandSent = "record-hand-sent-events"
 // webhook path and POST /v1/events mark theirs) is recorded by an activity, so the ledger's
 // daily spend, the dashboard and reconciliation see the money the workflow counts. The ledger
 // is unique by event id: recording one it already has changes nothing.
-func (wf *agentCard) onSignal(ctx workflow.Context, ev issuerEvent) {
+func (wf *agentCard) onSignal(ctx workflow.Context, ev *issuerEvent) {
 	wf.st.SignalsTotal++
 	wf.signalsThisRun++
 	wf.wrote(eventsPerSignal)
 	if wf.recordHandSent && !ev.Recorded && ev.Check() == nil && !wf.hasSeen(ev.ID) {
-		wf.recordInLedger(ctx, ev)
+		wf.recordInLedger(ctx, *ev)
 	}
-	wf.onEvent(ctx, ev)
+	wf.onEvent(ctx, *ev)
 }
 
 // recordInLedger records a hand-sent event in the ledger in the background; one that cannot be

@@ -76,7 +76,7 @@ func (wf *agentCard) drain(ctx workflow.Context) error {
 			if !wf.eventCh.ReceiveAsync(&e) {
 				break
 			}
-			wf.onSignal(ctx, e)
+			wf.onSignal(ctx, &e)
 		}
 		var cmd *command
 		if wf.cmdCh.ReceiveAsync(&cmd) {

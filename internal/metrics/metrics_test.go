@@ -332,3 +332,23 @@ func TestTemporalHandlerReconcilesTagSets(t *testing.T) {
 	}
 	assert.Equal(t, map[string]float64{"bad_tag_name=x": 1}, series(t, fams, "temporal_odd_name_total"))
 }
+
+// The SDK tags a handler for every cached workflow with the same tags and keeps it for the
+// workflow's life: handlers with one tag set are one shared value, counting into one series.
+func TestTemporalHandlerSharesOneHandlerPerTagSet(t *testing.T) {
+	m := metrics.New(metrics.Options{})
+	h := m.TemporalHandler()
+	tags := func() map[string]string {
+		return map[string]string{"namespace": "default", "workflow_type": "AgentCard", "task_queue": "cardwarden"}
+	}
+	a, b := h.WithTags(tags()), h.WithTags(tags())
+	assert.True(t, metrics.SameHandler(a, b), "two handlers with one tag set are one")
+	other := h.WithTags(map[string]string{"namespace": "default", "workflow_type": "Other", "task_queue": "cardwarden"})
+	a.Counter("temporal_workflow_completed").Inc(1)
+	b.Counter("temporal_workflow_completed").Inc(2)
+	other.Counter("temporal_workflow_completed").Inc(5)
+	assert.Equal(t, map[string]float64{
+		"namespace=default,task_queue=cardwarden,workflow_type=AgentCard": 3,
+		"namespace=default,task_queue=cardwarden,workflow_type=Other":     5,
+	}, series(t, scrape(t, m), "temporal_workflow_completed_total"))
+}

@@ -41,7 +41,17 @@ const (
 type sdkCollector struct {
 	mu       sync.RWMutex
 	families map[string]*sdkFamily
+
+	// handlers interns tagged handlers by their tag set: the SDK tags a handler for every
+	// workflow it caches, with the same few tags (type, queue, namespace), and keeps it for the
+	// workflow's life, so one shared handler per tag set instead of one per workflow is memory
+	// every idle agent saves. Bounded, in case a caller tags with unbounded values.
+	hmu      sync.RWMutex
+	handlers map[string]sdkHandler
 }
+
+// maxInternedHandlers bounds sdkCollector.handlers; tag sets beyond it are not shared.
+const maxInternedHandlers = 4096
 
 type sdkFamily struct {
 	name   string
@@ -62,7 +72,28 @@ type sdkSeries struct {
 	n       uint64
 }
 
-func newSDKCollector() *sdkCollector { return &sdkCollector{families: map[string]*sdkFamily{}} }
+func newSDKCollector() *sdkCollector {
+	return &sdkCollector{families: map[string]*sdkFamily{}, handlers: map[string]sdkHandler{}}
+}
+
+// intern returns the shared handler for h's tag set, keeping h as that handler if it is the first.
+func (c *sdkCollector) intern(h sdkHandler) sdkHandler {
+	c.hmu.RLock()
+	shared, ok := c.handlers[h.key]
+	c.hmu.RUnlock()
+	if ok {
+		return shared
+	}
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	if shared, ok := c.handlers[h.key]; ok {
+		return shared
+	}
+	if len(c.handlers) < maxInternedHandlers {
+		c.handlers[h.key] = h
+	}
+	return h
+}
 
 // Describe sends nothing: the SDK's metric names are only known once it emits them, which makes
 // this an "unchecked" collector. Its names all start with temporal_, so they cannot clash
@@ -219,7 +250,7 @@ func (h sdkHandler) WithTags(tags map[string]string) client.MetricsHandler {
 		b.WriteString(merged[k])
 		b.WriteByte(0)
 	}
-	return sdkHandler{c: h.c, tags: merged, key: b.String()}
+	return h.c.intern(sdkHandler{c: h.c, tags: merged, key: b.String()})
 }
 
 func (h sdkHandler) Counter(name string) client.MetricsCounter {
