@@ -56,13 +56,15 @@ type agentCard struct {
 // AgentCard is the entity workflow that owns one agent's card for the agent's whole life.
 // Start it with workflow id WorkflowID(agent_id) on TaskQueue; its input is the policy.
 //
-// An idle agent is this coroutine parked in the selector below, and its stack is most of what an idle
-// agent costs the worker after its heap. The runtime halves a parked goroutine's stack only
-// while it uses less than a quarter of it, and the SDK's frames below this function already
-// take 3 KB, so the frames from here to the park are kept small: the input and the result go
-// by pointer (the payload is the same JSON), the loop is here rather than in a method, and
-// everything done between waits runs in calls that have returned by then. With that, an idle
-// agent's stack is 8 KB instead of 16 (cardwarden bench --scenario memory).
+// An idle agent is this coroutine parked in the selector below, and its stack is, after its
+// heap, most of what it costs the worker. The runtime halves a parked goroutine's stack only
+// while it uses less than a quarter of it (less 800 bytes of headroom), and the SDK's frames
+// below this function already take 2.9 KB, so the frames from here to the park are kept small:
+// the input and the result go by pointer (the payload is the same JSON), the loop is here
+// rather than in a method, and everything done between waits runs in calls that have returned
+// by then. It parks with 3.1 KB in use, and an idle agent's stack is 8 KB instead of 16
+// (cardwarden bench --scenario memory; docs/benchmarks.md says how it was measured). A local
+// or a frame added here can undo that.
 func AgentCard(ctx workflow.Context, in *Input) (*Result, error) {
 	wf, err := newAgentCard(ctx, in)
 	if err == nil {
