@@ -81,6 +81,8 @@ func TestInvalidPolicyFailsFastWithoutACard(t *testing.T) {
 		{name: "unknown field", input: policyJSON(`"dailyLimit":5`), want: `policy.dailyLimit: unknown field`},
 		{name: "no budget", input: `{"agent_id":"demo"}`, want: `policy.daily_limit_usd: required`},
 		{name: "not json object", input: `"demo"`, want: `policy: must be a JSON object`},
+		// A null input (a hand start with --input null) arrives as a nil *Input.
+		{name: "null input", input: `null`, want: `policy.agent_id: required`},
 		{name: "past retire_at", input: policyJSON(retireAt(sunday.Add(-time.Hour))), want: `policy.retire_at: 2027-01-03T09:00:00Z is in the past`},
 		{name: "issuer missing", input: policyJSON(`"issuer":"stripe"`), notConfigured: true, want: `policy.issuer: issuer "stripe" is not configured`},
 		{name: "wrong workflow id", input: `{"agent_id":"other","daily_limit_usd":25}`, want: `policy.agent_id: the workflow id must be "agent/other", got "agent/demo"`},
