@@ -208,7 +208,6 @@ func (wf *agentCard) nextWake() time.Time {
 // signal, update or timer into wf.woken.
 func (wf *agentCard) wakeSelector(ctx workflow.Context) workflow.Selector {
 	wf.armTimer(ctx, wf.nextWake())
-	wf.woken = woken{}
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(wf.eventCh, func(c workflow.ReceiveChannel, _ bool) {
 		var e issuerEvent
@@ -232,7 +231,7 @@ type woken struct {
 	timer bool
 }
 
-// onWake handles what ended the wait.
+// onWake handles what ended the wait, and clears it for the next one.
 func (wf *agentCard) onWake(ctx workflow.Context) {
 	wf.wrote(eventsPerWake)
 	w := wf.woken

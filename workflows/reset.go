@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -41,10 +42,7 @@ func (wf *agentCard) resetWake() time.Time {
 		return wf.st.NextReset
 	}
 	period := NextFire(wf.resetSched, wf.loc, wf.st.NextReset).Sub(wf.st.NextReset)
-	window := defaultResetSpread
-	if wf.policy.ResetSpread > 0 {
-		window = wf.policy.ResetSpread.D()
-	}
+	window := cmp.Or(wf.policy.ResetSpread.D(), defaultResetSpread)
 	return wf.st.NextReset.Add(spread(wf.policy.AgentID+"/reset", min(window, period/20)))
 }
 
