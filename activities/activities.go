@@ -35,6 +35,9 @@ type Activities struct {
 	Alerts *alerts.Notifier
 	// Metrics observes freeze latency and events found by reconciliation; nil observes nothing.
 	Metrics Observer
+	// Pacer is this process's share of the issuer's rate limit (package worker sets it from
+	// its Config); nil: no limit.
+	Pacer *Pacer
 
 	// beforeReconcileRecord, for tests, runs just before Reconcile records an event the ledger
 	// did not have when read: where a webhook for it can land.

@@ -7,7 +7,10 @@
 package worker
 
 import (
+	"cmp"
+	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -28,13 +31,22 @@ import (
 // room for network jitter between the worker and the issuer.
 const IssuerPacing = 0.9
 
+// localBurst is how many reset limit updates the pacer lets through at once: half the headroom
+// IssuerPacing leaves in a second, so the paced calls stay under the issuer's limit in any
+// second and the stops, which are not paced, have the other half.
+func localBurst(ratePerSecond float64) int {
+	return int(ratePerSecond * (1 - IssuerPacing) / 2)
+}
+
 // Config tunes the workers.
 type Config struct {
 	// IssuerRatePerSecond is the issuer's rate limit. Issuer activities are capped at it
 	// across every worker polling the issuer queue (server-side, TaskQueueActivitiesPerSecond)
 	// and each worker process starts them evenly spaced at IssuerPacing of it
 	// (WorkerActivitiesPerSecond, a token bucket with a burst of one), so a fleet-wide reset
-	// stays under the issuer's limit. 0 means no cap.
+	// stays under the issuer's limit. A reset's limit update is first tried in the worker that
+	// woke for it (activities.UpdateLimitNow), paced at the process's share of IssuerPacing of
+	// the limit, which the paced queue's calls also use (keepShare, pacedQueue). 0 means no cap.
 	IssuerRatePerSecond float64
 	// Main and Issuer are the base options of each worker; the zero value is fine.
 	Main   sdkworker.Options
@@ -46,19 +58,31 @@ type Workers struct {
 	Main   sdkworker.Worker // TaskQueue: workflows, store and alert activities
 	Issuer sdkworker.Worker // IssuerTaskQueue: issuer activities
 	Urgent sdkworker.Worker // IssuerUrgentTaskQueue: stops scheduled there by earlier versions
+
+	client    client.Client
+	pacer     *activities.Pacer // this process's share of the issuer's rate limit
+	pace      float64           // the pace all processes share
+	log       *slog.Logger
+	stopShare context.CancelFunc
 }
 
 // New creates the workers with everything registered. Call Start to poll.
 func New(c client.Client, acts *activities.Activities, cfg Config) *Workers {
+	pace := cfg.IssuerRatePerSecond * IssuerPacing
+	paced := *acts
+	paced.Pacer = activities.NewPacer(pace, localBurst(cfg.IssuerRatePerSecond))
+	acts = &paced
 	main := sdkworker.New(c, workflows.TaskQueue, MainOptions(cfg))
 	RegisterMain(main, acts)
 	RegisterStops(main, acts)
 	RegisterFleet(main, activities.NewFleet(c, acts.Logger))
-	iss := sdkworker.New(c, workflows.IssuerTaskQueue, IssuerOptions(cfg))
+	io := IssuerOptions(cfg)
+	io.Interceptors = append(slices.Clip(io.Interceptors), &pacedQueue{pacer: acts.Pacer})
+	iss := sdkworker.New(c, workflows.IssuerTaskQueue, io)
 	RegisterIssuer(iss, acts)
 	urgent := sdkworker.New(c, workflows.IssuerUrgentTaskQueue, UrgentOptions(cfg))
 	RegisterStops(urgent, acts)
-	return &Workers{Main: main, Issuer: iss, Urgent: urgent}
+	return &Workers{Main: main, Issuer: iss, Urgent: urgent, client: c, pacer: acts.Pacer, pace: pace, log: cmp.Or(acts.Logger, slog.Default())}
 }
 
 // StickyScheduleToStart is how long a workflow task waits on this worker's sticky queue (the
@@ -115,11 +139,19 @@ func (w *Workers) Start() error {
 		}
 		started = append(started, q.w)
 	}
+	if w.pacer != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		w.stopShare = cancel
+		go keepShare(ctx, w.client, w.pacer, w.pace, w.log)
+	}
 	return nil
 }
 
 // Stop stops the workers, letting running activities finish within their timeouts.
 func (w *Workers) Stop() {
+	if w.stopShare != nil {
+		w.stopShare()
+	}
 	qs := w.queues()
 	for i := len(qs) - 1; i >= 0; i-- {
 		qs[i].w.Stop()
@@ -150,6 +182,7 @@ func RegisterMain(r sdkworker.Registry, acts *activities.Activities) {
 		workflows.ActivityUpsertAgent:     acts.UpsertAgent,
 		workflows.ActivitySetAgentStatus:  acts.SetAgentStatus,
 		workflows.ActivityAudit:           acts.Audit,
+		workflows.ActivityUpdateLimitNow:  acts.UpdateLimitNow,
 		workflows.ActivitySendAlert:       acts.SendAlert,
 		workflows.ActivityPushCredentials: acts.PushCredentials,
 		workflows.ActivityRecordEvent:     acts.RecordEvent,

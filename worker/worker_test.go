@@ -45,7 +45,8 @@ func TestRegistrationMatchesTheContract(t *testing.T) {
 		t.Fatalf("workflows: %v", main.workflows)
 	}
 	wantMain := []string{workflows.ActivityIssuerInfo, workflows.ActivityUpsertAgent, workflows.ActivitySetAgentStatus,
-		workflows.ActivityAudit, workflows.ActivitySendAlert, workflows.ActivityPushCredentials, workflows.ActivityRecordEvent}
+		workflows.ActivityAudit, workflows.ActivitySendAlert, workflows.ActivityPushCredentials, workflows.ActivityRecordEvent,
+		workflows.ActivityUpdateLimitNow}
 	wantIssuer := []string{workflows.ActivityIssueCard, workflows.ActivityUpdateLimit, workflows.ActivityPauseCard,
 		workflows.ActivityResumeCard, workflows.ActivityCloseCard, workflows.ActivityReconcile}
 	for _, n := range wantMain {

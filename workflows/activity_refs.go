@@ -94,6 +94,13 @@ func (*localActivities) Audit(context.Context, AuditInput) error {
 	return notRegistered(ActivityAudit)
 }
 
+// UpdateLimitNow reports false without calling the issuer when the worker's share of the
+// issuer's rate limit has no room now, and false when the call fails: the caller then
+// schedules UpdateLimit, which retries.
+func (*localActivities) UpdateLimitNow(context.Context, UpdateLimitInput) (bool, error) {
+	return false, notRegistered(ActivityUpdateLimitNow)
+}
+
 // fleetActivities are the FleetRotation workflow's (activities.Fleet).
 type fleetActivities struct{}
 

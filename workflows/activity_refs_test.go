@@ -35,8 +35,8 @@ func TestActivityRefsMatchTheActivities(t *testing.T) {
 			}
 		}
 	}
-	if n != 15 {
-		t.Errorf("%d typed activities, want 15 (13 of the agent's, 2 of the fleet's)", n)
+	if n != 16 {
+		t.Errorf("%d typed activities, want 16 (14 of the agent's, 2 of the fleet's)", n)
 	}
 }
 

@@ -36,20 +36,7 @@ type agentCard struct {
 	background     int // alerts and credential pushes in flight, which continue-as-new and completion wait for
 	retiring       bool
 	fresh          bool // the first run of this agent's workflow
-	// reconcileAhead: reconciliation runs in the lead before each reset rather than at it
-	// (changeReconcileAhead); runs started before that change keep reconciling at the reset.
-	reconcileAhead bool
-	// urgentStops: card-stopping calls go to IssuerUrgentTaskQueue (changeUrgentStops).
-	urgentStops bool
-	// moneyInvariant: cards are capped and read before another is funded, credits lower the
-	// limit, every overspend alerts (changeMoneyInvariant).
-	moneyInvariant bool
-	// spreadResets: the timer that applies a reset wakes a little after the instant, at a
-	// point fixed by the agent id (changeResetSpread).
-	spreadResets bool
-	// recordHandSent: a card-event signal the ledger does not have (sent by hand) is recorded
-	// in it by the RecordEvent activity.
-	recordHandSent bool
+	changes             // which changes this run has (versions.go)
 	result         *Result
 }
 
@@ -135,7 +122,7 @@ func (wf *agentCard) logger(ctx workflow.Context) log.Logger {
 // setUp decides the run's versions and sets the run up: the first run issues the card, a
 // continued run refreshes what it carried.
 func (wf *agentCard) setUp(ctx workflow.Context) error {
-	wf.reconcileAhead, wf.urgentStops, wf.moneyInvariant, wf.spreadResets, wf.recordHandSent = changesOn(ctx)
+	wf.changes = changesOn(ctx)
 	if wf.fresh {
 		return wf.start(ctx)
 	}

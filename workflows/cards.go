@@ -387,6 +387,9 @@ func (wf *agentCard) updateLimit(ctx workflow.Context, card *CardRef, limits []i
 		AgentID: wf.policy.AgentID, Issuer: cmp.Or(card.Issuer, wf.policy.Issuer), CardID: card.ID, Limits: limits,
 		DailyLimitMinor: wf.policy.DailyLimitUSD.Minor(), ResetAt: resetAt,
 	}
+	if !resetAt.IsZero() && !urgent && wf.localResets && wf.updateLimitNow(ctx, in) {
+		return nil
+	}
 	return wf.issuerCallOn(ctx, urgent, ia.UpdateLimit, 30*time.Second, in, nil)
 }
 

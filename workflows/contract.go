@@ -17,6 +17,10 @@ const (
 	ActivityUpsertAgent    = "UpsertAgent"
 	ActivitySetAgentStatus = "SetAgentStatus"
 	ActivityAudit          = "Audit"
+	// ActivityUpdateLimitNow is a reset's limit update tried in the workflow's own worker when
+	// that worker's share of the issuer's rate limit has room (activities.Pacer); it reports
+	// whether it applied, and the workflow schedules UpdateLimit on the paced queue if not.
+	ActivityUpdateLimitNow = "UpdateLimitNow"
 
 	// Activities on TaskQueue that the workflow does not wait for: alert delivery and
 	// credential pushes can take retries and minutes; recording a hand-sent event in the ledger

@@ -99,6 +99,26 @@ func (wf *agentCard) local(ctx workflow.Context, activity any, in, out any) erro
 	return err
 }
 
+// updateLimitNow tries a reset's limit update once in this worker (UpdateLimitNow) and
+// reports whether it was applied. A fleet's resets are most of the workflow tasks at its reset
+// instant, and the paced queue's activity costs each one a second task and a dispatch through
+// the server; a freeze or a purchase decision waits behind all of them (cardwarden bench
+// --scenario reset). The local try takes room in the worker's share of the issuer's rate limit
+// or does not call; whatever it did not apply goes to the paced queue as before.
+func (wf *agentCard) updateLimitNow(ctx workflow.Context, in UpdateLimitInput) bool {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 5 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	wf.wrote(eventsPerLocal)
+	var applied bool
+	if err := workflow.ExecuteLocalActivity(ctx, la.UpdateLimitNow, in).Get(ctx, &applied); err != nil {
+		wf.logger(ctx).Info("local limit update failed; scheduling it on the paced queue", "error", err)
+		return false
+	}
+	return applied
+}
+
 // mustLocal runs a local activity until it succeeds or fails non-retryably, waiting between
 // rounds: the store writes it is used for (the agent row cards refer to) are prerequisites.
 func (wf *agentCard) mustLocal(ctx workflow.Context, activity any, in, out any) error {

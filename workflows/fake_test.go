@@ -49,6 +49,7 @@ type fake struct {
 	calls         []string            // "Activity card-id" of every issuer call, in order
 	atIssuer      []cardwarden.Event  // events the issuer has; Reconcile with IncludeAll lists them
 	failLimit     map[string]int      // fail the next n UpdateLimit calls on a card, non-retryably
+	localRefused  bool                // UpdateLimitNow finds no room in the pacer
 	failIssue     int                 // fail the next n IssueCard calls, non-retryably
 	failIssueType string              // with this error type (default IssuerUnauthorized)
 	missed        []cardwarden.Event  // returned by the next Reconcile
@@ -186,6 +187,23 @@ func (f *fake) RecordEvent(_ context.Context, in workflows.RecordEventInput) err
 
 func (f *fake) UpdateLimit(ctx context.Context, in workflows.UpdateLimitInput) error {
 	f.onQueue(ctx)
+	return f.applyLimit(in)
+}
+
+// UpdateLimitNow is a reset's local try: refused (false, no issuer call) when localRefused, as
+// by a worker whose share of the issuer's limit has no room; a failed call reports false.
+func (f *fake) UpdateLimitNow(ctx context.Context, in workflows.UpdateLimitInput) (bool, error) {
+	f.onQueue(ctx)
+	f.mu.Lock()
+	refused := f.localRefused
+	f.mu.Unlock()
+	if refused {
+		return false, nil
+	}
+	return f.applyLimit(in) == nil, nil
+}
+
+func (f *fake) applyLimit(in workflows.UpdateLimitInput) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fmt.Sprintf("UpdateLimit %s %d", in.CardID, in.Limits[0].AmountMinor))

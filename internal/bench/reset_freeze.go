@@ -240,3 +240,44 @@ func (s *stack) stageFigures(ctx context.Context, r *Result, label string, bs []
 	r.note("%s, slowest freezes (ms) = webhook→signal + signal→task + task→PauseCard scheduled + scheduled→started + started→answered: %s",
 		label, strings.Join(worst, "; "))
 }
+
+// resetTasks reads every step-th of n agents' histories (sample of them) and counts, for
+// the reset, the workflow tasks from the timer that woke the agent to the task that scheduled
+// nothing more for it, and the agents whose reset scheduled no UpdateLimit activity (applied by
+// the local try in the waking task).
+func (s *stack) resetTasks(ctx context.Context, n, sample int) (local, tasks, sampled int, err error) {
+	for i := 0; i < n; i += max(1, n/sample) {
+		it := s.tc.GetWorkflowHistory(ctx, workflows.WorkflowID(s.agentID(i)), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		woke, scheduled, count := false, false, 0
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_TIMER_FIRED:
+				woke = true
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+				if woke {
+					count++
+				}
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+				if woke && ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == workflows.ActivityUpdateLimit {
+					scheduled = true
+				}
+			}
+		}
+		if !woke {
+			continue
+		}
+		sampled++
+		tasks += count
+		if !scheduled {
+			local++
+		}
+	}
+	if sampled == 0 {
+		return 0, 0, 0, fmt.Errorf("none of %d sampled agents has woken to reset", sample)
+	}
+	return local, tasks, sampled, nil
+}

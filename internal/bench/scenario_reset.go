@@ -288,6 +288,13 @@ func runReset(ctx context.Context, o Options, r *Result) error {
 		}
 	}
 	r.check("workflows report one reset", wrong == 0, "%d of %d sampled agents report a reset count other than 1", wrong, sample)
+	local, tasks, sampled, err := s.resetTasks(ctx, n, sample)
+	if err != nil {
+		return fmt.Errorf("sampled resets' histories: %w", err)
+	}
+	r.metric("resets applied in the waking workflow task (sampled)", "%", 100*float64(local)/float64(sampled))
+	r.metric("workflow tasks per reset (sampled)", "tasks", float64(tasks)/float64(sampled)).withFloor(2)
+	r.note("workflow tasks per reset: from the timer that woke the agent to the task that armed its next wait, in %d sampled agents' histories; %d of them applied the limit in the waking task (UpdateLimitNow, a local activity), the rest scheduled UpdateLimit on the paced queue. The floor's workflows take 2 (the timer's and the activity's)", sampled, local)
 	r.note("the reset instant carries one issuer call per agent, the limit update; the ending day's reconciliation listing runs in the 15 minutes before the reset at a point fixed by the agent id (%d listings in the measured window: agents started inside their lead skip it, as in production)", len(listings))
 	r.note("cardwarden paces its issuer calls at %.0f%% of the issuer's limit (worker.IssuerPacing, leaving room for jitter against a sliding-window limit), so its best possible time is %s = N / (%.2f × rate); the agents' reset_spread is that too, so they wake to apply the reset no faster than their limit updates can go", 100*worker.IssuerPacing, resetSpread, worker.IssuerPacing)
 	r.note("freezes: %d bursts on agents that do not reset here, started evenly from the reset instant over N/rate, against %d bursts on the quiet stack before the fleet exists; each measured from the simulator answering the burst's 5th decline to it answering the card's pause", duringN, quietN)
