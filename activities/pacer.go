@@ -87,16 +87,16 @@ func (p *Pacer) Rate() float64 {
 const localWait = time.Second
 
 // UpdateLimitNow applies a reset's limit update now if this process's share of the issuer's
-// rate limit has room, and reports whether it did. It never fails for the issuer's sake: a
+// rate limit has room, and reports whether it did (LimitApplied). It never fails for the issuer's sake: a
 // refused, failed or lost call reports false, and the workflow schedules UpdateLimit on the
 // paced queue, which retries (setting a limit twice sets the same limit).
-func (a *Activities) UpdateLimitNow(ctx context.Context, in workflows.UpdateLimitInput) (bool, error) {
+func (a *Activities) UpdateLimitNow(ctx context.Context, in workflows.UpdateLimitInput) (workflows.LimitApplied, error) {
 	if !a.Pacer.Take(ctx, localWait) {
-		return false, nil
+		return workflows.LimitApplied{}, nil
 	}
 	if err := a.UpdateLimit(ctx, in); err != nil {
 		a.log().Info("reset's limit update left to the paced queue", "agent_id", in.AgentID, "card_id", in.CardID, "error", err)
-		return false, nil
+		return workflows.LimitApplied{}, nil
 	}
-	return true, nil
+	return workflows.LimitApplied{Applied: true, CardID: in.CardID, ResetAt: in.ResetAt}, nil
 }

@@ -58,7 +58,8 @@ func TestUpdateLimitNowOnlyWithRoom(t *testing.T) {
 		w.acts.Pacer = activities.NewPacer(0.001, 1) // one call now, the next in 1,000 s
 		in := func(minor int64) workflows.UpdateLimitInput {
 			return workflows.UpdateLimitInput{AgentID: "demo", Issuer: "sim", CardID: card.ID,
-				Limits: []issuer.SpendLimit{{AmountMinor: minor, Interval: issuer.AllTime}}, DailyLimitMinor: minor}
+				Limits: []issuer.SpendLimit{{AmountMinor: minor, Interval: issuer.AllTime}}, DailyLimitMinor: minor,
+				ResetAt: time.Date(2027, 1, 4, 0, 0, 0, 0, time.UTC)}
 		}
 		for _, step := range []struct {
 			minor     int64
@@ -78,9 +79,12 @@ func TestUpdateLimitNowOnlyWithRoom(t *testing.T) {
 			if step.cardID != "" {
 				u.CardID = step.cardID
 			}
-			applied, err := w.acts.UpdateLimitNow(ctx, u)
-			if err != nil || applied != step.applied {
-				t.Fatalf("limit %d: applied %v, %v; want %v", step.minor, applied, err, step.applied)
+			res, err := w.acts.UpdateLimitNow(ctx, u)
+			if err != nil || res.Applied != step.applied {
+				t.Fatalf("limit %d: applied %v, %v; want %v", step.minor, res.Applied, err, step.applied)
+			}
+			if res.Applied && (res.CardID != u.CardID || !res.ResetAt.Equal(u.ResetAt)) {
+				t.Fatalf("applied %+v does not name the card and reset of %+v", res, u)
 			}
 			c, err := w.iss.GetCard(ctx, card.ID)
 			if err != nil {

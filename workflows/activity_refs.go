@@ -94,11 +94,11 @@ func (*localActivities) Audit(context.Context, AuditInput) error {
 	return notRegistered(ActivityAudit)
 }
 
-// UpdateLimitNow reports false without calling the issuer when the worker's share of the
-// issuer's rate limit has no room now, and false when the call fails: the caller then
+// UpdateLimitNow reports not applied without calling the issuer when the worker's share of the
+// issuer's rate limit has no room now, and not applied when the call fails: the caller then
 // schedules UpdateLimit, which retries.
-func (*localActivities) UpdateLimitNow(context.Context, UpdateLimitInput) (bool, error) {
-	return false, notRegistered(ActivityUpdateLimitNow)
+func (*localActivities) UpdateLimitNow(context.Context, UpdateLimitInput) (LimitApplied, error) {
+	return LimitApplied{}, notRegistered(ActivityUpdateLimitNow)
 }
 
 // fleetActivities are the FleetRotation workflow's (activities.Fleet).

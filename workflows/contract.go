@@ -178,6 +178,16 @@ type UpdateLimitInput struct {
 	ResetAt time.Time `json:"reset_at,omitzero"`
 }
 
+// LimitApplied is UpdateLimitNow's answer. When the limit was applied it repeats the card and
+// the reset instant of the input, which a local activity's marker does not record: history
+// readers find a reset applied in the waking task by its marker's result, as they find one
+// applied on the paced queue by UpdateLimit's input.
+type LimitApplied struct {
+	Applied bool      `json:"applied"`
+	CardID  string    `json:"card_id,omitempty"`
+	ResetAt time.Time `json:"reset_at,omitzero"`
+}
+
 // PushCredentialsInput names the card whose credentials go to the agent's push URL. The
 // activity reads them from the vault: they never enter workflow history.
 type PushCredentialsInput struct {

@@ -111,12 +111,12 @@ func (wf *agentCard) updateLimitNow(ctx workflow.Context, in UpdateLimitInput) b
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
 	wf.wrote(eventsPerLocal)
-	var applied bool
-	if err := workflow.ExecuteLocalActivity(ctx, la.UpdateLimitNow, in).Get(ctx, &applied); err != nil {
+	var res LimitApplied
+	if err := workflow.ExecuteLocalActivity(ctx, la.UpdateLimitNow, in).Get(ctx, &res); err != nil {
 		wf.logger(ctx).Info("local limit update failed; scheduling it on the paced queue", "error", err)
 		return false
 	}
-	return applied
+	return res.Applied
 }
 
 // mustLocal runs a local activity until it succeeds or fails non-retryably, waiting between

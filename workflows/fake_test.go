@@ -192,15 +192,15 @@ func (f *fake) UpdateLimit(ctx context.Context, in workflows.UpdateLimitInput) e
 
 // UpdateLimitNow is a reset's local try: refused (false, no issuer call) when localRefused, as
 // by a worker whose share of the issuer's limit has no room; a failed call reports false.
-func (f *fake) UpdateLimitNow(ctx context.Context, in workflows.UpdateLimitInput) (bool, error) {
+func (f *fake) UpdateLimitNow(ctx context.Context, in workflows.UpdateLimitInput) (workflows.LimitApplied, error) {
 	f.onQueue(ctx)
 	f.mu.Lock()
 	refused := f.localRefused
 	f.mu.Unlock()
-	if refused {
-		return false, nil
+	if refused || f.applyLimit(in) != nil {
+		return workflows.LimitApplied{}, nil
 	}
-	return f.applyLimit(in) == nil, nil
+	return workflows.LimitApplied{Applied: true, CardID: in.CardID, ResetAt: in.ResetAt}, nil
 }
 
 func (f *fake) applyLimit(in workflows.UpdateLimitInput) error {

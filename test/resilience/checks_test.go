@@ -12,6 +12,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/cardwarden/cardwarden/workflows"
@@ -19,7 +20,8 @@ import (
 
 // resetInstants reads, from every run of the agent's workflow history, the instant each reset
 // was for: the ResetAt of the limit update that gives the card its day (the simulator can update
-// limits, so every reset makes one). History holds only commands of completed workflow tasks,
+// limits, so every reset makes one), applied in the waking task (UpdateLimitNow's marker) or
+// on the paced queue (UpdateLimit). History holds only commands of completed workflow tasks,
 // so a reset appears once however often the worker died while deciding it; a reset that really
 // ran twice appears twice.
 func (h *harness) resetInstants(agentID string) ([]time.Time, error) {
@@ -48,6 +50,14 @@ func (h *harness) resetInstants(agentID string) ([]time.Time, error) {
 				if !in.ResetAt.IsZero() {
 					out = append(out, in.ResetAt)
 				}
+			case enumspb.EVENT_TYPE_MARKER_RECORDED:
+				at, err := localReset(ev.GetMarkerRecordedEventAttributes())
+				if err != nil {
+					return nil, err
+				}
+				if !at.IsZero() {
+					out = append(out, at)
+				}
 			}
 		}
 		if prev == "" {
@@ -57,6 +67,32 @@ func (h *harness) resetInstants(agentID string) ([]time.Time, error) {
 	}
 	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
 	return out, nil
+}
+
+// localReset is the reset instant of a reset applied in the waking workflow task: a local
+// activity marker of UpdateLimitNow whose result says it applied the limit (LimitApplied). Any
+// other marker has none.
+func localReset(m *historypb.MarkerRecordedEventAttributes) (time.Time, error) {
+	if m.GetMarkerName() != "LocalActivity" {
+		return time.Time{}, nil
+	}
+	dc := converter.GetDefaultDataConverter()
+	var data struct{ ActivityType string }
+	if err := dc.FromPayloads(m.GetDetails()["data"], &data); err != nil {
+		return time.Time{}, fmt.Errorf("local activity marker: %w", err)
+	}
+	res, ok := m.GetDetails()["result"]
+	if data.ActivityType != workflows.ActivityUpdateLimitNow || !ok {
+		return time.Time{}, nil
+	}
+	var applied workflows.LimitApplied
+	if err := dc.FromPayloads(res, &applied); err != nil {
+		return time.Time{}, fmt.Errorf("UpdateLimitNow marker: %w", err)
+	}
+	if !applied.Applied {
+		return time.Time{}, nil
+	}
+	return applied.ResetAt, nil
 }
 
 // checkResets verifies an agent's resets against an "@every period" schedule: none doubled,
