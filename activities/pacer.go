@@ -19,7 +19,8 @@ import (
 //
 // A nil Pacer has room for every call: no rate limit is configured.
 type Pacer struct {
-	lim *rate.Limiter
+	lim   *rate.Limiter
+	whole float64 // the pace every process shares, in calls a second
 }
 
 // NewPacer returns a pacer of perSecond calls a second that has room for up to burst calls at
@@ -28,7 +29,7 @@ func NewPacer(perSecond float64, burst int) *Pacer {
 	if perSecond <= 0 {
 		return nil
 	}
-	return &Pacer{lim: rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))}
+	return &Pacer{lim: rate.NewLimiter(rate.Limit(perSecond), max(burst, 1)), whole: perSecond}
 }
 
 // Take takes room for one call, waiting for it at most maxWait; false, having waited for
@@ -57,18 +58,18 @@ func (p *Pacer) Take(ctx context.Context, maxWait time.Duration) bool {
 	}
 }
 
-// Took counts a call that was paced elsewhere: the room it used is not there for TryTake.
+// Took counts a call that was paced elsewhere: the room it used is not there for Take.
 func (p *Pacer) Took() {
 	if p != nil {
 		p.lim.Reserve()
 	}
 }
 
-// SetRate changes the share, for when the number of worker processes sharing the limit
-// changes.
-func (p *Pacer) SetRate(perSecond float64) {
-	if p != nil && perSecond > 0 {
-		p.lim.SetLimitAt(time.Now(), rate.Limit(perSecond))
+// SetShare makes this process's pace an equal share of the whole among processes (at least
+// one).
+func (p *Pacer) SetShare(processes int) {
+	if p != nil {
+		p.lim.SetLimitAt(time.Now(), rate.Limit(p.whole/float64(max(processes, 1))))
 	}
 }
 
@@ -87,9 +88,9 @@ func (p *Pacer) Rate() float64 {
 const localWait = time.Second
 
 // UpdateLimitNow applies a reset's limit update now if this process's share of the issuer's
-// rate limit has room, and reports whether it did (LimitApplied). It never fails for the issuer's sake: a
-// refused, failed or lost call reports false, and the workflow schedules UpdateLimit on the
-// paced queue, which retries (setting a limit twice sets the same limit).
+// rate limit has room, and reports whether it did (LimitApplied). It never fails for the
+// issuer's sake: a refused, failed or lost call reports not applied, and the workflow schedules
+// UpdateLimit on the paced queue, which retries (setting a limit twice sets the same limit).
 func (a *Activities) UpdateLimitNow(ctx context.Context, in workflows.UpdateLimitInput) (workflows.LimitApplied, error) {
 	if !a.Pacer.Take(ctx, localWait) {
 		return workflows.LimitApplied{}, nil

@@ -41,9 +41,9 @@ func TestPacerSharesItsRoom(t *testing.T) {
 	if p.Take(cancelled, time.Second) {
 		t.Fatal("a try whose context ended still took room")
 	}
-	p.SetRate(2.5)
+	p.SetShare(4)
 	if p.Rate() != 2.5 {
-		t.Fatalf("rate %v after SetRate(2.5)", p.Rate())
+		t.Fatalf("rate %v after SetShare(4) of 10 a second", p.Rate())
 	}
 }
 

@@ -44,9 +44,9 @@ func issuerProcesses(ctx context.Context, c client.Client, now time.Time) (int, 
 	return max(len(seen), 1), nil
 }
 
-// keepShare sets pacer to perSecond divided by the processes polling the issuer queue, counting
-// them again every shareRecount until ctx ends. A failed count keeps the last share.
-func keepShare(ctx context.Context, c client.Client, pacer *activities.Pacer, perSecond float64, log *slog.Logger) {
+// keepShare gives pacer its share among the processes polling the issuer queue, counting them
+// again every shareRecount until ctx ends. A failed count keeps the last share.
+func keepShare(ctx context.Context, c client.Client, pacer *activities.Pacer, log *slog.Logger) {
 	wait := shareFirstCount
 	last := 1
 	for {
@@ -63,10 +63,10 @@ func keepShare(ctx context.Context, c client.Client, pacer *activities.Pacer, pe
 			}
 			continue
 		}
+		pacer.SetShare(n)
 		if n != last {
-			log.Info("worker processes sharing the issuer's rate limit", "processes", n, "local_calls_per_second", perSecond/float64(n))
+			log.Info("worker processes sharing the issuer's rate limit", "processes", n, "calls_per_second", pacer.Rate())
 			last = n
 		}
-		pacer.SetRate(perSecond / float64(n))
 	}
 }

@@ -61,16 +61,14 @@ type Workers struct {
 
 	client    client.Client
 	pacer     *activities.Pacer // this process's share of the issuer's rate limit
-	pace      float64           // the pace all processes share
 	log       *slog.Logger
 	stopShare context.CancelFunc
 }
 
 // New creates the workers with everything registered. Call Start to poll.
 func New(c client.Client, acts *activities.Activities, cfg Config) *Workers {
-	pace := cfg.IssuerRatePerSecond * IssuerPacing
 	paced := *acts
-	paced.Pacer = activities.NewPacer(pace, localBurst(cfg.IssuerRatePerSecond))
+	paced.Pacer = activities.NewPacer(cfg.IssuerRatePerSecond*IssuerPacing, localBurst(cfg.IssuerRatePerSecond))
 	acts = &paced
 	main := sdkworker.New(c, workflows.TaskQueue, MainOptions(cfg))
 	RegisterMain(main, acts)
@@ -82,7 +80,7 @@ func New(c client.Client, acts *activities.Activities, cfg Config) *Workers {
 	RegisterIssuer(iss, acts)
 	urgent := sdkworker.New(c, workflows.IssuerUrgentTaskQueue, UrgentOptions(cfg))
 	RegisterStops(urgent, acts)
-	return &Workers{Main: main, Issuer: iss, Urgent: urgent, client: c, pacer: acts.Pacer, pace: pace, log: cmp.Or(acts.Logger, slog.Default())}
+	return &Workers{Main: main, Issuer: iss, Urgent: urgent, client: c, pacer: acts.Pacer, log: cmp.Or(acts.Logger, slog.Default())}
 }
 
 // StickyScheduleToStart is how long a workflow task waits on this worker's sticky queue (the
@@ -142,7 +140,7 @@ func (w *Workers) Start() error {
 	if w.pacer != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		w.stopShare = cancel
-		go keepShare(ctx, w.client, w.pacer, w.pace, w.log)
+		go keepShare(ctx, w.client, w.pacer, w.log)
 	}
 	return nil
 }
