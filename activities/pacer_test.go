@@ -22,8 +22,10 @@ func TestPacerSharesItsRoom(t *testing.T) {
 		t.Fatal("a pacer of 0 calls a second is no limit")
 	}
 	p := activities.NewPacer(10, 2)
-	if !p.Take(ctx, 0) || !p.Take(ctx, 0) {
-		t.Fatal("a burst of 2 has room for two calls at once")
+	for call := 1; call <= 2; call++ {
+		if !p.Take(ctx, 0) {
+			t.Fatalf("a burst of 2 has no room for call %d at once", call)
+		}
 	}
 	if p.Take(ctx, 0) {
 		t.Fatal("a third call at once found room")
