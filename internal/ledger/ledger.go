@@ -43,7 +43,7 @@ func (l *Ledger) Record(ctx context.Context, ev cardwarden.Event, source string)
 }
 
 // ErrNotOwner: RecordFor was given an event whose card is not the agent's (or no agent's).
-var ErrNotOwner = errors.New("the event's card is not the agent's")
+var ErrNotOwner = store.ErrNotOwner
 
 // RecordFor is Record for an event that agentID claims: when the card belongs to another agent
 // or to none, nothing is written and the error is ErrNotOwner (the Result says whose it is).
@@ -51,46 +51,32 @@ func (l *Ledger) RecordFor(ctx context.Context, ev cardwarden.Event, source, age
 	return l.record(ctx, ev, source, agentID)
 }
 
-// record is Record, refusing a card that is not owner's unless owner is "".
+// record is Record, refusing a card that is not owner's unless owner is "". The card's owner
+// and the owner's time zone are read in the transaction that records the event.
 func (l *Ledger) record(ctx context.Context, ev cardwarden.Event, source, owner string) (Result, error) {
 	var res Result
 	if ev.ID == "" || ev.Issuer == "" || ev.CardID == "" {
 		return res, errors.New("record event: id, issuer and card_id are required")
 	}
-	card, err := l.Store.CardByIssuerID(ctx, ev.Issuer, ev.CardID)
-	switch {
-	case store.IsNotFound(err):
-		res.Orphaned = true
-	case err != nil:
-		return res, fmt.Errorf("record event %s: %w", ev.ID, err)
-	default:
-		res.AgentID = card.AgentID
-	}
-	if owner != "" && res.AgentID != owner {
-		return res, fmt.Errorf("record event %s: %w", ev.ID, ErrNotOwner)
-	}
 	if ev.OccurredAt.IsZero() {
 		ev.OccurredAt = time.Now().UTC()
 	}
 	row := store.LedgerEvent{
-		Issuer: ev.Issuer, IssuerEventID: ev.ID, AgentID: res.AgentID, IssuerCardID: ev.CardID, Kind: string(ev.Kind),
+		Issuer: ev.Issuer, IssuerEventID: ev.ID, IssuerCardID: ev.CardID, Kind: string(ev.Kind),
 		Approved: ev.Approved, DeclineReason: string(ev.DeclineReason), RawReason: ev.RawReason,
 		AuthorizationID: ev.AuthorizationID, AmountMinor: ev.AmountMinor, AuthorizedMinor: ev.AuthorizedMinor, Currency: ev.Currency,
-		Merchant: ev.MerchantName, MCC: ev.MCC, Source: source, Orphaned: res.Orphaned, OccurredAt: ev.OccurredAt,
+		Merchant: ev.MerchantName, MCC: ev.MCC, Source: source, OccurredAt: ev.OccurredAt,
 	}
 	if source == store.SourceReconcile || source == store.SourceSignal {
 		row.SignalledAt = sql.NullTime{Time: time.Now().UTC(), Valid: true}
 	}
-	var loc *time.Location
-	if !res.Orphaned {
-		loc = l.agentLocation(ctx, res.AgentID)
-	}
-	res.New, err = l.Store.RecordEvent(ctx, row, func(prior []store.LedgerEvent) ([]store.SpendDelta, error) {
-		if res.Orphaned {
+	o, isNew, err := l.Store.RecordCardEvent(ctx, row, owner, func(o store.CardOwner, prior []store.LedgerEvent) ([]store.SpendDelta, error) {
+		if o.AgentID == "" {
 			return nil, nil
 		}
-		return DaySpend(res.AgentID, loc, ev, prior), nil
+		return DaySpend(o.AgentID, Location(PolicyTimezone(o.Policy)), ev, prior), nil
 	})
+	res = Result{New: isNew, AgentID: o.AgentID, Orphaned: o.AgentID == ""}
 	if err != nil {
 		return res, fmt.Errorf("record event %s: %w", ev.ID, err)
 	}
@@ -162,13 +148,4 @@ func PolicyTimezone(policy string) string {
 		return ""
 	}
 	return p.Timezone
-}
-
-// agentLocation is the agent's zone, UTC when the agent or its policy cannot be read.
-func (l *Ledger) agentLocation(ctx context.Context, agentID string) *time.Location {
-	ag, err := l.Store.GetAgent(ctx, agentID)
-	if err != nil {
-		return time.UTC
-	}
-	return Location(PolicyTimezone(ag.Policy))
 }

@@ -3,8 +3,14 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/cardwarden/cardwarden"
 )
@@ -60,32 +66,119 @@ func (e LedgerEvent) IssuerEvent() cardwarden.Event {
 // recorded for the same authorization, in the same transaction. Events of one authorization
 // are recorded one at a time (an advisory lock on Postgres; SQLite has a single writer), so a
 // capture and its authorization arriving together each see the other or neither.
+//
+// Concurrent calls share transactions (see eventWriter): the call returns once its event is
+// committed.
 func (s *Store) RecordEvent(ctx context.Context, e LedgerEvent, deltas func(prior []LedgerEvent) ([]SpendDelta, error)) (bool, error) {
-	received := e.ReceivedAt
-	if received.IsZero() {
-		received = time.Now()
+	_, isNew, err := s.record(ctx, &eventWrite{e: e, deltas: func(_ CardOwner, prior []LedgerEvent) ([]SpendDelta, error) {
+		return deltas(prior)
+	}})
+	return isNew, err
+}
+
+// CardOwner is whose a card is: the agent and its policy (JSON); an empty AgentID is no one's.
+type CardOwner struct {
+	AgentID string `db:"agent_id"`
+	Policy  string `db:"policy"`
+}
+
+// ErrNotOwner: RecordCardEvent was told whose the event must be, and the card is another
+// agent's or no one's.
+var ErrNotOwner = errors.New("the event's card is not the agent's")
+
+// RecordCardEvent is RecordEvent for an event whose agent is its card's owner, looked up in the
+// same transaction (e's AgentID and Orphaned are set from it; no owner: orphaned). When owner
+// is not "" and the card is not owner's, nothing is written and the error is ErrNotOwner.
+// deltas gets the owner, whose policy says the agent's time zone.
+func (s *Store) RecordCardEvent(ctx context.Context, e LedgerEvent, owner string, deltas func(o CardOwner, prior []LedgerEvent) ([]SpendDelta, error)) (CardOwner, bool, error) {
+	return s.record(ctx, &eventWrite{e: e, deltas: deltas, lookup: true, owner: owner})
+}
+
+func (s *Store) record(ctx context.Context, w *eventWrite) (CardOwner, bool, error) {
+	if w.e.ReceivedAt.IsZero() {
+		w.e.ReceivedAt = time.Now()
 	}
-	fail := func(err error) (bool, error) {
-		return false, fmt.Errorf("insert event %s/%s: %w", e.Issuer, e.IssuerEventID, err)
+	w.ctx, w.done = ctx, make(chan struct{})
+	s.events.write(s, w)
+	return w.found, w.isNew, w.err
+}
+
+// recordEvents records events in one transaction, in order: each as RecordEvent says. Any
+// failure rolls all of them back.
+func (s *Store) recordEvents(ctx context.Context, ws []*eventWrite) error {
+	prepared, err := s.events.statements(ctx, s)
+	if err != nil {
+		return err
 	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return fail(err)
+		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if s.dialect == Postgres && e.AuthorizationID != "" {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, e.Issuer+"/"+e.AuthorizationID); err != nil {
-			return fail(err)
+	st := prepared.in(ctx, tx)
+	if s.dialect == Postgres {
+		// Every lock of the batch first, in one statement and one order, so two batches never
+		// wait on each other in a cycle.
+		var keys []string
+		for _, w := range ws {
+			if w.e.AuthorizationID != "" && w.marks == nil {
+				keys = append(keys, w.e.Issuer+"/"+w.e.AuthorizationID)
+			}
+		}
+		if len(keys) > 0 {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(h) FROM
+  (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS locks`, pq.Array(keys)); err != nil {
+				return fmt.Errorf("lock %d authorizations: %w", len(keys), err)
+			}
 		}
 	}
-	res, err := tx.ExecContext(ctx, s.rebind(`
-INSERT INTO ledger_events (issuer, issuer_event_id, agent_id, issuer_card_id, kind, approved, decline_reason, raw_reason,
-  authorization_id, amount_minor, authorized_minor, currency, merchant, mcc, source, orphaned, occurred_at, received_at, signalled_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (issuer, issuer_event_id) DO NOTHING`),
+	marks := map[string][]string{} // issuer → events to mark signalled: one statement for all
+	var markAt time.Time
+	for _, w := range ws {
+		if w.marks != nil {
+			marks[w.e.Issuer] = append(marks[w.e.Issuer], w.marks...)
+			markAt = latest(markAt, w.markAt)
+			continue
+		}
+		if err := s.recordEventIn(ctx, st, w); err != nil {
+			return err
+		}
+	}
+	for _, issuer := range slices.Sorted(maps.Keys(marks)) {
+		if err := s.markSignalledIn(ctx, tx, issuer, marks[issuer], markAt); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit %d events: %w", len(ws), err)
+	}
+	return nil
+}
+
+// recordEventIn is RecordEvent's work inside tx. A card that is not the required owner's is
+// w's own answer (ErrNotOwner), not the transaction's failure.
+func (s *Store) recordEventIn(ctx context.Context, st writeStmts, w *eventWrite) error {
+	e := w.e
+	w.found, w.isNew, w.err = CardOwner{AgentID: e.AgentID}, false, nil
+	if w.lookup {
+		err := st.owner.GetContext(ctx, &w.found, e.Issuer, e.IssuerCardID)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			w.found = CardOwner{}
+		case err != nil:
+			return fmt.Errorf("owner of card %s/%s: %w", e.Issuer, e.IssuerCardID, err)
+		}
+		if w.owner != "" && w.found.AgentID != w.owner {
+			w.err = ErrNotOwner
+			return nil
+		}
+		e.AgentID, e.Orphaned = w.found.AgentID, w.found.AgentID == ""
+	}
+	fail := func(err error) error { return fmt.Errorf("insert event %s/%s: %w", e.Issuer, e.IssuerEventID, err) }
+	res, err := st.insert.ExecContext(ctx,
 		e.Issuer, e.IssuerEventID, e.AgentID, e.IssuerCardID, e.Kind, e.Approved, e.DeclineReason, e.RawReason,
 		e.AuthorizationID, e.AmountMinor, e.AuthorizedMinor, e.Currency, e.Merchant, e.MCC, e.Source, e.Orphaned,
-		utc(e.OccurredAt), utc(received), e.SignalledAt)
+		utc(e.OccurredAt), utc(e.ReceivedAt), e.SignalledAt)
 	if err != nil {
 		return fail(err)
 	}
@@ -94,33 +187,42 @@ ON CONFLICT (issuer, issuer_event_id) DO NOTHING`),
 		return fail(err)
 	}
 	if n == 0 {
-		return false, nil
+		return nil
 	}
 	var prior []LedgerEvent
 	if e.AuthorizationID != "" {
-		err := tx.SelectContext(ctx, &prior, s.rebind(priorEventsQuery), e.Issuer, e.AuthorizationID, e.IssuerEventID)
+		err := st.prior.SelectContext(ctx, &prior, e.Issuer, e.AuthorizationID, e.IssuerEventID)
 		if err != nil {
 			return fail(err)
 		}
 	}
-	ds, err := deltas(prior)
+	ds, err := w.deltas(w.found, prior)
 	if err != nil {
 		return fail(err)
 	}
 	for _, d := range ds {
-		if err := s.addSpend(ctx, tx, d); err != nil {
-			return false, err
+		if _, err := st.spend.ExecContext(ctx, d.AgentID, d.Day, d.SpentMinor, d.OverspendMinor, d.Declines, utc(time.Now())); err != nil {
+			return fmt.Errorf("add spend for agent %s on %s: %w", d.AgentID, d.Day, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fail(fmt.Errorf("commit: %w", err))
-	}
-	return true, nil
+	w.isNew = true
+	return nil
 }
 
-// priorEventsQuery reads the other events of an authorization (index ledger_authorization).
-const priorEventsQuery = `SELECT * FROM ledger_events WHERE issuer = ? AND authorization_id = ? AND issuer_event_id <> ?
+// The ledger writer's statements (prepared once, see writeStmts).
+const (
+	// ownerQuery reads a card's owner and the owner's policy.
+	ownerQuery = `SELECT c.agent_id, COALESCE(a.policy, '') AS policy
+FROM cards c LEFT JOIN agents a ON a.agent_id = c.agent_id WHERE c.issuer = ? AND c.issuer_card_id = ?`
+	insertEventQuery = `
+INSERT INTO ledger_events (issuer, issuer_event_id, agent_id, issuer_card_id, kind, approved, decline_reason, raw_reason,
+  authorization_id, amount_minor, authorized_minor, currency, merchant, mcc, source, orphaned, occurred_at, received_at, signalled_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (issuer, issuer_event_id) DO NOTHING`
+	// priorEventsQuery reads the other events of an authorization (index ledger_authorization).
+	priorEventsQuery = `SELECT * FROM ledger_events WHERE issuer = ? AND authorization_id = ? AND issuer_event_id <> ?
 ORDER BY occurred_at, id`
+)
 
 // GetEvent returns one ledger event or ErrNotFound.
 func (s *Store) GetEvent(ctx context.Context, issuer, issuerEventID string) (LedgerEvent, error) {
@@ -132,6 +234,38 @@ func (s *Store) MarkSignalled(ctx context.Context, issuer, issuerEventID string,
 	return s.updateOne(ctx, "mark event signalled",
 		`UPDATE ledger_events SET signalled_at = COALESCE(signalled_at, ?) WHERE issuer = ? AND issuer_event_id = ?`,
 		utc(at), issuer, issuerEventID)
+}
+
+// MarkSignalledMany records that the issuer's events reached their workflow. It shares the
+// ledger's transactions (see eventWriter): the webhook relay marks each signal's events, and a
+// commit of their own would cost as much as recording them.
+func (s *Store) MarkSignalledMany(ctx context.Context, issuer string, issuerEventIDs []string, at time.Time) error {
+	if len(issuerEventIDs) == 0 {
+		return nil
+	}
+	w := &eventWrite{ctx: ctx, e: LedgerEvent{Issuer: issuer}, marks: issuerEventIDs, markAt: at, done: make(chan struct{})}
+	s.events.write(s, w)
+	return w.err
+}
+
+// markSignalledIn is MarkSignalledMany's work inside tx, for the marks of every call in it.
+func (s *Store) markSignalledIn(ctx context.Context, tx *sqlx.Tx, issuer string, ids []string, at time.Time) error {
+	q, args, err := sqlx.In(`UPDATE ledger_events SET signalled_at = COALESCE(signalled_at, ?) WHERE issuer = ? AND issuer_event_id IN (?)`,
+		utc(at), issuer, ids)
+	if err == nil {
+		_, err = tx.ExecContext(ctx, s.rebind(q), args...)
+	}
+	if err != nil {
+		return fmt.Errorf("mark %d events of %s signalled: %w", len(ids), issuer, err)
+	}
+	return nil
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // UnsignalledEvents returns owned events received before olderThan that never reached their

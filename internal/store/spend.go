@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -28,24 +27,15 @@ type DailySpend struct {
 	UpdatedAt      time.Time `db:"updated_at" json:"updated_at"`
 }
 
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-func (s *Store) addSpend(ctx context.Context, ex execer, d SpendDelta) error {
-	_, err := ex.ExecContext(ctx, s.rebind(`
+// addSpendQuery adds a SpendDelta to its agent's day (agent, day, spent, overspend, declines,
+// updated at).
+const addSpendQuery = `
 INSERT INTO daily_spend (agent_id, day, spent_minor, overspend_minor, declines, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (agent_id, day) DO UPDATE SET
   spent_minor = daily_spend.spent_minor + excluded.spent_minor,
   overspend_minor = daily_spend.overspend_minor + excluded.overspend_minor,
   declines = daily_spend.declines + excluded.declines,
-  updated_at = excluded.updated_at`),
-		d.AgentID, d.Day, d.SpentMinor, d.OverspendMinor, d.Declines, utc(time.Now()))
-	if err != nil {
-		return fmt.Errorf("add spend for agent %s on %s: %w", d.AgentID, d.Day, err)
-	}
-	return nil
-}
+  updated_at = excluded.updated_at`
 
 // SpendSeries returns the agent's daily spend rows with fromDay <= day <= toDay, by day.
 func (s *Store) SpendSeries(ctx context.Context, agentID, fromDay, toDay string) ([]DailySpend, error) {

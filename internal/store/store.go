@@ -33,6 +33,7 @@ const (
 type Store struct {
 	db      *sqlx.DB
 	dialect Dialect
+	events  eventWriter // RecordEvent's shared transactions
 }
 
 // Open connects to the database named by rawURL: postgres://… or postgresql://… for Postgres,
