@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
@@ -18,13 +19,17 @@ import (
 // AlertOrphanedEvent is the alert kind recorded for an issuer event on a card no agent owns.
 const AlertOrphanedEvent = "orphaned_event"
 
-// EventResult says what ReportEvent did with an event.
+// EventResult says what ReportEvent (or RecordEvent) did with an event.
 type EventResult struct {
 	EventID   string `json:"event_id"`
 	AgentID   string `json:"agent_id,omitempty"`
 	New       bool   `json:"new"`       // first time this event id reached the ledger
 	Orphaned  bool   `json:"orphaned"`  // no agent owns the card: recorded and alerted only
 	Signalled bool   `json:"signalled"` // delivered to the agent's workflow by this call
+	// Undelivered is, after RecordEvent, the recorded event still to be delivered to AgentID's
+	// workflow (DeliverEvents): the new event, or one recorded before whose signal never got
+	// through. Nil when there is nothing to deliver.
+	Undelivered *cardwarden.Event `json:"-"`
 }
 
 // ReportEvent records an issuer event in the ledger and delivers it to the workflow of the agent
@@ -36,6 +41,23 @@ type EventResult struct {
 // owns is recorded as orphaned and alerted, and never starts a workflow. When Temporal cannot
 // be reached the error matches ErrUnavailable.
 func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev cardwarden.Event) (EventResult, error) {
+	res, err := c.RecordEvent(ctx, issuerName, ev)
+	if err != nil || res.Undelivered == nil {
+		return res, err
+	}
+	if err := c.DeliverEvents(ctx, res.AgentID, []cardwarden.Event{*res.Undelivered}); err != nil {
+		return res, err
+	}
+	res.Signalled, res.Undelivered = true, nil
+	return res, nil
+}
+
+// RecordEvent is ReportEvent's first half: the event is checked and recorded in the ledger,
+// once, and the result's Undelivered is what still has to reach the agent's workflow. The
+// webhook endpoint acknowledges an event once it is recorded and leaves its delivery to a
+// relay (and, should that fail, to RedeliverPending): the ledger, not the signal, is what
+// makes an acknowledged event safe.
+func (c *Client) RecordEvent(ctx context.Context, issuerName string, ev cardwarden.Event) (EventResult, error) {
 	if c.ledger == nil {
 		return EventResult{}, &Error{Kind: ErrNoStore, Op: "report event"}
 	}
@@ -85,29 +107,56 @@ func (c *Client) ReportEvent(ctx context.Context, issuerName string, ev cardward
 		ev = stored.IssuerEvent()
 		res.AgentID = stored.AgentID
 	}
-	if err := c.signal(ctx, res.AgentID, ev); err != nil {
-		return res, err
-	}
-	res.Signalled = true
+	res.Undelivered = &ev
 	return res, nil
 }
 
-// signal delivers one recorded event to its agent's workflow and marks it signalled.
-func (c *Client) signal(ctx context.Context, agentID string, ev cardwarden.Event) error {
+// MaxEventsPerSignal is the most events DeliverEvents puts in one signal: a few hundred bytes
+// each, so a signal stays far below Temporal's payload limit.
+const MaxEventsPerSignal = 100
+
+// DeliverEvents signals recorded events, in order, to one agent's workflow (one event as an
+// object, several as an array, up to MaxEventsPerSignal a signal) and marks them signalled.
+// When Temporal cannot be reached the error matches ErrUnavailable and the events not yet
+// delivered stay unsignalled in the ledger.
+func (c *Client) DeliverEvents(ctx context.Context, agentID string, evs []cardwarden.Event) error {
+	if c.store == nil {
+		return &Error{Kind: ErrNoStore, Op: "deliver events"}
+	}
+	for chunk := range slices.Chunk(evs, MaxEventsPerSignal) {
+		if err := c.deliver(ctx, agentID, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliver is DeliverEvents for one signal's worth of events.
+func (c *Client) deliver(ctx context.Context, agentID string, evs []cardwarden.Event) error {
+	out := make([]cardwarden.Event, len(evs))
+	for i, ev := range evs {
+		ev.Recorded = true
+		out[i] = ev
+	}
+	var payload any = out
+	if len(out) == 1 {
+		payload = out[0] // what every worker version reads
+	}
 	sctx, cancel := context.WithTimeout(ctx, c.sigTO)
 	defer cancel()
-	ev.Recorded = true
-	err := c.tc.SignalWorkflow(sctx, workflows.WorkflowID(agentID), "", workflows.SignalCardEvent, ev)
+	err := c.tc.SignalWorkflow(sctx, workflows.WorkflowID(agentID), "", workflows.SignalCardEvent, payload)
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
-		// The agent's workflow has ended (retired): the event belongs in the ledger, but there
-		// is nothing left to deliver it to. Marking it stops redelivery from trying forever.
+		// The agent's workflow has ended (retired): the events belong in the ledger, but there
+		// is nothing left to deliver them to. Marking them stops redelivery from trying forever.
 		// Money that moves on a retired agent's card is somebody's to look at: it alerts.
-		c.log.Warn("card event for an agent whose workflow is not running; recorded in the ledger only",
-			"agent_id", agentID, "issuer", ev.Issuer, "event_id", ev.ID)
-		if spend.Relevant(ev) {
-			c.alertRetired(ctx, agentID, ev)
+		for _, ev := range out {
+			c.log.Warn("card event for an agent whose workflow is not running; recorded in the ledger only",
+				"agent_id", agentID, "issuer", ev.Issuer, "event_id", ev.ID)
+			if spend.Relevant(ev) {
+				c.alertRetired(ctx, agentID, ev)
+			}
 		}
 	case err != nil:
 		cerr := c.classify(ctx, "signal", agentID, err)
@@ -116,9 +165,20 @@ func (c *Client) signal(ctx context.Context, agentID string, ev cardwarden.Event
 		}
 		return cerr
 	}
-	if err := c.store.MarkSignalled(ctx, ev.Issuer, ev.ID, c.now()); err != nil {
-		// The signal got through; a later redelivery of it is a harmless duplicate.
-		return fmt.Errorf("event %s/%s signalled to agent %s but not marked: %w", ev.Issuer, ev.ID, agentID, err)
+	// An agent's cards are all its issuer's, but nothing here relies on it.
+	byIssuer := map[string][]string{}
+	var issuers []string
+	for _, ev := range out {
+		if _, ok := byIssuer[ev.Issuer]; !ok {
+			issuers = append(issuers, ev.Issuer)
+		}
+		byIssuer[ev.Issuer] = append(byIssuer[ev.Issuer], ev.ID)
+	}
+	for _, iss := range issuers {
+		if err := c.store.MarkSignalledMany(ctx, iss, byIssuer[iss], c.now()); err != nil {
+			// The signal got through; a later redelivery of it is a harmless duplicate.
+			return fmt.Errorf("%d events signalled to agent %s but not marked: %w", len(byIssuer[iss]), agentID, err)
+		}
 	}
 	return nil
 }
@@ -159,9 +219,10 @@ func (c *Client) recordAlert(ctx context.Context, al store.Alert) {
 }
 
 // RedeliverPending signals ledger events that were recorded at least grace ago but never reached
-// their workflow (Temporal was down when they arrived), oldest first, at most limit of them. It
-// stops at the first failure that means Temporal is still unreachable and returns how many it
-// delivered.
+// their workflow (Temporal was down when they arrived, or the process that recorded them
+// stopped before its relay delivered them), oldest first, at most limit of them, an agent's in
+// one signal. It stops at the first failure that means Temporal is still unreachable and
+// returns how many it delivered.
 func (c *Client) RedeliverPending(ctx context.Context, grace time.Duration, limit int) (int, error) {
 	if c.store == nil {
 		return 0, &Error{Kind: ErrNoStore, Op: "redeliver"}
@@ -170,16 +231,25 @@ func (c *Client) RedeliverPending(ctx context.Context, grace time.Duration, limi
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	byAgent := map[string][]cardwarden.Event{}
+	var agents []string
 	for _, le := range pending {
-		if err := c.signal(ctx, le.AgentID, le.IssuerEvent()); err != nil {
+		if _, ok := byAgent[le.AgentID]; !ok {
+			agents = append(agents, le.AgentID)
+		}
+		byAgent[le.AgentID] = append(byAgent[le.AgentID], le.IssuerEvent())
+	}
+	n := 0
+	for _, agentID := range agents {
+		evs := byAgent[agentID]
+		if err := c.DeliverEvents(ctx, agentID, evs); err != nil {
 			if errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
 				return n, err
 			}
-			c.log.Error("redeliver card event", "agent_id", le.AgentID, "event_id", le.IssuerEventID, "error", err)
+			c.log.Error("redeliver card events", "agent_id", agentID, "events", len(evs), "error", err)
 			continue
 		}
-		n++
+		n += len(evs)
 	}
 	return n, nil
 }

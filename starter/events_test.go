@@ -2,6 +2,7 @@ package starter
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -102,4 +103,66 @@ func TestEventOnARetiredAgentsCardAlerts(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidRequest)
 	_, err = s.GetEvent(ctx, "sim", "ev_huge")
 	require.True(t, store.IsNotFound(err))
+}
+
+// RecordEvent records and names what is left to deliver; DeliverEvents sends one event as an
+// object (what every worker reads) and several as an array, at most MaxEventsPerSignal a
+// signal, in order, and marks them signalled; RedeliverPending gives each agent its events in
+// one signal.
+func TestDeliverEventsBatchesAnAgentsEvents(t *testing.T) {
+	s := testdb.Open(t, testdb.SQLiteURL(t))
+	ctx := context.Background()
+	seedCard(t, s, "a1", "card_1", "UTC")
+	seedCard(t, s, "a2", "card_2", "UTC")
+	tc := &mocks.Client{}
+	c := New(tc, Options{Store: s})
+	at := time.Now()
+	var evs []cardwarden.Event
+	for i := range MaxEventsPerSignal + 2 {
+		ev := cardwarden.Event{ID: fmt.Sprintf("ev_%03d", i), Kind: cardwarden.KindAuthorization, CardID: "card_1", Approved: true,
+			AmountMinor: 1, Currency: "USD", OccurredAt: at}
+		res, err := c.RecordEvent(ctx, "sim", ev)
+		require.NoError(t, err)
+		require.True(t, res.New)
+		require.False(t, res.Signalled)
+		require.NotNil(t, res.Undelivered)
+		evs = append(evs, *res.Undelivered)
+	}
+	var payloads []any
+	tc.On("SignalWorkflow", mock.Anything, "agent/a1", "", workflows.SignalCardEvent, mock.Anything).
+		Run(func(args mock.Arguments) { payloads = append(payloads, args.Get(4)) }).Return(nil)
+	require.NoError(t, c.DeliverEvents(ctx, "a1", evs))
+	require.Len(t, payloads, 2)
+	first, ok := payloads[0].([]cardwarden.Event)
+	require.True(t, ok, "several events go as an array: %T", payloads[0])
+	require.Len(t, first, MaxEventsPerSignal)
+	require.Equal(t, "ev_000", first[0].ID)
+	require.True(t, first[0].Recorded, "the workflow must not record them again")
+	rest, ok := payloads[1].([]cardwarden.Event)
+	require.True(t, ok)
+	require.Equal(t, []string{"ev_100", "ev_101"}, []string{rest[0].ID, rest[1].ID})
+	pending, err := s.UnsignalledEvents(ctx, time.Now().Add(time.Hour), 1000)
+	require.NoError(t, err)
+	require.Empty(t, pending, "every delivered event is marked signalled")
+
+	// Redelivery: two agents' events recorded while their signals failed go one signal each.
+	payloads = nil
+	tc.On("SignalWorkflow", mock.Anything, "agent/a2", "", workflows.SignalCardEvent, mock.Anything).
+		Run(func(args mock.Arguments) { payloads = append(payloads, args.Get(4)) }).Return(nil)
+	for i, card := range []string{"card_1", "card_2", "card_1", "card_2"} {
+		_, err := c.RecordEvent(ctx, "sim", cardwarden.Event{ID: fmt.Sprintf("ev_late_%d", i), Kind: cardwarden.KindAuthorization,
+			CardID: card, Approved: true, AmountMinor: 1, Currency: "USD", OccurredAt: at})
+		require.NoError(t, err)
+	}
+	n, err := c.RedeliverPending(ctx, 0, 100)
+	require.NoError(t, err)
+	require.Equal(t, 4, n)
+	require.Len(t, payloads, 2, "one signal per agent")
+	pairs := 0
+	for _, p := range payloads {
+		if evs, ok := p.([]cardwarden.Event); ok && len(evs) == 2 {
+			pairs++
+		}
+	}
+	require.Equal(t, 2, pairs, "each agent's two events in one signal: %+v", payloads)
 }

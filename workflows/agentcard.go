@@ -197,9 +197,9 @@ func (wf *agentCard) wakeSelector(ctx workflow.Context) workflow.Selector {
 	wf.armTimer(ctx, wf.nextWake())
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(wf.eventCh, func(c workflow.ReceiveChannel, _ bool) {
-		var e issuerEvent
-		if c.ReceiveAsync(&e) {
-			wf.woken.event = &e
+		var evs cardEvents
+		if c.ReceiveAsync(&evs) {
+			wf.woken.events, wf.woken.signal = evs, true
 		}
 	})
 	sel.AddReceive(wf.cmdCh, func(c workflow.ReceiveChannel, _ bool) {
@@ -213,9 +213,10 @@ func (wf *agentCard) wakeSelector(ctx workflow.Context) workflow.Selector {
 
 // woken is what ended a wait: one of a signal, an update, the timer.
 type woken struct {
-	event *issuerEvent
-	cmd   *command
-	timer bool
+	signal bool
+	events cardEvents
+	cmd    *command
+	timer  bool
 }
 
 // onWake handles what ended the wait, and clears it for the next one.
@@ -224,8 +225,8 @@ func (wf *agentCard) onWake(ctx workflow.Context) {
 	w := wf.woken
 	wf.woken = woken{}
 	switch {
-	case w.event != nil:
-		wf.onSignal(ctx, w.event)
+	case w.signal:
+		wf.onSignal(ctx, w.events)
 	case w.cmd != nil:
 		w.cmd.execute(ctx, wf)
 	case w.timer:

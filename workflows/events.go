@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -10,25 +12,46 @@ import (
 	"github.com/cardwarden/cardwarden/money"
 )
 
-// issuerEvent is the card-event signal's payload.
+// issuerEvent is one event of a card-event signal.
 type issuerEvent = cardwarden.Event
+
+// cardEvents is the card-event signal's payload: one event (a JSON object, as the Temporal CLI
+// and older senders send it) or several of one agent's events in order (a JSON array, as the
+// webhook relay sends what arrived while its previous signal was in flight: one signal, and
+// one server round trip, for many events).
+type cardEvents []issuerEvent
+
+// UnmarshalJSON takes an object as one event and an array as several.
+func (evs *cardEvents) UnmarshalJSON(b []byte) error {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '[' {
+		return json.Unmarshal(b, (*[]issuerEvent)(evs))
+	}
+	var one issuerEvent
+	if err := json.Unmarshal(b, &one); err != nil {
+		return err
+	}
+	*evs = cardEvents{one}
+	return nil
+}
 
 // changeRecordHandSent is the workflow.GetVersion change id of recording hand-sent events.
 const changeRecordHandSent = "record-hand-sent-events"
 
-// onSignal counts a card-event signal and handles its event. An event the sender did not
+// onSignal counts a card-event signal and handles its events in order. An event the sender did not
 // record in the ledger first (a signal sent by hand from the Temporal CLI or Web UI; the
 // webhook path and POST /v1/events mark theirs) is recorded by an activity, so the ledger's
 // daily spend, the dashboard and reconciliation see the money the workflow counts. The ledger
 // is unique by event id: recording one it already has changes nothing.
-func (wf *agentCard) onSignal(ctx workflow.Context, ev *issuerEvent) {
+func (wf *agentCard) onSignal(ctx workflow.Context, evs cardEvents) {
 	wf.st.SignalsTotal++
 	wf.signalsThisRun++
 	wf.wrote(eventsPerSignal)
-	if wf.recordHandSent && !ev.Recorded && ev.Check() == nil && !wf.hasSeen(ev.ID) {
-		wf.recordInLedger(ctx, *ev)
+	for _, ev := range evs {
+		if wf.recordHandSent && !ev.Recorded && ev.Check() == nil && !wf.hasSeen(ev.ID) {
+			wf.recordInLedger(ctx, ev)
+		}
+		wf.onEvent(ctx, ev)
 	}
-	wf.onEvent(ctx, *ev)
 }
 
 // recordInLedger records a hand-sent event in the ledger in the background; one that cannot be

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -62,4 +63,50 @@ func TestHandSentEventTheLedgerRefusesAlerts(t *testing.T) {
 	if !slices.Contains(f.alertKinds(), workflows.AlertLedgerFailed) {
 		t.Fatalf("alerts: %v", f.alertKinds())
 	}
+}
+
+// The webhook relay sends several of an agent's events as one card-event signal (a JSON
+// array): each is applied in order and counted once, a decline burst in one signal freezes the
+// card, and a single event (a JSON object, as the Temporal CLI sends it) still reads.
+func TestOneSignalCarriesManyEvents(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, sunday)
+	t0 := sunday.Add(time.Hour)
+	var st workflows.StateView
+	h.at(time.Hour, func() {
+		spend := []cardwarden.Event{approved("evt-a", "card-1", t0, 300), approved("evt-b", "card-1", t0, 200)}
+		for i := range spend {
+			spend[i].Recorded = true
+		}
+		h.env.SignalWorkflow(workflows.SignalCardEvent, spend)
+		h.env.SignalWorkflow(workflows.SignalCardEvent, spend[:1]) // a redelivery: counted once
+		one := approved("evt-c", "card-1", t0, 100)
+		one.Recorded = true
+		h.signal(one)
+	})
+	h.at(2*time.Hour, func() {
+		st = h.state()
+		var burst []cardwarden.Event
+		for i := range 5 {
+			ev := decline(fmt.Sprintf("d%d", i), "card-1", t0.Add(time.Hour+time.Duration(i)*time.Second), cardwarden.ReasonSpendingLimit)
+			ev.Recorded = true
+			burst = append(burst, ev)
+		}
+		h.env.SignalWorkflow(workflows.SignalCardEvent, burst)
+	})
+	var frozen workflows.StateView
+	h.at(2*time.Hour+time.Minute, func() { frozen = h.state() })
+	h.run(policyJSON(retireAt(sunday.Add(3 * time.Hour))))
+	h.result()
+	if got := st.Budget.SpentTodayUSD.String(); got != "6.00" {
+		t.Fatalf("spent today %s, want 6.00 (3 + 2 + 1, each once)", got)
+	}
+	if frozen.Status != workflows.StatusFrozen || len(frozen.RecentDeclines) != 5 {
+		t.Fatalf("a burst of 5 declines in one signal: status %s, %d recent declines", frozen.Status, len(frozen.RecentDeclines))
+	}
+	f.lock(func() {
+		if len(f.recorded) != 0 {
+			t.Fatalf("events marked recorded were recorded again: %+v", f.recorded)
+		}
+	})
 }

@@ -40,7 +40,7 @@ func (wf *agentCard) registerHandlers(ctx workflow.Context) error {
 	// The channels first: an update that arrived with the run's first task is delivered as
 	// soon as its handler is registered, and its handler sends on cmdCh.
 	wf.eventCh = workflow.GetSignalChannelWithOptions(ctx, SignalCardEvent, workflow.SignalChannelOptions{
-		Description: "An issuer event (cardwarden.Event) for this agent's card. The webhook path records it in the ledger first; " +
+		Description: "An issuer event (cardwarden.Event), or a JSON array of them in order, for this agent's card. The webhook path records it in the ledger first; " +
 			"one sent here by hand is recorded in the ledger by the workflow. Counted once per event id."})
 	wf.cmdCh = workflow.NewBufferedChannel(ctx, 64)
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryState, func() (StateView, error) {

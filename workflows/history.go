@@ -72,11 +72,11 @@ func (wf *agentCard) continueAsNew(ctx workflow.Context) (Result, error) {
 func (wf *agentCard) drain(ctx workflow.Context) error {
 	for {
 		for {
-			var e issuerEvent
-			if !wf.eventCh.ReceiveAsync(&e) {
+			var evs cardEvents
+			if !wf.eventCh.ReceiveAsync(&evs) {
 				break
 			}
-			wf.onSignal(ctx, &e)
+			wf.onSignal(ctx, evs)
 		}
 		var cmd *command
 		if wf.cmdCh.ReceiveAsync(&cmd) {

@@ -55,7 +55,8 @@ const (
 	UpdateSetBudget = "set-budget"
 	UpdateRetire    = "retire"
 
-	// SignalCardEvent carries one normalized cardwarden.Event.
+	// SignalCardEvent carries one normalized cardwarden.Event (a JSON object), or several of
+	// one agent's events in order (a JSON array).
 	SignalCardEvent = "card-event"
 
 	// WorkflowIDPrefix prefixes the agent id in the workflow id.

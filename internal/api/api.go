@@ -73,6 +73,8 @@ type Deps struct {
 	// Outbound are the rules a new agent's policy URLs must pass (credentials_push_url,
 	// alerts.webhook_url); the zero value is production's.
 	Outbound outbound.Rules
+	// Relay tunes how acknowledged webhook events are delivered to their workflows.
+	Relay RelayOptions
 }
 
 // Control is what the handlers do to agents: *starter.Client.
@@ -88,6 +90,8 @@ type Control interface {
 	RotateToken(ctx context.Context, agentID, actor string) (string, error)
 	VerifyToken(ctx context.Context, agentID, token string) error
 	ReportEvent(ctx context.Context, issuerName string, ev cardwarden.Event) (starter.EventResult, error)
+	RecordEvent(ctx context.Context, issuerName string, ev cardwarden.Event) (starter.EventResult, error)
+	DeliverEvents(ctx context.Context, agentID string, evs []cardwarden.Event) error
 	RedeliverPending(ctx context.Context, grace time.Duration, limit int) (int, error)
 }
 
@@ -96,7 +100,8 @@ var _ Control = (*starter.Client)(nil)
 // server is Deps with the defaults filled in.
 type server struct {
 	Deps
-	ctl Control
+	ctl   Control
+	relay *relay // delivers acknowledged webhook events; nil without ctl
 }
 
 func (d Deps) withDefaults() *server {
@@ -123,6 +128,9 @@ func (d Deps) withDefaults() *server {
 		}
 		s.ctl = starter.New(d.Temporal, starter.Options{Store: d.Store, Logger: d.Logger, Issuers: names,
 			DataConverter: codec.DataConverter(d.Codec), Vault: d.Vault, Outbound: d.Outbound})
+	}
+	if s.ctl != nil {
+		s.relay = newRelay(s.ctl, d.Logger, d.Relay)
 	}
 	return s
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -431,8 +432,22 @@ func simEvent(id, cardID string, amountMinor int64, at time.Time) []byte {
 	return b
 }
 
+// waitSignalled reports whether the sim event is marked signalled within d.
+func waitSignalled(t *testing.T, st *store.Store, id string, d time.Duration) bool {
+	t.Helper()
+	for end := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		ev, err := st.GetEvent(context.Background(), "sim", id)
+		require.NoError(t, err)
+		if ev.SignalledAt.Valid || time.Now().After(end) {
+			return ev.SignalledAt.Valid
+		}
+	}
+}
+
 func TestWebhooks(t *testing.T) {
-	h := newHarness(t)
+	// The relay leaves events to the sweep for a moment after Temporal was unreachable; the
+	// test retries at once.
+	h := newHarness(t, func(d *Deps) { d.Relay.Pause = time.Millisecond })
 	key, err := stdwebhooks.DecodeSecret(webhookSecret)
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -463,26 +478,42 @@ func TestWebhooks(t *testing.T) {
 	require.Equal(t, 413, status)
 	require.Equal(t, "payload_too_large", must(errCode(m)))
 
-	// Temporal down: 503, and the event waits in the ledger unsignalled.
+	// Temporal down: the event is recorded and acknowledged all the same (the ledger, not the
+	// signal, is what keeps it); the relay's signal fails and it waits in the ledger unsignalled.
+	tried := make(chan struct{})
 	h.tc.On("SignalWorkflow", mock.Anything, "agent/bot", "", workflows.SignalCardEvent, mock.Anything).
-		Return(serviceerror.NewUnavailable("down")).Once()
+		Return(serviceerror.NewUnavailable("down")).Run(func(mock.Arguments) { close(tried) }).Once()
 	status, m = h.postWebhook("sim", "evt_1", h.now, simEvent("evt_1", "card_b", 500, h.now), key)
-	require.Equal(t, 503, status)
-	require.Equal(t, "temporal_unavailable", must(errCode(m)))
+	require.Equal(t, 200, status, "%v", m)
+	require.EqualValues(t, 1, m["new"])
+	select {
+	case <-tried:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the relay never tried to signal the event")
+	}
 	ev, err := h.store.GetEvent(ctx, "sim", "evt_1")
 	require.NoError(t, err)
 	require.False(t, ev.SignalledAt.Valid)
 
-	// The issuer retries once Temporal is back: signalled now, counted once.
-	h.tc.On("SignalWorkflow", mock.Anything, "agent/bot", "", workflows.SignalCardEvent, mock.Anything).Return(nil).Once()
-	status, m = h.postWebhook("sim", "evt_1", h.now, simEvent("evt_1", "card_b", 500, h.now), key)
-	require.Equal(t, 200, status, "%v", m)
-	require.EqualValues(t, 1, m["duplicates"])
+	// The issuer retries once Temporal is back: the relay signals it now (the retry may come
+	// while the relay is still paused, so the issuer retries until it is), counted once.
+	var delivered atomic.Int32
+	h.tc.On("SignalWorkflow", mock.Anything, "agent/bot", "", workflows.SignalCardEvent, mock.Anything).
+		Return(nil).Run(func(mock.Arguments) { delivered.Add(1) })
+	require.Eventually(t, func() bool {
+		status, m = h.postWebhook("sim", "evt_1", h.now, simEvent("evt_1", "card_b", 500, h.now), key)
+		require.Equal(t, 200, status, "%v", m)
+		require.EqualValues(t, 1, m["duplicates"])
+		return waitSignalled(t, h.store, "evt_1", 200*time.Millisecond)
+	}, 5*time.Second, time.Millisecond, "the retried delivery reached the workflow")
 
 	// A replay of a delivered event: acknowledged, not signalled or counted again.
+	before := delivered.Load()
 	status, m = h.postWebhook("sim", "evt_1", h.now, simEvent("evt_1", "card_b", 500, h.now), key)
 	require.Equal(t, 200, status)
 	require.EqualValues(t, 1, m["duplicates"])
+	time.Sleep(100 * time.Millisecond) // a signal the relay would send goes out well within this
+	require.Equal(t, before, delivered.Load(), "a delivered event was signalled again")
 	days, err := h.store.SpendSeries(ctx, "bot", "2000-01-01", "2100-01-01")
 	require.NoError(t, err)
 	require.Len(t, days, 1)

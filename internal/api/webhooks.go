@@ -9,7 +9,6 @@ import (
 
 	"github.com/cardwarden/cardwarden/internal/issuer"
 	"github.com/cardwarden/cardwarden/internal/metrics"
-	"github.com/cardwarden/cardwarden/starter"
 	"github.com/cardwarden/cardwarden/workflows"
 )
 
@@ -17,8 +16,8 @@ import (
 // kilobytes; the cap stops a slow or huge body from tying up memory.
 const MaxWebhookBody = 1 << 20
 
-// webhookTimeout bounds recording and signalling one delivery, so the issuer hears 503 and
-// retries rather than timing out on its side.
+// webhookTimeout bounds recording one delivery, so the issuer hears 5xx and retries rather
+// than timing out on its side.
 const webhookTimeout = 20 * time.Second
 
 type webhookResponse struct {
@@ -30,10 +29,11 @@ type webhookResponse struct {
 
 // webhook: POST /v1/webhooks/{issuer}. The delivery is verified by that issuer's adapter
 // (signature in constant time, timestamp within 5 minutes), each event is recorded in the
-// ledger and signalled to its agent's workflow, and only then is it acknowledged: an
-// acknowledged event is never lost. A replay is acknowledged and not counted again. If
-// Temporal is down the answer is 503, so the issuer retries; the event waits in the ledger for
-// the redelivery loop either way.
+// ledger, once, and then it is acknowledged: an acknowledged event is never lost. Delivering
+// it to its agent's workflow is the relay's job after the answer (an agent's events that
+// arrive together go in one signal), and the redelivery sweep's for any the relay could not
+// deliver (Temporal down, the process stopped). A replay is acknowledged and not counted
+// again.
 func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("issuer")
 	if s.Issuers == nil {
@@ -89,19 +89,13 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	resp := webhookResponse{Received: len(events)}
 	for _, ev := range events {
-		res, err := s.ctl.ReportEvent(ctx, name, ev)
+		res, err := s.ctl.RecordEvent(ctx, name, ev)
 		if err != nil {
-			if errors.Is(err, starter.ErrUnavailable) || errors.Is(err, starter.ErrTimeout) {
-				s.log(r).Warn("webhook event recorded but not delivered; the issuer will retry and redelivery will catch up",
-					"issuer", name, "event_id", ev.ID, "error", err)
-				w.Header().Set("Retry-After", "5")
-				writeError(w, http.StatusServiceUnavailable, "temporal_unavailable", "event recorded but Temporal is unreachable; retry later", "")
-				return
-			}
-			s.log(r).Error("webhook event failed", "issuer", name, "event_id", ev.ID, "error", err)
+			s.log(r).Error("webhook event not recorded", "issuer", name, "event_id", ev.ID, "error", err)
 			writeError(w, http.StatusInternalServerError, "internal", "could not record the event", "")
 			return
 		}
+		queued := res.Undelivered != nil && s.relay.add(res.AgentID, *res.Undelivered)
 		switch {
 		case res.Orphaned:
 			resp.Orphaned++
@@ -114,7 +108,7 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 			resp.Duplicates++
 		}
 		s.log(r).Info("webhook event", "issuer", name, "event_id", ev.ID, "kind", ev.Kind, "card_id", ev.CardID,
-			"agent_id", res.AgentID, "new", res.New, "orphaned", res.Orphaned, "signalled", res.Signalled)
+			"agent_id", res.AgentID, "new", res.New, "orphaned", res.Orphaned, "relayed", queued)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -138,16 +138,30 @@ func TestHandStartedPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitState(t, "demo", "the signalled spend", func(v workflows.StateView) bool { return v.Budget.SpentTodayUSD.String() == "2.00" })
+	// Several events in one signal, a JSON array (as the webhook relay sends them): each
+	// counted and recorded once, the repeated evt_cli_1 not again.
+	if err := s.c.SignalWorkflow(ctx, workflows.WorkflowID("demo"), "", workflows.SignalCardEvent, rawJSON(`[
+		{"id":"evt_cli_2","kind":"authorization","card_id":"`+st.Card.ID+`","approved":true,"amount_minor":100,"currency":"usd"},
+		{"id":"evt_cli_1","kind":"authorization","card_id":"`+st.Card.ID+`","approved":true,"amount_minor":200,"currency":"usd"},
+		{"id":"evt_cli_3","kind":"authorization","card_id":"`+st.Card.ID+`","approved":true,"amount_minor":50,"currency":"usd"}]`)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitState(t, "demo", "the spend of the array", func(v workflows.StateView) bool { return v.Budget.SpentTodayUSD.String() == "3.50" })
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		le, err := s.store.GetEvent(ctx, "sim", "evt_cli_1")
-		if err == nil && le.AgentID == "demo" && le.Source == store.SourceSignal && le.AmountMinor == 200 {
-			break
+	for _, want := range []struct {
+		id     string
+		amount int64
+	}{{"evt_cli_1", 200}, {"evt_cli_2", 100}, {"evt_cli_3", 50}} {
+		for {
+			le, err := s.store.GetEvent(ctx, "sim", want.id)
+			if err == nil && le.AgentID == "demo" && le.Source == store.SourceSignal && le.AmountMinor == want.amount {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("hand-sent event %s not in the ledger: %+v %v", want.id, le, err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hand-sent event not in the ledger: %+v %v", le, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 
 	bad := s.start(t, "bad", rawJSON(`{"agent_id":"bad","daily_limit_usd":25,"timezone":"Mars/Base"}`))

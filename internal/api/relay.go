@@ -1,0 +1,142 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cardwarden/cardwarden"
+	"github.com/cardwarden/cardwarden/starter"
+)
+
+// RelayOptions tune the webhook relay.
+type RelayOptions struct {
+	// Signals is the most signals in flight at once; 4 when zero. Fewer means more of an
+	// agent's events ride in one signal while the signals ahead of it are answered: the relay
+	// batches by itself as the load grows, and Temporal does a round trip per signal, not per
+	// event.
+	Signals int
+	// Held is the most events waiting in memory; 10,000 when zero. Past it (or while Temporal
+	// is unreachable) an event is left in the ledger for the redelivery sweep.
+	Held int
+	// Pause is how long the relay leaves new events to the sweep after Temporal was found
+	// unreachable; 5s when zero.
+	Pause time.Duration
+}
+
+// relay delivers recorded webhook events to their agents' workflows after the webhook was
+// acknowledged. Each agent's events go in order; while an agent's signal waits for a slot or
+// is in flight, its next events queue and go together in its next signal. Nothing it holds is
+// the only copy: every event is in the ledger, unsignalled until delivered, so a process that
+// stops with events queued loses none (StartRedelivery delivers them).
+type relay struct {
+	ctl   Control
+	log   *slog.Logger
+	slots chan struct{}
+	held  int
+	pause time.Duration
+	now   func() time.Time
+
+	mu      sync.Mutex
+	queued  map[string][]cardwarden.Event // agent → events waiting for its next signal
+	busy    map[string]bool               // agents whose goroutine is delivering
+	n       int                           // events queued
+	resumes time.Time                     // until then, events are left to the sweep
+	idle    *sync.Cond                    // broadcast when nothing is queued or in flight
+}
+
+func newRelay(ctl Control, log *slog.Logger, o RelayOptions) *relay {
+	if o.Signals <= 0 {
+		o.Signals = 4
+	}
+	if o.Held <= 0 {
+		o.Held = 10_000
+	}
+	if o.Pause <= 0 {
+		o.Pause = 5 * time.Second
+	}
+	r := &relay{ctl: ctl, log: log, slots: make(chan struct{}, o.Signals), held: o.Held, pause: o.Pause, now: time.Now,
+		queued: map[string][]cardwarden.Event{}, busy: map[string]bool{}}
+	r.idle = sync.NewCond(&r.mu)
+	return r
+}
+
+// add queues a recorded event for its agent's workflow and reports whether it did; false
+// leaves it to the sweep.
+func (r *relay) add(agentID string, ev cardwarden.Event) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n >= r.held || r.now().Before(r.resumes) {
+		return false
+	}
+	r.queued[agentID] = append(r.queued[agentID], ev)
+	r.n++
+	if !r.busy[agentID] {
+		r.busy[agentID] = true
+		go r.run(agentID)
+	}
+	return true
+}
+
+// run delivers an agent's queued events, a signal at a time, until none are left.
+func (r *relay) run(agentID string) {
+	for {
+		r.slots <- struct{}{}
+		r.mu.Lock()
+		evs := r.queued[agentID]
+		delete(r.queued, agentID)
+		r.n -= len(evs)
+		r.mu.Unlock()
+
+		err := r.ctl.DeliverEvents(context.Background(), agentID, evs)
+		<-r.slots
+
+		r.mu.Lock()
+		if err != nil {
+			r.failed(agentID, len(evs), err)
+		}
+		if len(r.queued[agentID]) == 0 {
+			delete(r.busy, agentID)
+			if len(r.busy) == 0 {
+				r.idle.Broadcast()
+			}
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+	}
+}
+
+// failed logs a delivery that did not get through; the events wait in the ledger for the
+// sweep. When Temporal is unreachable, new events go straight to the sweep for a while rather
+// than each waiting out a signal timeout. Called with r.mu held.
+func (r *relay) failed(agentID string, n int, err error) {
+	if errors.Is(err, starter.ErrUnavailable) {
+		if !r.now().Before(r.resumes) {
+			r.log.Warn("webhook relay paused: Temporal unreachable; recorded events wait for the redelivery sweep",
+				"agent_id", agentID, "events", n, "error", err)
+		}
+		r.resumes = r.now().Add(r.pause)
+		return
+	}
+	r.log.Error("webhook relay: events recorded but not delivered; the redelivery sweep will retry",
+		"agent_id", agentID, "events", n, "error", err)
+}
+
+// wait blocks until nothing is queued or in flight, or ctx ends.
+func (r *relay) wait(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.idle.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.busy) > 0 && ctx.Err() == nil {
+		r.idle.Wait()
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,145 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cardwarden/cardwarden"
+	"github.com/cardwarden/cardwarden/starter"
+)
+
+// gatedControl delivers events only as fast as the test lets it: each DeliverEvents call
+// waits for a value on gate and returns it.
+type gatedControl struct {
+	Control
+	gate chan error
+	mu   sync.Mutex
+	got  map[string][][]string // agent → the event ids of each signal
+}
+
+func (g *gatedControl) DeliverEvents(_ context.Context, agentID string, evs []cardwarden.Event) error {
+	err := <-g.gate
+	if err == nil {
+		ids := make([]string, len(evs))
+		for i, ev := range evs {
+			ids[i] = ev.ID
+		}
+		g.mu.Lock()
+		g.got[agentID] = append(g.got[agentID], ids)
+		g.mu.Unlock()
+	}
+	return err
+}
+
+func (g *gatedControl) signals(agentID string) [][]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([][]string(nil), g.got[agentID]...)
+}
+
+func newGated() *gatedControl {
+	return &gatedControl{gate: make(chan error), got: map[string][][]string{}}
+}
+
+// taken waits until every queued event is taken into a signal.
+func taken(t *testing.T, r *relay) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.n == 0
+	}, 5*time.Second, time.Millisecond)
+}
+
+func evt(i int) cardwarden.Event { return cardwarden.Event{ID: fmt.Sprintf("evt_%03d", i)} }
+
+// An agent's events that arrive while its signal is in flight go together, in order, in its
+// next signal; each event is delivered once.
+func TestRelayBatchesAnAgentsEventsBehindItsSignal(t *testing.T) {
+	g := newGated()
+	r := newRelay(g, slog.Default(), RelayOptions{Signals: 1})
+	require.True(t, r.add("a", evt(0)))
+	taken(t, r)
+	for i := 1; i <= 50; i++ {
+		require.True(t, r.add("a", evt(i)))
+	}
+	require.True(t, r.add("b", evt(100)))
+	go func() {
+		for range 3 {
+			g.gate <- nil
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, r.wait(ctx))
+
+	var ids []string
+	for _, sig := range g.signals("a") {
+		ids = append(ids, sig...)
+	}
+	want := make([]string, 51)
+	for i := range want {
+		want[i] = evt(i).ID
+	}
+	require.Equal(t, want, ids, "agent a's events, each once, in order")
+	require.Len(t, g.signals("a"), 2, "51 events in two signals: the first, then the 50 that queued behind it")
+	require.Equal(t, [][]string{{"evt_100"}}, g.signals("b"))
+}
+
+// At most Held events wait in memory; the rest are left to the redelivery sweep (they are in
+// the ledger either way).
+func TestRelayHoldsABoundedQueue(t *testing.T) {
+	g := newGated()
+	r := newRelay(g, slog.Default(), RelayOptions{Signals: 1, Held: 3})
+	require.True(t, r.add("a", evt(0)))
+	taken(t, r)
+	for i := 1; i <= 3; i++ {
+		require.True(t, r.add("a", evt(i)), "event %d", i)
+	}
+	require.False(t, r.add("a", evt(4)), "a fourth waiting event was held")
+	go func() {
+		for range 2 {
+			g.gate <- nil
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, r.wait(ctx))
+	require.Equal(t, [][]string{{"evt_000"}, {"evt_001", "evt_002", "evt_003"}}, g.signals("a"))
+}
+
+// When Temporal is unreachable the relay stops trying for a while: events go to the sweep
+// rather than each waiting out a signal timeout. Other failures do not pause it.
+func TestRelayPausesWhileTemporalIsUnreachable(t *testing.T) {
+	g := newGated()
+	r := newRelay(g, slog.Default(), RelayOptions{Pause: 200 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	require.True(t, r.add("a", evt(0)))
+	g.gate <- fmt.Errorf("store: %w", context.DeadlineExceeded)
+	require.NoError(t, r.wait(ctx))
+	require.True(t, r.add("a", evt(1)), "a failure other than Temporal's paused the relay")
+	g.gate <- nil
+	require.NoError(t, r.wait(ctx))
+
+	require.True(t, r.add("a", evt(2)))
+	g.gate <- &starter.Error{Kind: starter.ErrUnavailable, Op: "signal", Msg: "down"}
+	require.NoError(t, r.wait(ctx))
+	require.False(t, r.add("a", evt(3)), "queued while Temporal was just found unreachable")
+	require.Eventually(t, func() bool {
+		if !r.add("a", evt(4)) {
+			return false
+		}
+		g.gate <- nil
+		return true
+	}, 5*time.Second, 10*time.Millisecond, "the relay never resumed")
+	require.NoError(t, r.wait(ctx))
+	require.Equal(t, [][]string{{"evt_001"}, {"evt_004"}}, g.signals("a"))
+}
