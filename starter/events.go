@@ -95,9 +95,9 @@ func (c *Client) RecordEvent(ctx context.Context, issuerName string, ev cardward
 		return res, nil
 	}
 	if !rec.New {
-		stored, err := c.store.GetEvent(ctx, ev.Issuer, ev.ID)
-		if err != nil {
-			return res, fmt.Errorf("report event %s/%s: %w", ev.Issuer, ev.ID, err)
+		stored := rec.Existing
+		if stored == nil {
+			return res, fmt.Errorf("report event %s/%s: recorded before, but the ledger did not return its row", ev.Issuer, ev.ID)
 		}
 		if stored.SignalledAt.Valid {
 			return res, nil

@@ -31,6 +31,9 @@ type Result struct {
 	New      bool
 	AgentID  string
 	Orphaned bool // no agent owns the card: stored, counted nowhere
+	// Existing is, when the event was not new, the row the ledger already had (read in the
+	// same transaction).
+	Existing *store.LedgerEvent
 }
 
 // Record writes an issuer event to the ledger and adds its spend to the agent's days, once.
@@ -70,13 +73,13 @@ func (l *Ledger) record(ctx context.Context, ev cardwarden.Event, source, owner 
 	if source == store.SourceReconcile || source == store.SourceSignal {
 		row.SignalledAt = sql.NullTime{Time: time.Now().UTC(), Valid: true}
 	}
-	o, isNew, err := l.Store.RecordCardEvent(ctx, row, owner, func(o store.CardOwner, prior []store.LedgerEvent) ([]store.SpendDelta, error) {
+	rec, err := l.Store.RecordCardEvent(ctx, row, owner, func(o store.CardOwner, prior []store.LedgerEvent) ([]store.SpendDelta, error) {
 		if o.AgentID == "" {
 			return nil, nil
 		}
 		return DaySpend(o.AgentID, Location(PolicyTimezone(o.Policy)), ev, prior), nil
 	})
-	res = Result{New: isNew, AgentID: o.AgentID, Orphaned: o.AgentID == ""}
+	res = Result{New: rec.New, AgentID: rec.Owner.AgentID, Orphaned: rec.Owner.AgentID == "", Existing: rec.Existing}
 	if err != nil {
 		return res, fmt.Errorf("record event %s: %w", ev.ID, err)
 	}

@@ -70,10 +70,9 @@ func (e LedgerEvent) IssuerEvent() cardwarden.Event {
 // Concurrent calls share transactions (see eventWriter): the call returns once its event is
 // committed.
 func (s *Store) RecordEvent(ctx context.Context, e LedgerEvent, deltas func(prior []LedgerEvent) ([]SpendDelta, error)) (bool, error) {
-	_, isNew, err := s.record(ctx, &eventWrite{e: e, deltas: func(_ CardOwner, prior []LedgerEvent) ([]SpendDelta, error) {
-		return deltas(prior)
-	}})
-	return isNew, err
+	w := &eventWrite{e: e, deltas: func(_ CardOwner, prior []LedgerEvent) ([]SpendDelta, error) { return deltas(prior) }}
+	err := s.record(ctx, w)
+	return w.isNew, err
 }
 
 // CardOwner is whose a card is: the agent and its policy (JSON); an empty AgentID is no one's.
@@ -86,21 +85,31 @@ type CardOwner struct {
 // agent's or no one's.
 var ErrNotOwner = errors.New("the event's card is not the agent's")
 
+// RecordedEvent is what RecordCardEvent did: whose the card is, whether the event was new and,
+// when it was not, the row the ledger already had.
+type RecordedEvent struct {
+	Owner    CardOwner
+	New      bool
+	Existing *LedgerEvent
+}
+
 // RecordCardEvent is RecordEvent for an event whose agent is its card's owner, looked up in the
 // same transaction (e's AgentID and Orphaned are set from it; no owner: orphaned). When owner
 // is not "" and the card is not owner's, nothing is written and the error is ErrNotOwner.
 // deltas gets the owner, whose policy says the agent's time zone.
-func (s *Store) RecordCardEvent(ctx context.Context, e LedgerEvent, owner string, deltas func(o CardOwner, prior []LedgerEvent) ([]SpendDelta, error)) (CardOwner, bool, error) {
-	return s.record(ctx, &eventWrite{e: e, deltas: deltas, lookup: true, owner: owner})
+func (s *Store) RecordCardEvent(ctx context.Context, e LedgerEvent, owner string, deltas func(o CardOwner, prior []LedgerEvent) ([]SpendDelta, error)) (RecordedEvent, error) {
+	w := &eventWrite{e: e, deltas: deltas, lookup: true, owner: owner}
+	err := s.record(ctx, w)
+	return RecordedEvent{Owner: w.found, New: w.isNew, Existing: w.existing}, err
 }
 
-func (s *Store) record(ctx context.Context, w *eventWrite) (CardOwner, bool, error) {
+func (s *Store) record(ctx context.Context, w *eventWrite) error {
 	if w.e.ReceivedAt.IsZero() {
 		w.e.ReceivedAt = time.Now()
 	}
 	w.ctx, w.done = ctx, make(chan struct{})
 	s.events.write(s, w)
-	return w.found, w.isNew, w.err
+	return w.err
 }
 
 // recordEvents records events in one transaction, in order: each as RecordEvent says. Any
@@ -159,7 +168,7 @@ func (s *Store) recordEvents(ctx context.Context, ws []*eventWrite) error {
 // w's own answer (ErrNotOwner), not the transaction's failure.
 func (s *Store) recordEventIn(ctx context.Context, st writeStmts, w *eventWrite) error {
 	e := w.e
-	w.found, w.isNew, w.err = CardOwner{AgentID: e.AgentID}, false, nil
+	w.found, w.isNew, w.existing, w.err = CardOwner{AgentID: e.AgentID}, false, nil, nil
 	if w.lookup {
 		err := st.owner.GetContext(ctx, &w.found, e.Issuer, e.IssuerCardID)
 		switch {
@@ -187,6 +196,11 @@ func (s *Store) recordEventIn(ctx context.Context, st writeStmts, w *eventWrite)
 		return fail(err)
 	}
 	if n == 0 {
+		var row LedgerEvent
+		if err := st.existing.GetContext(ctx, &row, e.Issuer, e.IssuerEventID); err != nil {
+			return fmt.Errorf("read event %s/%s: %w", e.Issuer, e.IssuerEventID, err)
+		}
+		w.existing = &row
 		return nil
 	}
 	var prior []LedgerEvent
@@ -219,6 +233,7 @@ INSERT INTO ledger_events (issuer, issuer_event_id, agent_id, issuer_card_id, ki
   authorization_id, amount_minor, authorized_minor, currency, merchant, mcc, source, orphaned, occurred_at, received_at, signalled_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (issuer, issuer_event_id) DO NOTHING`
+	existingEventQuery = `SELECT * FROM ledger_events WHERE issuer = ? AND issuer_event_id = ?`
 	// priorEventsQuery reads the other events of an authorization (index ledger_authorization).
 	priorEventsQuery = `SELECT * FROM ledger_events WHERE issuer = ? AND authorization_id = ? AND issuer_event_id <> ?
 ORDER BY occurred_at, id`

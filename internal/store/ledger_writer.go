@@ -41,7 +41,7 @@ type eventWriter struct {
 // writeStmts are the writer's statements, prepared once: on SQLite, parsing them again for
 // every event took most of a shared transaction's time.
 type writeStmts struct {
-	owner, insert, prior, spend *sqlx.Stmt
+	owner, insert, existing, prior, spend *sqlx.Stmt
 }
 
 // statements prepares the writer's statements the first time they are needed (again after a
@@ -56,10 +56,11 @@ func (q *eventWriter) statements(ctx context.Context, s *Store) (*writeStmts, er
 	for _, p := range []struct {
 		dst **sqlx.Stmt
 		q   string
-	}{{&st.owner, ownerQuery}, {&st.insert, insertEventQuery}, {&st.prior, priorEventsQuery}, {&st.spend, addSpendQuery}} {
+	}{{&st.owner, ownerQuery}, {&st.insert, insertEventQuery}, {&st.existing, existingEventQuery},
+		{&st.prior, priorEventsQuery}, {&st.spend, addSpendQuery}} {
 		stmt, err := s.db.PreparexContext(ctx, s.rebind(p.q))
 		if err != nil {
-			for _, done := range []*sqlx.Stmt{st.owner, st.insert, st.prior, st.spend} {
+			for _, done := range []*sqlx.Stmt{st.owner, st.insert, st.existing, st.prior, st.spend} {
 				if done != nil {
 					_ = done.Close()
 				}
@@ -75,7 +76,7 @@ func (q *eventWriter) statements(ctx context.Context, s *Store) (*writeStmts, er
 // in is the statements for use inside tx.
 func (p *writeStmts) in(ctx context.Context, tx *sqlx.Tx) writeStmts {
 	return writeStmts{owner: tx.StmtxContext(ctx, p.owner), insert: tx.StmtxContext(ctx, p.insert),
-		prior: tx.StmtxContext(ctx, p.prior), spend: tx.StmtxContext(ctx, p.spend)}
+		existing: tx.StmtxContext(ctx, p.existing), prior: tx.StmtxContext(ctx, p.prior), spend: tx.StmtxContext(ctx, p.spend)}
 }
 
 // eventWrite is one RecordEvent, RecordCardEvent or MarkSignalledMany call: its input, and its
@@ -89,10 +90,11 @@ type eventWrite struct {
 	owner  string // with lookup: the agent the card must be (ErrNotOwner otherwise); "" any
 	deltas func(o CardOwner, prior []LedgerEvent) ([]SpendDelta, error)
 
-	found CardOwner
-	isNew bool
-	err   error
-	done  chan struct{}
+	found    CardOwner
+	isNew    bool
+	existing *LedgerEvent // not new: the row the ledger already had
+	err      error
+	done     chan struct{}
 }
 
 // write queues w and waits until it is committed (or failed).
@@ -145,7 +147,7 @@ func (q *eventWriter) commit(s *Store, batch []*eventWrite) {
 				err = s.recordEvents(ctx, []*eventWrite{w})
 			}
 			if err != nil {
-				w.found, w.isNew, w.err = CardOwner{}, false, fmt.Errorf("%s: %w", w, err)
+				w.found, w.isNew, w.existing, w.err = CardOwner{}, false, nil, fmt.Errorf("%s: %w", w, err)
 			}
 		}
 	}

@@ -36,7 +36,7 @@ func TestSharedLedgerTransactionsFailOneEventAlone(t *testing.T) {
 		entered, release := make(chan struct{}), make(chan struct{})
 		first := make(chan error, 1)
 		go func() {
-			_, _, err := s.RecordCardEvent(ctx, event("evt_first", 100, at), "", func(o store.CardOwner, p []store.LedgerEvent) ([]store.SpendDelta, error) {
+			_, err := s.RecordCardEvent(ctx, event("evt_first", 100, at), "", func(o store.CardOwner, p []store.LedgerEvent) ([]store.SpendDelta, error) {
 				close(entered)
 				<-release
 				return spend(o, p)
@@ -67,8 +67,8 @@ func TestSharedLedgerTransactionsFailOneEventAlone(t *testing.T) {
 				case 9: // a2's card
 					ev.IssuerCardID = "card_2"
 				}
-				o, isNew, err := s.RecordCardEvent(ctx, ev, owner, deltas)
-				answers[i] = answer{o, isNew, err}
+				rec, err := s.RecordCardEvent(ctx, ev, owner, deltas)
+				answers[i] = answer{rec.Owner, rec.New, err}
 			}()
 		}
 		time.Sleep(200 * time.Millisecond) // let them queue behind the first
@@ -111,6 +111,14 @@ func TestSharedLedgerTransactionsFailOneEventAlone(t *testing.T) {
 			require.Len(t, series, 1, agent)
 			require.Equal(t, want, series[0].SpentMinor, agent)
 		}
+
+		// A replay is not new and answers the row the ledger has.
+		again, err := s.RecordCardEvent(ctx, event("evt_09", 999, at), "", spend)
+		require.NoError(t, err)
+		require.False(t, again.New)
+		require.NotNil(t, again.Existing)
+		require.Equal(t, int64(100), again.Existing.AmountMinor, "the row recorded first, not the replay")
+		require.Equal(t, "a2", again.Existing.AgentID)
 
 		// Marks share the transactions too: all of them, once.
 		require.NoError(t, s.MarkSignalledMany(ctx, "sim", []string{"evt_00", "evt_01", "evt_missing"}, at))
