@@ -101,12 +101,20 @@ type eventWrite struct {
 func (q *eventWriter) write(s *Store, w *eventWrite) {
 	q.mu.Lock()
 	q.queue = append(q.queue, w)
-	if limit := map[Dialect]int{Postgres: postgresWriters}[s.dialect]; q.writers < max(limit, 1) {
+	if q.writers < writers(s.dialect) {
 		q.writers++
 		go q.run(s)
 	}
 	q.mu.Unlock()
 	<-w.done
+}
+
+// writers is how many goroutines write the ledger at once on the dialect.
+func writers(d Dialect) int {
+	if d == Postgres {
+		return postgresWriters
+	}
+	return 1
 }
 
 // run writes what is queued, a transaction at a time, until the queue is empty.
@@ -138,6 +146,9 @@ func (q *eventWriter) commit(s *Store, batch []*eventWrite) {
 			continue
 		}
 		live = append(live, w)
+	}
+	if len(live) == 0 {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), eventWriteTimeout)
 	defer cancel()
