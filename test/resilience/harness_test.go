@@ -171,7 +171,14 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { logFile.Close() })
+	t.Cleanup(func() {
+		logFile.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logFile.Name()); err == nil && len(b) > 0 {
+				t.Logf("harness log: API, starter, simulator (last 8 KB):\n%s", tail(b, 8192))
+			}
+		}
+	})
 	h.log = slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h.whKey, _ = stdwebhooks.DecodeSecret(whSecret)
 

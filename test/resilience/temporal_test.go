@@ -99,6 +99,20 @@ func TestTemporalDown(t *testing.T) {
 		return policy(id, "1000", func(p *workflows.Policy) { p.RotateCron = workflows.RotateOff })
 	})
 	cards := h.currentCards(ids)
+	// The outage is the webhooks', not the provisioning's: every workflow holds its card first
+	// (the store has a card before IssueCard's completion reaches the server).
+	for _, id := range ids {
+		h.eventually(2*time.Minute, "workflow of "+id+" holds its card", func() error {
+			st, err := h.state(id)
+			if err != nil {
+				return err
+			}
+			if st.Card == nil || st.Card.ID != cards[id] {
+				return fmt.Errorf("card %+v, want %s", st.Card, cards[id])
+			}
+			return nil
+		})
+	}
 
 	t.Log("stopping Temporal")
 	tp.stop()
