@@ -131,6 +131,7 @@ func (d Deps) withDefaults() *server {
 	}
 	if s.ctl != nil {
 		s.relay = newRelay(s.ctl, d.Logger, d.Relay)
+		s.relay.obs = d.Observer
 	}
 	return s
 }
@@ -260,4 +261,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type Observer interface {
 	ObserveEvent(ev cardwarden.Event)
 	WebhookRejected(issuerName, reason string)
+	// EventsDeferred counts n acknowledged events the webhook relay left to the redelivery
+	// loop, by reason (metrics.Deferred…).
+	EventsDeferred(reason string, n int)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cardwarden/cardwarden"
+	"github.com/cardwarden/cardwarden/internal/metrics"
 	"github.com/cardwarden/cardwarden/starter"
 )
 
@@ -34,6 +35,7 @@ type RelayOptions struct {
 type relay struct {
 	ctl   Control
 	log   *slog.Logger
+	obs   Observer // counts what is left to the sweep; nil counts nothing
 	slots chan struct{}
 	held  int
 	pause time.Duration
@@ -68,7 +70,12 @@ func newRelay(ctl Control, log *slog.Logger, o RelayOptions) *relay {
 func (r *relay) add(agentID string, ev cardwarden.Event) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.n >= r.held || r.now().Before(r.resumes) {
+	switch {
+	case r.now().Before(r.resumes):
+		r.deferred(metrics.DeferredTemporalUnreachable, 1)
+		return false
+	case r.n >= r.held:
+		r.deferred(metrics.DeferredQueueFull, 1)
 		return false
 	}
 	r.queued[agentID] = append(r.queued[agentID], ev)
@@ -114,6 +121,7 @@ func (r *relay) run(agentID string) {
 // than each waiting out a signal timeout. Called with r.mu held.
 func (r *relay) failed(agentID string, n int, err error) {
 	if errors.Is(err, starter.ErrUnavailable) {
+		r.deferred(metrics.DeferredTemporalUnreachable, n)
 		if !r.now().Before(r.resumes) {
 			r.log.Warn("webhook relay paused: Temporal unreachable; recorded events wait for the redelivery sweep",
 				"agent_id", agentID, "events", n, "error", err)
@@ -121,8 +129,15 @@ func (r *relay) failed(agentID string, n int, err error) {
 		r.resumes = r.now().Add(r.pause)
 		return
 	}
+	r.deferred(metrics.DeferredFailed, n)
 	r.log.Error("webhook relay: events recorded but not delivered; the redelivery sweep will retry",
 		"agent_id", agentID, "events", n, "error", err)
+}
+
+func (r *relay) deferred(reason string, n int) {
+	if r.obs != nil {
+		r.obs.EventsDeferred(reason, n)
+	}
 }
 
 // wait blocks until nothing is queued or in flight, or ctx ends.

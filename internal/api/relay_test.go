@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cardwarden/cardwarden"
+	"github.com/cardwarden/cardwarden/internal/metrics"
 	"github.com/cardwarden/cardwarden/starter"
 )
 
@@ -41,6 +43,26 @@ func (g *gatedControl) signals(agentID string) [][]string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return append([][]string(nil), g.got[agentID]...)
+}
+
+// deferrals counts what the relay reports it left to the sweep.
+type deferrals struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (d *deferrals) ObserveEvent(cardwarden.Event)  {}
+func (d *deferrals) WebhookRejected(string, string) {}
+func (d *deferrals) EventsDeferred(reason string, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.n[reason] += n
+}
+
+func (d *deferrals) counts() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.n)
 }
 
 func newGated() *gatedControl {
@@ -97,6 +119,8 @@ func TestRelayBatchesAnAgentsEventsBehindItsSignal(t *testing.T) {
 func TestRelayHoldsABoundedQueue(t *testing.T) {
 	g := newGated()
 	r := newRelay(g, slog.Default(), RelayOptions{Signals: 1, Held: 3})
+	obs := &deferrals{n: map[string]int{}}
+	r.obs = obs
 	require.True(t, r.add("a", evt(0)))
 	taken(t, r)
 	for i := 1; i <= 3; i++ {
@@ -112,6 +136,7 @@ func TestRelayHoldsABoundedQueue(t *testing.T) {
 	defer cancel()
 	require.NoError(t, r.wait(ctx))
 	require.Equal(t, [][]string{{"evt_000"}, {"evt_001", "evt_002", "evt_003"}}, g.signals("a"))
+	require.Equal(t, map[string]int{metrics.DeferredQueueFull: 1}, obs.counts())
 }
 
 // When Temporal is unreachable the relay stops trying for a while: events go to the sweep
@@ -119,6 +144,8 @@ func TestRelayHoldsABoundedQueue(t *testing.T) {
 func TestRelayPausesWhileTemporalIsUnreachable(t *testing.T) {
 	g := newGated()
 	r := newRelay(g, slog.Default(), RelayOptions{Pause: 200 * time.Millisecond})
+	obs := &deferrals{n: map[string]int{}}
+	r.obs = obs
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
@@ -142,4 +169,10 @@ func TestRelayPausesWhileTemporalIsUnreachable(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond, "the relay never resumed")
 	require.NoError(t, r.wait(ctx))
 	require.Equal(t, [][]string{{"evt_001"}, {"evt_004"}}, g.signals("a"))
+	// evt_000 failed; evt_002 found Temporal unreachable, evt_003 came while paused (and so
+	// did any try of evt_004 before the pause ended).
+	got := obs.counts()
+	require.Equal(t, 1, got[metrics.DeferredFailed])
+	require.GreaterOrEqual(t, got[metrics.DeferredTemporalUnreachable], 2)
+	require.Zero(t, got[metrics.DeferredQueueFull])
 }

@@ -14,6 +14,7 @@
 //	cardwarden_issuer_errors_total{issuer,operation,kind}        InstrumentIssuer
 //	cardwarden_issuer_last_success_timestamp_seconds{issuer}     InstrumentIssuer
 //	cardwarden_webhook_verification_failures_total{issuer,reason}  InstrumentIssuer (VerifyWebhook), WebhookRejected
+//	cardwarden_webhook_events_deferred_total{reason}            EventsDeferred (the webhook relay left events to the redelivery loop)
 //	cardwarden_alerts_total{sink,kind,outcome}                   AlertDelivery (alerts.Notifier.Observe)
 //	temporal_*                                                   TemporalHandler (client.Options.MetricsHandler)
 //
@@ -70,6 +71,7 @@ type Metrics struct {
 	issuerErrors    *prometheus.CounterVec
 	issuerLastOK    *prometheus.GaugeVec
 	webhookFailures *prometheus.CounterVec
+	deferred        *prometheus.CounterVec
 	alerts          *prometheus.CounterVec
 	decisions       decisionSeries
 	temporal        *sdkCollector
@@ -103,6 +105,9 @@ func New(o Options) *Metrics {
 		webhookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "webhook_verification_failures_total",
 			Help: "Issuer webhook deliveries rejected before processing, by reason (signature|invalid|unknown_issuer|too_large)."},
 			[]string{"issuer", "reason"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "webhook_events_deferred_total",
+			Help: "Acknowledged webhook events the relay left in the ledger for the redelivery loop (seconds later), by reason (queue_full|temporal_unreachable|failed)."},
+			[]string{"reason"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "alerts_total",
 			Help: "Alert delivery attempts by sink, alert kind and outcome (delivered|failed)."}, []string{"sink", "kind", "outcome"}),
 		decisions:      newDecisionSeries(),
@@ -113,7 +118,7 @@ func New(o Options) *Metrics {
 		Help: "Always 1; the version label says which cardwarden runs.", ConstLabels: prometheus.Labels{"version": orDev(o.Version)}})
 	build.Set(1)
 	m.reg.MustRegister(m.cardsIssued, m.cardsClosed, m.events, m.freezeLatency, m.issuerDuration, m.issuerErrors,
-		m.issuerLastOK, m.webhookFailures, m.alerts, m.decisions.total, m.decisions.latency, build, m.temporal,
+		m.issuerLastOK, m.webhookFailures, m.deferred, m.alerts, m.decisions.total, m.decisions.latency, build, m.temporal,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	timeout := o.ScrapeTimeout
 	if timeout <= 0 {
@@ -181,6 +186,19 @@ const (
 	WebhookUnknownIssuer = "unknown_issuer" // POST /v1/webhooks/{issuer} for an unconfigured issuer
 	WebhookTooLarge      = "too_large"      // body over the size cap
 )
+
+// Reasons the webhook relay leaves acknowledged events to the redelivery loop
+// (cardwarden_webhook_events_deferred_total).
+const (
+	DeferredQueueFull           = "queue_full"           // more events waiting in the relay than it holds
+	DeferredTemporalUnreachable = "temporal_unreachable" // a signal found Temporal unreachable, or the relay is paused after one
+	DeferredFailed              = "failed"               // a signal or its mark failed otherwise
+)
+
+// EventsDeferred counts n acknowledged webhook events the relay left to the redelivery loop.
+func (m *Metrics) EventsDeferred(reason string, n int) {
+	m.deferred.WithLabelValues(reason).Add(float64(n))
+}
 
 // UnknownIssuerLabel is the issuer label of webhooks for an issuer that is not configured:
 // the name in the path is the caller's, and must not become a series.

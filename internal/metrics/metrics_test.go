@@ -207,8 +207,11 @@ func TestInstrumentIssuerCountsCallsCardsAndWebhookFailures(t *testing.T) {
 		[]byte(`{}`), time.Now())
 	require.Error(t, err)
 	m.WebhookRejected("nope", metrics.WebhookUnknownIssuer)
+	m.EventsDeferred(metrics.DeferredTemporalUnreachable, 3)
+	m.EventsDeferred(metrics.DeferredTemporalUnreachable, 1)
 
 	fams := scrape(t, m)
+	assert.Equal(t, map[string]float64{"reason=temporal_unreachable": 4}, series(t, fams, "cardwarden_webhook_events_deferred_total"))
 	assert.Equal(t, map[string]float64{"issuer=sim": 1}, series(t, fams, "cardwarden_cards_issued_total"), "a retried create counts once")
 	assert.Equal(t, map[string]float64{"issuer=sim": 1}, series(t, fams, "cardwarden_cards_closed_total"), "closing a closed card does not count")
 	dur := series(t, fams, "cardwarden_issuer_request_duration_seconds")

@@ -120,6 +120,9 @@ func (m *Metrics) Preset(issuers, sinks []string) {
 		m.issuerErrors.WithLabelValues(iss, "create_card", "transient")
 		m.decisions.total.WithLabelValues(iss, "declined", "decision_timeout", DecisionByFallback)
 	}
+	for _, reason := range []string{DeferredQueueFull, DeferredTemporalUnreachable, DeferredFailed} {
+		m.deferred.WithLabelValues(reason)
+	}
 	for _, sink := range sinks {
 		m.alerts.WithLabelValues(sink, "frozen", "delivered")
 		m.alerts.WithLabelValues(sink, "frozen", "failed")

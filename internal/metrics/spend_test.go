@@ -61,7 +61,8 @@ func TestCountersExistFromTheStart(t *testing.T) {
 	m.Preset([]string{"sim"}, []string{"slack"})
 	fams := scrape(t, m)
 	for _, name := range []string{"cardwarden_cards_issued_total", "cardwarden_cards_closed_total", "cardwarden_issuer_events_total",
-		"cardwarden_webhook_verification_failures_total", "cardwarden_issuer_errors_total", "cardwarden_alerts_total"} {
+		"cardwarden_webhook_verification_failures_total", "cardwarden_issuer_errors_total", "cardwarden_alerts_total",
+		"cardwarden_webhook_events_deferred_total"} {
 		s := series(t, fams, name)
 		require.NotEmpty(t, s, "%s is exported before any event", name)
 		for labels, v := range s {
