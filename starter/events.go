@@ -165,20 +165,13 @@ func (c *Client) deliver(ctx context.Context, agentID string, evs []cardwarden.E
 		}
 		return cerr
 	}
-	// An agent's cards are all its issuer's, but nothing here relies on it.
-	byIssuer := map[string][]string{}
-	var issuers []string
-	for _, ev := range out {
-		if _, ok := byIssuer[ev.Issuer]; !ok {
-			issuers = append(issuers, ev.Issuer)
-		}
-		byIssuer[ev.Issuer] = append(byIssuer[ev.Issuer], ev.ID)
+	keys := make([]store.EventKey, len(out))
+	for i, ev := range out {
+		keys[i] = store.EventKey{Issuer: ev.Issuer, ID: ev.ID}
 	}
-	for _, iss := range issuers {
-		if err := c.store.MarkSignalledMany(ctx, iss, byIssuer[iss], c.now()); err != nil {
-			// The signal got through; a later redelivery of it is a harmless duplicate.
-			return fmt.Errorf("%d events signalled to agent %s but not marked: %w", len(byIssuer[iss]), agentID, err)
-		}
+	if err := c.store.MarkSignalled(ctx, c.now(), keys...); err != nil {
+		// The signal got through; a later redelivery of it is a harmless duplicate.
+		return fmt.Errorf("%d events signalled to agent %s but not marked: %w", len(out), agentID, err)
 	}
 	return nil
 }

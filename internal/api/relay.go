@@ -39,14 +39,12 @@ type relay struct {
 	slots chan struct{}
 	held  int
 	pause time.Duration
-	now   func() time.Time
 
 	mu      sync.Mutex
 	queued  map[string][]cardwarden.Event // agent → events waiting for its next signal
 	busy    map[string]bool               // agents whose goroutine is delivering
 	n       int                           // events queued
 	resumes time.Time                     // until then, events are left to the sweep
-	idle    *sync.Cond                    // broadcast when nothing is queued or in flight
 }
 
 func newRelay(ctl Control, log *slog.Logger, o RelayOptions) *relay {
@@ -59,10 +57,8 @@ func newRelay(ctl Control, log *slog.Logger, o RelayOptions) *relay {
 	if o.Pause <= 0 {
 		o.Pause = 5 * time.Second
 	}
-	r := &relay{ctl: ctl, log: log, slots: make(chan struct{}, o.Signals), held: o.Held, pause: o.Pause, now: time.Now,
+	return &relay{ctl: ctl, log: log, slots: make(chan struct{}, o.Signals), held: o.Held, pause: o.Pause,
 		queued: map[string][]cardwarden.Event{}, busy: map[string]bool{}}
-	r.idle = sync.NewCond(&r.mu)
-	return r
 }
 
 // add queues a recorded event for its agent's workflow and reports whether it did; false
@@ -71,7 +67,7 @@ func (r *relay) add(agentID string, ev cardwarden.Event) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
-	case r.now().Before(r.resumes):
+	case time.Now().Before(r.resumes):
 		r.deferred(metrics.DeferredTemporalUnreachable, 1)
 		return false
 	case r.n >= r.held:
@@ -106,9 +102,6 @@ func (r *relay) run(agentID string) {
 		}
 		if len(r.queued[agentID]) == 0 {
 			delete(r.busy, agentID)
-			if len(r.busy) == 0 {
-				r.idle.Broadcast()
-			}
 			r.mu.Unlock()
 			return
 		}
@@ -122,11 +115,11 @@ func (r *relay) run(agentID string) {
 func (r *relay) failed(agentID string, n int, err error) {
 	if errors.Is(err, starter.ErrUnavailable) {
 		r.deferred(metrics.DeferredTemporalUnreachable, n)
-		if !r.now().Before(r.resumes) {
+		if !time.Now().Before(r.resumes) {
 			r.log.Warn("webhook relay paused: Temporal unreachable; recorded events wait for the redelivery sweep",
 				"agent_id", agentID, "events", n, "error", err)
 		}
-		r.resumes = r.now().Add(r.pause)
+		r.resumes = time.Now().Add(r.pause)
 		return
 	}
 	r.deferred(metrics.DeferredFailed, n)
@@ -138,20 +131,4 @@ func (r *relay) deferred(reason string, n int) {
 	if r.obs != nil {
 		r.obs.EventsDeferred(reason, n)
 	}
-}
-
-// wait blocks until nothing is queued or in flight, or ctx ends.
-func (r *relay) wait(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() {
-		r.mu.Lock()
-		r.idle.Broadcast()
-		r.mu.Unlock()
-	})
-	defer stop()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for len(r.busy) > 0 && ctx.Err() == nil {
-		r.idle.Wait()
-	}
-	return ctx.Err()
 }

@@ -69,6 +69,25 @@ func newGated() *gatedControl {
 	return &gatedControl{gate: make(chan error), got: map[string][][]string{}}
 }
 
+// release lets n signals through, one at a time.
+func release(g *gatedControl, n int) {
+	go func() {
+		for range n {
+			g.gate <- nil
+		}
+	}()
+}
+
+// idle waits until the relay has nothing queued or in flight.
+func idle(t *testing.T, r *relay) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.busy) == 0
+	}, 5*time.Second, time.Millisecond)
+}
+
 // taken waits until every queued event is taken into a signal.
 func taken(t *testing.T, r *relay) {
 	t.Helper()
@@ -92,14 +111,8 @@ func TestRelayBatchesAnAgentsEventsBehindItsSignal(t *testing.T) {
 		require.True(t, r.add("a", evt(i)))
 	}
 	require.True(t, r.add("b", evt(100)))
-	go func() {
-		for range 3 {
-			g.gate <- nil
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	require.NoError(t, r.wait(ctx))
+	release(g, 3)
+	idle(t, r)
 
 	var ids []string
 	for _, sig := range g.signals("a") {
@@ -127,14 +140,8 @@ func TestRelayHoldsABoundedQueue(t *testing.T) {
 		require.True(t, r.add("a", evt(i)), "event %d", i)
 	}
 	require.False(t, r.add("a", evt(4)), "a fourth waiting event was held")
-	go func() {
-		for range 2 {
-			g.gate <- nil
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	require.NoError(t, r.wait(ctx))
+	release(g, 2)
+	idle(t, r)
 	require.Equal(t, [][]string{{"evt_000"}, {"evt_001", "evt_002", "evt_003"}}, g.signals("a"))
 	require.Equal(t, map[string]int{metrics.DeferredQueueFull: 1}, obs.counts())
 }
@@ -146,19 +153,16 @@ func TestRelayPausesWhileTemporalIsUnreachable(t *testing.T) {
 	r := newRelay(g, slog.Default(), RelayOptions{Pause: 200 * time.Millisecond})
 	obs := &deferrals{n: map[string]int{}}
 	r.obs = obs
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-
 	require.True(t, r.add("a", evt(0)))
 	g.gate <- fmt.Errorf("store: %w", context.DeadlineExceeded)
-	require.NoError(t, r.wait(ctx))
+	idle(t, r)
 	require.True(t, r.add("a", evt(1)), "a failure other than Temporal's paused the relay")
 	g.gate <- nil
-	require.NoError(t, r.wait(ctx))
+	idle(t, r)
 
 	require.True(t, r.add("a", evt(2)))
 	g.gate <- &starter.Error{Kind: starter.ErrUnavailable, Op: "signal", Msg: "down"}
-	require.NoError(t, r.wait(ctx))
+	idle(t, r)
 	require.False(t, r.add("a", evt(3)), "queued while Temporal was just found unreachable")
 	require.Eventually(t, func() bool {
 		if !r.add("a", evt(4)) {
@@ -167,7 +171,7 @@ func TestRelayPausesWhileTemporalIsUnreachable(t *testing.T) {
 		g.gate <- nil
 		return true
 	}, 5*time.Second, 10*time.Millisecond, "the relay never resumed")
-	require.NoError(t, r.wait(ctx))
+	idle(t, r)
 	require.Equal(t, [][]string{{"evt_001"}, {"evt_004"}}, g.signals("a"))
 	// evt_000 failed; evt_002 found Temporal unreachable, evt_003 came while paused (and so
 	// did any try of evt_004 before the pause ended).

@@ -145,7 +145,9 @@ func (s *Store) recordEvents(ctx context.Context, ws []*eventWrite) error {
 	var markAt time.Time
 	for _, w := range ws {
 		if w.marks != nil {
-			marks[w.e.Issuer] = append(marks[w.e.Issuer], w.marks...)
+			for _, k := range w.marks {
+				marks[k.Issuer] = append(marks[k.Issuer], k.ID)
+			}
 			markAt = latest(markAt, w.markAt)
 			continue
 		}
@@ -244,26 +246,20 @@ func (s *Store) GetEvent(ctx context.Context, issuer, issuerEventID string) (Led
 	return one[LedgerEvent](ctx, s, fmt.Sprintf("event %s/%s", issuer, issuerEventID), `SELECT * FROM ledger_events WHERE issuer = ? AND issuer_event_id = ?`, issuer, issuerEventID)
 }
 
-// MarkSignalled records that the event reached its agent's workflow.
-func (s *Store) MarkSignalled(ctx context.Context, issuer, issuerEventID string, at time.Time) error {
-	return s.updateOne(ctx, "mark event signalled",
-		`UPDATE ledger_events SET signalled_at = COALESCE(signalled_at, ?) WHERE issuer = ? AND issuer_event_id = ?`,
-		utc(at), issuer, issuerEventID)
-}
+// EventKey names a ledger event.
+type EventKey struct{ Issuer, ID string }
 
-// MarkSignalledMany records that the issuer's events reached their workflow. It shares the
-// ledger's transactions (see eventWriter): the webhook relay marks each signal's events, and a
-// commit of their own would cost as much as recording them.
-func (s *Store) MarkSignalledMany(ctx context.Context, issuer string, issuerEventIDs []string, at time.Time) error {
-	if len(issuerEventIDs) == 0 {
+// MarkSignalled records that the events reached their workflows. It shares the ledger's
+// transactions (see eventWriter): the webhook relay marks each signal's events, and a commit of
+// their own would cost as much as recording them. An event the ledger does not have is skipped.
+func (s *Store) MarkSignalled(ctx context.Context, at time.Time, events ...EventKey) error {
+	if len(events) == 0 {
 		return nil
 	}
-	w := &eventWrite{ctx: ctx, e: LedgerEvent{Issuer: issuer}, marks: issuerEventIDs, markAt: at, done: make(chan struct{})}
-	s.events.write(s, w)
-	return w.err
+	return s.record(ctx, &eventWrite{marks: events, markAt: at})
 }
 
-// markSignalledIn is MarkSignalledMany's work inside tx, for the marks of every call in it.
+// markSignalledIn is MarkSignalled's work inside tx, for the marks of every call in it.
 func (s *Store) markSignalledIn(ctx context.Context, tx *sqlx.Tx, issuer string, ids []string, at time.Time) error {
 	q, args, err := sqlx.In(`UPDATE ledger_events SET signalled_at = COALESCE(signalled_at, ?) WHERE issuer = ? AND issuer_event_id IN (?)`,
 		utc(at), issuer, ids)

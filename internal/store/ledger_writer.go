@@ -79,12 +79,12 @@ func (p *writeStmts) in(ctx context.Context, tx *sqlx.Tx) writeStmts {
 		existing: tx.StmtxContext(ctx, p.existing), prior: tx.StmtxContext(ctx, p.prior), spend: tx.StmtxContext(ctx, p.spend)}
 }
 
-// eventWrite is one RecordEvent, RecordCardEvent or MarkSignalledMany call: its input, and its
+// eventWrite is one RecordEvent, RecordCardEvent or MarkSignalled call: its input, and its
 // answer once done is closed.
 type eventWrite struct {
 	ctx    context.Context
 	e      LedgerEvent
-	marks  []string // MarkSignalledMany: the ids of e.Issuer's events to mark signalled at markAt
+	marks  []EventKey // MarkSignalled: the events to mark signalled at markAt
 	markAt time.Time
 	lookup bool   // the agent is the card's owner, looked up in the transaction
 	owner  string // with lookup: the agent the card must be (ErrNotOwner otherwise); "" any
@@ -170,7 +170,7 @@ func (q *eventWriter) commit(s *Store, batch []*eventWrite) {
 // String names the write for errors.
 func (w *eventWrite) String() string {
 	if w.marks != nil {
-		return fmt.Sprintf("mark %d events of %s signalled", len(w.marks), w.e.Issuer)
+		return fmt.Sprintf("mark %d events signalled", len(w.marks))
 	}
 	return fmt.Sprintf("record event %s/%s", w.e.Issuer, w.e.IssuerEventID)
 }

@@ -121,7 +121,8 @@ func TestSharedLedgerTransactionsFailOneEventAlone(t *testing.T) {
 		require.Equal(t, "a2", again.Existing.AgentID)
 
 		// Marks share the transactions too: all of them, once.
-		require.NoError(t, s.MarkSignalledMany(ctx, "sim", []string{"evt_00", "evt_01", "evt_missing"}, at))
+		require.NoError(t, s.MarkSignalled(ctx, at, store.EventKey{Issuer: "sim", ID: "evt_00"}, store.EventKey{Issuer: "sim", ID: "evt_01"},
+			store.EventKey{Issuer: "sim", ID: "evt_missing"}))
 		for _, id := range []string{"evt_00", "evt_01"} {
 			ev, err := s.GetEvent(ctx, "sim", id)
 			require.NoError(t, err)

@@ -194,7 +194,7 @@ func TestUnsignalledEventsAreRedeliverable(t *testing.T) {
 		require.Len(t, pending, 2, "orphaned events are never redelivered to a workflow")
 		require.Equal(t, "evt_1", pending[0].IssuerEventID)
 
-		require.NoError(t, s.MarkSignalled(ctx, "sim", "evt_1", time.Now()))
+		require.NoError(t, s.MarkSignalled(ctx, time.Now(), store.EventKey{Issuer: "sim", ID: "evt_1"}))
 		pending, err = s.UnsignalledEvents(ctx, time.Now(), 100)
 		require.NoError(t, err)
 		require.Len(t, pending, 1)

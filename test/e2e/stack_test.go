@@ -157,7 +157,7 @@ func (in *ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		if err := in.store.MarkSignalled(r.Context(), ev.Issuer, ev.ID, time.Now()); err != nil {
+		if err := in.store.MarkSignalled(r.Context(), time.Now(), store.EventKey{Issuer: ev.Issuer, ID: ev.ID}); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
