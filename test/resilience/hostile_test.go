@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,6 +200,74 @@ func TestHostileWebhooks(t *testing.T) {
 			t.Errorf("%d %s, want a 4xx: a 5xx makes the issuer redeliver a poison event forever", code, strings.TrimSpace(body))
 		}
 		h.compareSnapshot(t, agent, before)
+	})
+
+	// The webhook is answered before its event reaches the workflow, and an agent's events
+	// that arrive together share a signal: a new event delivered 32 times at once (as an issuer
+	// retrying a slow answer does), beside 16 forgeries of it with a raised amount, is counted
+	// exactly once everywhere, and the forgeries nowhere.
+	t.Run("parallel replays and forgeries of a new event", func(t *testing.T) {
+		at := time.Now()
+		race := approvedEvent("evt_race", card, 275, at)
+		forged := bytes.Replace(race, []byte(`"amount_minor":275`), []byte(`"amount_minor":27500`), 1)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		codes := map[string]int{}
+		for i := range 48 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				kind, code := "genuine", 0
+				switch {
+				case i%3 != 2:
+					code, _ = h.postWebhook("evt_race", race, at, h.whKey)
+				case i%2 == 0: // signed with the wrong key
+					kind = "forged"
+					code, _ = h.postWebhook("evt_race", forged, at, []byte("not the secret"))
+				default: // the genuine signature over the forged body
+					kind = "forged"
+					req, err := http.NewRequestWithContext(h.ctx, http.MethodPost, h.apiURL+"/v1/webhooks/sim", bytes.NewReader(forged))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					req.Header = signed("evt_race", race, at, h.whKey)
+					if resp, err := http.DefaultClient.Do(req); err == nil {
+						code = resp.StatusCode
+						resp.Body.Close()
+					}
+				}
+				mu.Lock()
+				codes[fmt.Sprintf("%s %d", kind, code)]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if want := map[string]int{"genuine 200": 32, "forged 401": 16}; !maps.Equal(codes, want) {
+			t.Errorf("answers %v, want %v", codes, want)
+		}
+		want := before
+		want.ledger++
+		want.spent += 275
+		want.wfSpent += 275
+		h.eventually(30*time.Second, "the raced event counted once", func() error {
+			got := h.snapshot(agent)
+			got.signals, want.signals = 0, 0
+			if got != want {
+				return fmt.Errorf("state %+v, want %+v", got, want)
+			}
+			return nil
+		})
+		time.Sleep(2 * time.Second) // a second count, were there one, would land now
+		got := h.snapshot(agent)
+		got.signals = 0
+		if got != want {
+			t.Errorf("after the race settled: %+v, want %+v", got, want)
+		}
+		var rows int
+		if err := h.st.DB().GetContext(h.ctx, &rows, h.st.DB().Rebind(`SELECT count(*) FROM ledger_events WHERE issuer_event_id = ? AND amount_minor = ? AND signalled_at IS NOT NULL`), "evt_race", 275); err != nil || rows != 1 {
+			t.Errorf("ledger rows of evt_race at 2.75, signalled: %d %v", rows, err)
+		}
 	})
 }
 
