@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/workflow"
-
 	"github.com/cardwarden/cardwarden"
 	"github.com/cardwarden/cardwarden/internal/outbound"
 	"github.com/cardwarden/cardwarden/money"
@@ -284,38 +282,14 @@ func (a AnomalyPolicy) normalize(errs *FieldErrors) AnomalyPolicy {
 	if a.HardReasons == nil {
 		a.HardReasons = slices.Clone(DefaultHardReasons)
 	}
-	hard := make([]string, 0, len(a.HardReasons))
-	for i, r := range a.HardReasons {
-		if !slices.Contains(knownReasons, r) {
-			errs.add(fmt.Sprintf("policy.anomaly.hard_reasons[%d]", i), "unknown decline reason %q (known: %s)", r, strings.Join(knownReasons, ", "))
-		} else if !slices.Contains(hard, r) {
-			hard = append(hard, r)
-		}
-	}
-	a.HardReasons = hard
+	a.HardReasons = normalizeHardReasons(a.HardReasons, errs)
 	if a.RevokeAfterFreezes == 0 {
 		a.RevokeAfterFreezes = DefaultRevokeAfterFreezes
 	}
 	if a.RevokeAfterFreezes < 1 || a.RevokeAfterFreezes > maxFreezesCap {
 		errs.add("policy.anomaly.revoke_after_freezes", "must be between 1 and %d, got %d", maxFreezesCap, a.RevokeAfterFreezes)
 	}
-	weights := make(map[string]int, len(defaultReasonWeights)+len(a.ReasonWeights))
-	for r, w := range defaultReasonWeights {
-		weights[r] = w
-	}
-	for _, r := range workflow.DeterministicKeys(a.ReasonWeights) {
-		w := a.ReasonWeights[r]
-		field := "policy.anomaly.reason_weights." + r
-		switch {
-		case !slices.Contains(knownReasons, r):
-			errs.add(field, "unknown decline reason (known: %s)", strings.Join(knownReasons, ", "))
-		case w < 0 || w > maxWeight:
-			errs.add(field, "must be between 0 and %d, got %d", maxWeight, w)
-		default:
-			weights[r] = w
-		}
-	}
-	a.ReasonWeights = weights
+	a.ReasonWeights = normalizeWeights(a.ReasonWeights, errs)
 	return a
 }
 

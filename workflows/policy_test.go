@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"encoding/json"
+	"maps"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +223,57 @@ func TestRequestsValidate(t *testing.T) {
 	}
 	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "request.why: unknown field") {
 		t.Fatalf("reason request: %v", err)
+	}
+}
+
+// A normalized policy normalized again (what every continued run and every stored policy
+// does) keeps its lists and maps instead of copying them: an idle agent holds its policy for
+// its whole life. A list or map with a problem is still reported and cleaned.
+func TestNormalizeKeepsCleanListsAndMaps(t *testing.T) {
+	p, err := ParsePolicy([]byte(`{"agent_id":"demo","daily_limit_usd":25,
+		"anomaly":{"hard_reasons":["suspected_fraud","card_expired"],"reason_weights":{"merchant_blocked":2}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := p.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reflect.ValueOf(again.Anomaly.ReasonWeights).UnsafePointer() != reflect.ValueOf(p.Anomaly.ReasonWeights).UnsafePointer() {
+		t.Error("a complete, valid reason_weights map was copied")
+	}
+	if &again.Anomaly.HardReasons[0] != &p.Anomaly.HardReasons[0] {
+		t.Error("a clean hard_reasons list was copied")
+	}
+	want := map[string]int{"merchant_blocked": 2, "card_paused": 0, "card_closed": 0}
+	if !maps.Equal(again.Anomaly.ReasonWeights, want) {
+		t.Errorf("weights = %v, want %v", again.Anomaly.ReasonWeights, want)
+	}
+
+	dup := p
+	dup.Anomaly.HardReasons = []string{"card_expired", "card_expired", "suspected_fraud"}
+	dup.Anomaly.ReasonWeights = map[string]int{"other": 3}
+	n, err := dup.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(n.Anomaly.HardReasons, ","); got != "card_expired,suspected_fraud" {
+		t.Errorf("hard_reasons = %s, want the duplicate dropped", got)
+	}
+	if want := map[string]int{"other": 3, "card_paused": 0, "card_closed": 0}; !maps.Equal(n.Anomaly.ReasonWeights, want) {
+		t.Errorf("weights = %v, want the defaults filled in: %v", n.Anomaly.ReasonWeights, want)
+	}
+	if len(dup.Anomaly.ReasonWeights) != 1 {
+		t.Errorf("the given map was changed: %v", dup.Anomaly.ReasonWeights)
+	}
+
+	bad := p
+	bad.Anomaly.HardReasons = []string{"nonsense"}
+	bad.Anomaly.ReasonWeights = map[string]int{"merchant_blocked": -1, "card_paused": 0, "card_closed": 0}
+	_, err = bad.Normalize()
+	for _, field := range []string{"policy.anomaly.hard_reasons[0]", "policy.anomaly.reason_weights.merchant_blocked"} {
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("error %v does not name %s", err, field)
+		}
 	}
 }
