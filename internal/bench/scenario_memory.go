@@ -187,10 +187,10 @@ func settledRSS(ctx context.Context, pid int, wait time.Duration) (int64, int64,
 // agents, per agent; the floor is a worker process holding N idle minimal entity workflows.
 func runMemory(ctx context.Context, o Options, r *Result) error {
 	r.Title = "worker memory: RSS per idle agent (worker in its own process)"
-	// 5,000 agents give the per-agent figure 10,000 gave (52.1 KB both, 2026-12-01) in half
-	// the time, which kept `make bench` over 10 minutes. The floor's workflows are fewer but
-	// enough that a megabyte of RSS noise is 2% of its growth.
-	n := o.size(5000, 300)
+	// 3,000 agents give the per-agent figure 10,000 gave (52.3 KB against 52.1; 5,000: 52.1 and
+	// 53.1, 2026-12-01) in a third of the time, which kept `make bench` over 10 minutes. The
+	// floor's workflows are fewer but enough that a megabyte of RSS noise is 3% of its growth.
+	n := o.size(3000, 300)
 	floorN := min(n, 1000)
 	const warm = 20
 	r.Params["agents"], r.Params["floor_workflows"] = n, floorN
