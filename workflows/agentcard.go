@@ -24,8 +24,6 @@ type agentCard struct {
 	eventCh workflow.ReceiveChannel
 	cmdCh   workflow.Channel
 
-	seen map[string]struct{}
-
 	timer       workflow.Future
 	timerAt     time.Time
 	cancelTimer workflow.CancelFunc
@@ -95,7 +93,7 @@ func newAgentCard(ctx workflow.Context, in *Input) (*agentCard, error) {
 	if in.State == nil && p.RetireAt != nil && !p.RetireAt.After(now) {
 		return nil, invalidPolicy(FieldErrors{{Field: "policy.retire_at", Msg: fmt.Sprintf("%s is in the past", p.RetireAt.Format(time.RFC3339))}})
 	}
-	wf := &agentCard{policy: p, loc: p.Location(), workflowID: id, seen: map[string]struct{}{}, estimate: eventsAtStart}
+	wf := &agentCard{policy: p, loc: p.Location(), workflowID: id, estimate: eventsAtStart}
 	wf.resetSched, _ = ParseCron(p.ResetCron) // Normalize checked both specs
 	if p.RotateCron != RotateOff {
 		wf.rotateSched, _ = ParseCron(p.RotateCron)
@@ -105,9 +103,6 @@ func newAgentCard(ctx workflow.Context, in *Input) (*agentCard, error) {
 	} else {
 		wf.fresh = true
 		wf.st = &State{Status: StatusActive, StartedAt: now, Run: 1}
-	}
-	for _, id := range wf.st.Seen {
-		wf.seen[id] = struct{}{}
 	}
 	if err := wf.registerHandlers(ctx); err != nil {
 		return nil, err
