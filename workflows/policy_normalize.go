@@ -2,70 +2,57 @@ package workflows
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/workflow"
 )
 
-// normalizeHardReasons drops duplicates and reports unknown reasons. A list that is already
-// clean is kept as it is: every idle agent holds its policy, so a copy per agent is memory
-// spent on nothing.
+// A policy with an error is refused whole (Normalize returns no policy), so these only report
+// bad entries; what they return matters for a valid policy alone. Lists and maps that need no
+// change are kept as they are rather than copied: every idle agent holds its policy for life.
+
+// normalizeHardReasons reports unknown reasons and drops duplicates.
 func normalizeHardReasons(reasons []string, errs *FieldErrors) []string {
-	clean := true
+	dup := false
 	for i, r := range reasons {
 		if !slices.Contains(knownReasons, r) {
 			errs.add(fmt.Sprintf("policy.anomaly.hard_reasons[%d]", i), "unknown decline reason %q (known: %s)", r, strings.Join(knownReasons, ", "))
-			clean = false
-		} else if slices.Contains(reasons[:i], r) {
-			clean = false
 		}
+		dup = dup || slices.Contains(reasons[:i], r)
 	}
-	if clean {
+	if !dup {
 		return reasons
 	}
-	hard := make([]string, 0, len(reasons))
+	var hard []string
 	for _, r := range reasons {
-		if slices.Contains(knownReasons, r) && !slices.Contains(hard, r) {
+		if !slices.Contains(hard, r) {
 			hard = append(hard, r)
 		}
 	}
 	return hard
 }
 
-// normalizeWeights checks the given weights and fills in the default of every reason not
-// given. A map that already names every reason with a valid weight (what a stored or
-// continued policy carries) is kept as it is rather than copied, for the same reason as above.
+// normalizeWeights reports bad weights and fills in the default of every reason not given.
 func normalizeWeights(given map[string]int, errs *FieldErrors) map[string]int {
-	complete := len(given) >= len(defaultReasonWeights)
 	for _, r := range workflow.DeterministicKeys(given) {
-		w := given[r]
 		field := "policy.anomaly.reason_weights." + r
-		switch {
-		case !slices.Contains(knownReasons, r):
+		if w := given[r]; !slices.Contains(knownReasons, r) {
 			errs.add(field, "unknown decline reason (known: %s)", strings.Join(knownReasons, ", "))
-			complete = false
-		case w < 0 || w > maxWeight:
+		} else if w < 0 || w > maxWeight {
 			errs.add(field, "must be between 0 and %d, got %d", maxWeight, w)
-			complete = false
 		}
 	}
+	complete := true
 	for r := range defaultReasonWeights {
-		if _, ok := given[r]; !ok {
-			complete = false
-		}
+		_, ok := given[r]
+		complete = complete && ok
 	}
 	if complete {
 		return given
 	}
-	weights := make(map[string]int, len(defaultReasonWeights)+len(given))
-	for r, w := range defaultReasonWeights {
-		weights[r] = w
-	}
-	for r, w := range given {
-		if slices.Contains(knownReasons, r) && w >= 0 && w <= maxWeight {
-			weights[r] = w
-		}
-	}
+	weights := maps.Clone(defaultReasonWeights)
+	maps.Copy(weights, given)
 	return weights
 }
