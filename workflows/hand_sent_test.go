@@ -110,3 +110,35 @@ func TestOneSignalCarriesManyEvents(t *testing.T) {
 		}
 	})
 }
+
+// An attacker who can reach the signal (or an issuer redelivering) sends one event many times:
+// repeated inside one array, and again once the window is full, when it is the oldest id the
+// agent still remembers. Each is counted once; an id pushed out of the window is the ledger's
+// to refuse (the webhook path), which this test does not cover.
+func TestRepeatsAcrossAFullDedupeWindowCountOnce(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, f, sunday)
+	t0 := sunday.Add(time.Hour)
+	ev := func(i int) cardwarden.Event {
+		e := approved(fmt.Sprintf("evt-%05d", i), "card-1", t0, 1)
+		e.Recorded = true
+		return e
+	}
+	var st workflows.StateView
+	h.at(time.Hour, func() {
+		first := ev(0)
+		h.env.SignalWorkflow(workflows.SignalCardEvent, []cardwarden.Event{first, first, first})
+		var fill []cardwarden.Event
+		for i := 1; i < 2048; i++ { // the window holds 2,048 ids: evt-00000 is now its oldest
+			fill = append(fill, ev(i))
+		}
+		h.env.SignalWorkflow(workflows.SignalCardEvent, fill)
+		h.env.SignalWorkflow(workflows.SignalCardEvent, []cardwarden.Event{first, ev(2047), first})
+	})
+	h.at(2*time.Hour, func() { st = h.state() })
+	h.run(policyJSON(retireAt(sunday.Add(3 * time.Hour))))
+	h.result()
+	if got := st.Budget.SpentTodayUSD.String(); got != "20.48" {
+		t.Fatalf("spent today %s, want 20.48 (2,048 events of 0.01, each once)", got)
+	}
+}
